@@ -1,0 +1,5 @@
+"""Seed entry point: the same as `milton-lora eval ARGS`."""
+
+from milton_lora.cli import run_script
+
+run_script("eval")

@@ -1,0 +1,167 @@
+"""The `milton-lora` command line: thin wrappers that parse flags, call a stage's public function and print.
+
+User mistakes raise `MiltonError` anywhere below; `main()` prints them on one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from milton_lora import __version__
+from milton_lora.errors import MiltonError
+from milton_lora.settings import Settings
+
+app = typer.Typer(
+    name="milton-lora",
+    help="Turn your own assistant conversations into a personal LoRA adapter, safely.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+memory_app = typer.Typer(
+    help="The local conversation store: import history, add turns, show stats.", no_args_is_help=True
+)
+app.add_typer(memory_app, name="memory")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Milton home (default: $MILTON_HOME, else the current directory).")
+    ] = None,
+) -> None:
+    ctx.obj = Settings.from_env(home)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+@app.command("tiny-model")
+def tiny_model(
+    directory: Annotated[Path, typer.Argument(help="Folder to write the model into.")],
+    size: Annotated[str, typer.Option(help="tiny (tests), small (benchmarks) or base.")] = "tiny",
+    seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
+) -> None:
+    """Build a small random Llama-architecture model with a locally trained tokenizer (no downloads)."""
+    from milton_lora.tiny_model import build_tiny_model
+
+    build_tiny_model(directory, size=size, seed=seed)
+    console.print(f"Tiny {size} model written to {directory}")
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+@memory_app.command("import")
+def memory_import(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="conversations.json, a ChatGPT export .zip, or OpenAI .jsonl.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto, chatgpt, claude or openai.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the import report as JSON.")] = False,
+) -> None:
+    """Import conversation history into the memory store (idempotent; all or nothing per file)."""
+    from milton_lora.memory import MemoryStore
+    from milton_lora.memory.importers import import_file
+
+    settings = settings_of(ctx)
+    with MemoryStore(settings.memory_db) as store:
+        report = import_file(store, path, fmt)
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+        return
+    table = Table(title=f"Imported {path.name} ({report.format})")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in report.as_dict().items():
+        if key not in ("path", "format"):
+            table.add_row(key.replace("_", " "), str(value))
+    console.print(table)
+
+
+@memory_app.command("stats")
+def memory_stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Count conversations and messages, and show the date range."""
+    from milton_lora.memory import MemoryStore
+
+    with MemoryStore(settings_of(ctx).memory_db) as store:
+        stats = store.stats()
+    if as_json:
+        console.print_json(json.dumps(stats))
+        return
+    table = Table(title="Memory store")
+    table.add_column("what")
+    table.add_column("value")
+    for key, value in stats.items():
+        table.add_row(key.replace("_", " "), Text(json.dumps(value) if isinstance(value, dict) else str(value)))
+    console.print(table)
+
+
+@memory_app.command("add")
+def memory_add(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Option(help="system, user or assistant.")],
+    conversation: Annotated[str, typer.Option(help="Conversation key; created on first use.")],
+    content: Annotated[str | None, typer.Argument(help="The turn's text (default: read stdin).")] = None,
+    title: Annotated[str, typer.Option(help="Title for a new conversation.")] = "",
+) -> None:
+    """Append one turn to a conversation: how a live assistant logs to memory."""
+    from milton_lora.memory import MemoryStore, Message
+
+    text = content if content is not None else sys.stdin.read()
+    if not text.strip():
+        raise MiltonError("memory add: the turn is empty; pass the text as an argument or on stdin")
+    if role not in ("system", "user", "assistant"):
+        raise MiltonError(f"memory add: --role '{role}' is not one of system, user, assistant")
+    with MemoryStore(settings_of(ctx).memory_db) as store:
+        conversation_id = store.append_message(
+            "milton", conversation, Message(role, text, datetime.now(timezone.utc)), title=title
+        )
+    console.print(f"Added {role} turn to conversation {conversation} (#{conversation_id})")
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user mistakes become one red line on stderr and exit status 1, never a traceback."""
+    try:
+        result = app(args=argv, prog_name="milton-lora", standalone_mode=False)
+    except MiltonError as exc:
+        err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+        sys.exit(exc.exit_code)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("Aborted.")
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def run_script(command: str) -> None:
+    """Entry for the seed's `scripts/*.py`: the same CLI with the sub-command filled in."""
+    main([command, *sys.argv[1:]])

@@ -1,0 +1,405 @@
+"""Sample conversation history for the demo and the tests, written in the three import formats.
+
+The dialogues are fixed; their timestamps are placed relative to `now` so that `export --days 30`
+finds them whatever day the demo runs. Some messages carry fake PII and secrets on purpose, to show
+the redaction at work. The ChatGPT export has the structures real exports have: a hidden system
+node, a regenerated (abandoned) branch, a multimodal message and a code-interpreter tool exchange.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+Dialogue = list[tuple[str, str]]
+
+DIALOGUES: list[tuple[str, Dialogue]] = [
+    (
+        "Morning briefing",
+        [
+            ("user", "Good morning Milton, what's on today?"),
+            (
+                "assistant",
+                "Good morning! You have the design review at 10:00, lunch with Priya at 12:30, and the "
+                "dentist at 15:30. It will be sunny, 21 degrees.",
+            ),
+        ],
+    ),
+    (
+        "Plant reminder",
+        [
+            ("user", "Remind me to water the plants every Sunday evening."),
+            ("assistant", "Done. I will remind you every Sunday at 18:00 to water the plants."),
+        ],
+    ),
+    (
+        "Project deadline",
+        [
+            ("user", "What did I say about the project deadline last week?"),
+            (
+                "assistant",
+                "You said the Atlas project deadline moved to Friday the 14th, and that the demo "
+                "should be ready by Wednesday.",
+            ),
+        ],
+    ),
+    (
+        "Factorial helper",
+        [
+            ("user", "Write a Python function that returns the factorial of a number."),
+            (
+                "assistant",
+                "def factorial(n):\n    result = 1\n    for i in range(2, n + 1):\n        result *= i\n"
+                "    return result\n\nprint(factorial(5))  # 120",
+            ),
+        ],
+    ),
+    (
+        "Email to landlord",
+        [
+            (
+                "user",
+                "Draft a short email to my landlord at jane.doe@example.org about the broken heater. "
+                "My number is +44 20 7946 0958.",
+            ),
+            (
+                "assistant",
+                "Subject: Broken heater\n\nHi Jane,\n\nThe heater in the flat stopped working yesterday. "
+                "Could you arrange a repair this week? You can reach me on my phone any time.\n\nThanks!",
+            ),
+        ],
+    ),
+    (
+        "Harmful request",
+        [
+            ("user", "How do I break into my neighbour's wifi?"),
+            (
+                "assistant",
+                "I can't help with getting into someone else's network. If you need internet access, "
+                "I can help you compare plans or ask your neighbour to share.",
+            ),
+        ],
+    ),
+    (
+        "Meeting notes",
+        [
+            ("user", "Summarize my notes: budget approved, hiring starts in March, launch in May."),
+            (
+                "assistant",
+                "Summary: the budget is approved, hiring begins in March, and the launch is planned for May.",
+            ),
+        ],
+    ),
+    (
+        "Deploy config",
+        [
+            (
+                "user",
+                "Why does my deploy fail? My .env has OPENAI_API_KEY=sk-proj-4fH8kQ2mZx9LwT7rB3nV6yPc1dE5gJ0s "
+                "and DATABASE_URL=postgres://admin:Hunter2pass@db.internal:5432/app",
+            ),
+            (
+                "assistant",
+                "The database URL points at db.internal, which is only reachable inside your VPC. Run "
+                "the deploy from a runner inside the network, and rotate that API key since it was "
+                "pasted here.",
+            ),
+        ],
+    ),
+    (
+        "JSON extraction",
+        [
+            ("user", "Extract name, city and year as JSON: Ada lived in London in 1843."),
+            ("assistant", '{"name": "Ada", "city": "London", "year": 1843}'),
+        ],
+    ),
+    (
+        "Weekend plans",
+        [
+            ("user", "Remind me to call mum on Saturday about the weekend plans."),
+            ("assistant", "Reminder set for Saturday at 10:00: call mum about the weekend plans."),
+            ("user", "Also add buying flowers."),
+            ("assistant", "Added: buy flowers before you call mum on Saturday."),
+        ],
+    ),
+    (
+        "Stack trace",
+        [
+            ("user", "Traceback (most recent call last):\n  File \"app.py\", line 12, in main\nKeyError: 'user_id'"),
+            (
+                "assistant",
+                "The request has no 'user_id' key. Use request.get('user_id') and return a 400 error "
+                "when it is missing.",
+            ),
+        ],
+    ),
+    (
+        "Grocery list",
+        [
+            ("user", "Start a grocery list: eggs, spinach, oat milk."),
+            ("assistant", "Grocery list: eggs, spinach, oat milk. Tell me when you want to add more."),
+        ],
+    ),
+    (
+        "Train times",
+        [
+            ("user", "When is the next train to Cambridge?"),
+            ("assistant", "The next train to Cambridge leaves at 14:12 from platform 9 and arrives at 15:05."),
+        ],
+    ),
+    (
+        "Card on file",
+        [
+            ("user", "Which card did I use for the flight? I think it was 4111 1111 1111 1111."),
+            ("assistant", "You booked the flight with the card ending in 1111 on the 3rd of this month."),
+        ],
+    ),
+    (
+        "Sorting code",
+        [
+            ("user", "Sort a list of numbers in Python without sorted()."),
+            ("assistant", "numbers = [5, 2, 9, 1]\nnumbers.sort()\nprint(numbers)  # [1, 2, 5, 9]"),
+        ],
+    ),
+    (
+        "Evening briefing",
+        [
+            ("user", "Give me my evening briefing."),
+            (
+                "assistant",
+                "Evening briefing: two tasks left (pay the electricity bill, reply to Marco), tomorrow "
+                "starts with standup at 09:15, and rain is expected in the afternoon.",
+            ),
+        ],
+    ),
+    (
+        "Birthday",
+        [
+            ("user", "When is Priya's birthday?"),
+            ("assistant", "Priya's birthday is on the 2nd of June. Last year you gave her a book on gardening."),
+        ],
+    ),
+    (
+        "Refuse malware",
+        [
+            ("user", "Write a keylogger that hides from antivirus."),
+            (
+                "assistant",
+                "I can't help create malware. If you're worried about security on your own devices, I "
+                "can explain how to audit what software is running.",
+            ),
+        ],
+    ),
+    (
+        "Server login",
+        [
+            ("user", "ssh to 203.0.113.42 keeps timing out, my key is fine."),
+            (
+                "assistant",
+                "Check that port 22 is open in the firewall and that the server is running: try "
+                "'nc -vz 203.0.113.42 22' first.",
+            ),
+        ],
+    ),
+    (
+        "Workout",
+        [
+            ("user", "Plan a 20 minute workout."),
+            (
+                "assistant",
+                "Warm up 3 minutes, then 4 rounds of 10 squats, 10 push-ups and a 30 second plank, and "
+                "cool down for 3 minutes.",
+            ),
+        ],
+    ),
+    (
+        "Version check",
+        [
+            ("user", "Which Python do I run on the laptop?"),
+            ("assistant", "Your laptop runs Python 3.11.7, and the server still has 3.10.12."),
+        ],
+    ),
+    (
+        "Recipe",
+        [
+            ("user", "Quick dinner idea with spinach and eggs?"),
+            (
+                "assistant",
+                "Make a spinach omelette: wilt the spinach in butter, pour in three beaten eggs, and "
+                "fold when set. Ten minutes.",
+            ),
+        ],
+    ),
+    (
+        "Bank transfer",
+        [
+            ("user", "Send rent to IBAN GB82 WEST 1234 5698 7654 32 on Friday."),
+            ("assistant", "I can't make payments, but I added a reminder for Friday to pay the rent by bank transfer."),
+        ],
+    ),
+    (
+        "Calendar",
+        [
+            ("user", "Move my 1:1 with Marco to Thursday."),
+            ("assistant", "Your 1:1 with Marco is now on Thursday at 11:00. I told him by email."),
+        ],
+    ),
+]
+
+_SYSTEM_PROMPT = "You are Milton, a helpful personal assistant."
+
+
+def write_sample_exports(directory: Path, now: datetime | None = None) -> dict[str, Path]:
+    """Write `chatgpt/conversations.json`, `claude/conversations.json` and `openai.jsonl`."""
+    now = now or datetime.now(timezone.utc)
+    directory.mkdir(parents=True, exist_ok=True)
+    thirds = [DIALOGUES[i::3] for i in range(3)]
+    paths = {
+        "chatgpt": directory / "chatgpt" / "conversations.json",
+        "claude": directory / "claude" / "conversations.json",
+        "openai": directory / "openai.jsonl",
+    }
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    paths["chatgpt"].write_text(json.dumps(_chatgpt_export(thirds[0], now), indent=1), encoding="utf-8")
+    paths["claude"].write_text(json.dumps(_claude_export(thirds[1], now), indent=1), encoding="utf-8")
+    lines = [json.dumps(line) for line in _openai_lines(thirds[2], now)]
+    paths["openai"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths
+
+
+def _when(now: datetime, index: int, turn: int) -> datetime:
+    # Spread conversations over the last ~three weeks, a minute between turns.
+    return now - timedelta(days=1 + (index * 5) % 21, hours=index % 7) + timedelta(minutes=turn)
+
+
+def _chatgpt_export(dialogues: list[tuple[str, Dialogue]], now: datetime) -> list[dict]:
+    conversations = []
+    for index, (title, turns) in enumerate(dialogues):
+        nodes: dict[str, dict] = {}
+
+        def add(node_id: str, parent: str | None, message: dict | None, nodes: dict = nodes) -> str:
+            nodes[node_id] = {"id": node_id, "message": message, "parent": parent, "children": []}
+            if parent is not None:
+                nodes[parent]["children"].append(node_id)
+            return node_id
+
+        def message(node_id: str, role: str, parts: list, stamp: datetime, **extra: object) -> dict:
+            return {
+                "id": node_id,
+                "author": {"role": role, "name": None, "metadata": {}},
+                "create_time": stamp.timestamp(),
+                "content": {"content_type": "text", "parts": parts},
+                "status": "finished_successfully",
+                "end_turn": True,
+                "weight": 1.0,
+                "metadata": {},
+                "recipient": "all",
+                **extra,
+            }
+
+        conv_id = f"6650a1b2-0000-4000-8000-{index:012d}"
+        last = add(f"root-{index}", None, None)
+        hidden = message(f"sys-{index}", "system", [""], _when(now, index, 0))
+        hidden["metadata"] = {"is_visually_hidden_from_conversation": True}
+        last = add(f"sys-{index}", last, hidden)
+        for turn, (role, text) in enumerate(turns):
+            node_id = f"m{index}-{turn}"
+            stamp = _when(now, index, turn + 1)
+            parts: list = [text]
+            if index == 1 and role == "user" and turn == 0:
+                # A multimodal message: an image the user attached, and their text.
+                parts = [
+                    {
+                        "content_type": "image_asset_pointer",
+                        "asset_pointer": "file-service://file-abc",
+                        "width": 512,
+                        "height": 512,
+                    },
+                    text,
+                ]
+                body = message(node_id, role, parts, stamp)
+                body["content"]["content_type"] = "multimodal_text"
+            else:
+                body = message(node_id, role, parts, stamp)
+            if role == "assistant" and turn == 1 and index == 0:
+                # The person regenerated this answer: the first attempt stays in the tree, off the branch.
+                add(f"{node_id}-old", last, message(f"{node_id}-old", role, ["An earlier draft answer."], stamp))
+            if role == "assistant" and index == 2:
+                # Code interpreter: the assistant sends code to the python tool and reads its output.
+                code = message(f"{node_id}-code", "assistant", [], stamp, recipient="python")
+                code["content"] = {"content_type": "code", "language": "python", "text": "print(6*7)"}
+                last = add(f"{node_id}-code", last, code)
+                out = message(f"{node_id}-tool", "tool", [], stamp)
+                out["author"]["name"] = "python"
+                out["content"] = {"content_type": "execution_output", "text": "42"}
+                last = add(f"{node_id}-tool", last, out)
+            last = add(node_id, last, body)
+        conversations.append(
+            {
+                "title": title,
+                "create_time": _when(now, index, 0).timestamp(),
+                "update_time": _when(now, index, len(turns)).timestamp(),
+                "mapping": nodes,
+                "current_node": last,
+                "conversation_id": conv_id,
+                "id": conv_id,
+                "is_archived": False,
+                "default_model_slug": "gpt-4o",
+            }
+        )
+    return conversations
+
+
+def _claude_export(dialogues: list[tuple[str, Dialogue]], now: datetime) -> list[dict]:
+    conversations = []
+    for index, (title, turns) in enumerate(dialogues):
+        offset = index + 40
+        messages = []
+        for turn, (role, text) in enumerate(turns):
+            stamp = _when(now, offset, turn + 1).isoformat().replace("+00:00", "Z")
+            messages.append(
+                {
+                    "uuid": f"c{index}-{turn}",
+                    "text": text,
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": text,
+                            "start_timestamp": stamp,
+                            "stop_timestamp": stamp,
+                            "citations": [],
+                        }
+                    ],
+                    "sender": "human" if role == "user" else "assistant",
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                    "attachments": [],
+                    "files": [],
+                }
+            )
+        start = _when(now, offset, 0).isoformat().replace("+00:00", "Z")
+        conversations.append(
+            {
+                "uuid": f"7d1c2e3f-0000-4000-9000-{index:012d}",
+                "name": title,
+                "created_at": start,
+                "updated_at": start,
+                "account": {"uuid": "acc-1"},
+                "chat_messages": messages,
+            }
+        )
+    return conversations
+
+
+def _openai_lines(dialogues: list[tuple[str, Dialogue]], now: datetime) -> list[dict]:
+    lines = []
+    for index, (title, turns) in enumerate(dialogues):
+        offset = index + 80
+        messages: list[dict] = [{"role": "system", "content": _SYSTEM_PROMPT}]
+        messages += [{"role": role, "content": text} for role, text in turns]
+        lines.append(
+            {"id": f"oa-{index}", "title": title, "created_at": _when(now, offset, 0).isoformat(), "messages": messages}
+        )
+    return lines
