@@ -34,7 +34,7 @@ memory_app = typer.Typer(
 app.add_typer(memory_app, name="memory")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -141,6 +141,31 @@ def memory_add(
             "milton", conversation, Message(role, text, datetime.now(timezone.utc)), title=title
         )
     console.print(f"Added {role} turn to conversation {conversation} (#{conversation_id})")
+
+
+# --- redact ------------------------------------------------------------------------------------
+
+
+@app.command()
+def redact(
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help='Read and write one {"text": ...} object per line; other keys kept.')
+    ] = False,
+    counts: Annotated[bool, typer.Option("--counts", help="Print redaction counts per label on stderr.")] = False,
+) -> None:
+    """Filter stdin to stdout with PII and secrets replaced by [LABEL] placeholders."""
+    from milton_lora.redact import Redactor, redact_jsonl_lines
+
+    redactor = Redactor()
+    if jsonl:
+        lines, totals = redact_jsonl_lines(redactor, sys.stdin.read().splitlines(), source="stdin")
+        sys.stdout.write("".join(line + "\n" for line in lines))
+    else:
+        result = redactor.redact(sys.stdin.read())
+        sys.stdout.write(result.text)
+        totals = result.counts
+    if counts:
+        err_console.print(", ".join(f"{label}: {n}" for label, n in sorted(totals.items())) or "nothing redacted")
 
 
 # --- entry points ------------------------------------------------------------------------------

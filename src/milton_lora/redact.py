@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import json
 import math
 import re
 from collections import Counter
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import cache
 
 import phonenumbers
+
+from milton_lora.errors import MiltonError
 
 LABELS = (
     "PRIVATE_KEY",
@@ -85,7 +88,7 @@ _PROVIDER_KEYS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
     (("glpat-",), re.compile(r"(?<!\w)glpat-[A-Za-z0-9_-]{20,}")),
     (("AKIA", "ASIA", "ABIA", "ACCA"), re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])")),
     (("xox",), re.compile(r"(?<!\w)xox[abposre]-[A-Za-z0-9-]{10,}")),
-    (("_live_", "_test_"), re.compile(r"(?<!\w)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}")),
+    (("sk_live_", "rk_live_", "sk_test_", "rk_test_"), re.compile(r"(?<!\w)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}")),
     (("AIza",), re.compile(r"(?<![\w-])AIza[0-9A-Za-z_-]{35}")),
     (("hf_",), re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}")),
 ]
@@ -718,6 +721,31 @@ def _valid_international(number: str) -> bool:
         if regions:
             return any(_valid_national(digits[size:], region) for region in regions if region != "001")
     return False
+
+
+def redact_jsonl_lines(redactor: Redactor, lines: list[str], source: str) -> tuple[list[str], Counter[str]]:
+    """Redact the `text` of each `{"text": ...}` line, keeping other keys and the order.
+
+    Every line is parsed before any output is produced, so a bad line yields an error naming it and
+    no partial output.
+    """
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            message = f'{source}:{number}: not valid JSON ({exc.msg}); expected one {{"text": ...}} per line'
+            raise MiltonError(message) from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise MiltonError(f'{source}:{number}: expected an object with a string "text" key')
+        records.append(record)
+    totals: Counter[str] = Counter()
+    for record, result in zip(records, redactor.redact_many([r["text"] for r in records]), strict=True):
+        record["text"] = result.text
+        totals.update(result.counts)
+    return [json.dumps(record, ensure_ascii=False) for record in records], totals
 
 
 _DEFAULT = Redactor()
