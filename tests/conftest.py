@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,8 +12,6 @@ import pytest
 from milton_lora.cli import main
 from milton_lora.settings import Settings
 from milton_lora.tiny_model import build_tiny_model
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -76,14 +72,3 @@ def cli(capsys: pytest.CaptureFixture[str], home: Path) -> Callable[..., CliResu
         return CliResult(code, out, err)
 
     return run
-
-
-def run_subprocess(
-    args: list[str], cwd: Path, env_home: Path | None = None, stdin: str | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    """Run a real process (a seed script or `python -m milton_lora`) with MILTON_HOME set."""
-    env = dict(os.environ)
-    if env_home is not None:
-        env["MILTON_HOME"] = str(env_home)
-    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run(args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout)

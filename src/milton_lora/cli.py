@@ -143,6 +143,48 @@ def memory_add(
     console.print(f"Added {role} turn to conversation {conversation} (#{conversation_id})")
 
 
+# --- export ------------------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    days: Annotated[int | None, typer.Option(help="Only conversations active in the last N days (default: all).")] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", help="Where to write (default: training/data/exported/).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the summary; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Export conversations to redacted train.jsonl / test.jsonl (80/20, stable) and metadata.json."""
+    from milton_lora.export import export_training_data
+
+    settings = settings_of(ctx)
+    target = output_dir.expanduser().resolve() if output_dir else settings.export_dir
+    summary = export_training_data(settings.memory_db, target, days, dry_run=dry_run)
+    if as_json:
+        console.print_json(json.dumps(summary.as_dict()))
+        return
+    title = "Export plan (dry run: nothing written)" if dry_run else f"Exported to {target}"
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    window = f"last {days} days" if days is not None else "all history"
+    rows = [
+        ("window", window),
+        ("conversations in window", summary.conversations_in_window),
+        ("skipped (no assistant turn)", summary.skipped_no_assistant),
+        ("duplicates dropped", summary.duplicates_dropped),
+        ("train conversations", summary.train_conversations),
+        ("test conversations", summary.test_conversations),
+        ("messages", summary.messages_exported),
+        *((f"redacted [{label}]", n) for label, n in summary.redactions.items()),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+
+
 # --- redact ------------------------------------------------------------------------------------
 
 
