@@ -1,0 +1,147 @@
+"""YAML configs → one validated pydantic model each (training, serving), with errors users can act on.
+
+Every problem in a file is reported at once, one per line, naming the key; an unknown key names the
+nearest valid one. Relative paths inside a config are resolved by the caller against `MILTON_HOME`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from milton_lora.errors import MiltonError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainConfig(StrictModel):
+    """A training run. The first block is the seed's YAML; the second what users asked for since."""
+
+    base_model_path: str = Field(description="Folder of the base model (config.json, tokenizer, weights).")
+    run_name_prefix: str = Field("lora", description="Run ids are <prefix>_YYYYMMDD_HHMMSS.")
+    lora_r: int = Field(16, ge=1, le=512, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (an integer, as vLLM requires).")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="Linear layers that get LoRA weights.",
+    )
+    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    num_epochs: float = Field(3, gt=0, description="Epochs over train_file (ignored when max_steps > 0).")
+    per_device_train_batch_size: int = Field(4, ge=1, description="Sequences per device per step (no packing).")
+    gradient_accumulation_steps: int = Field(4, ge=1, description="Micro-batches per optimizer step.")
+    bf16: bool = Field(True, description="bf16 mixed precision; falls back to fp32 with a warning without support.")
+    lr_scheduler_type: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+    ] = Field("cosine", description="transformers scheduler name.")
+    warmup_steps: int = Field(10, ge=0, description="Linear warmup steps.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    train_file: str = Field("training/data/exported/train.jsonl", description="Exported training split.")
+    test_file: str = Field("training/data/exported/test.jsonl", description="Exported held-out split.")
+    adapters_dir: str = Field("adapters", description="Where adapters/<run_id>/ is written.")
+    runs_dir: str = Field("runs", description="Where runs/<run_id>/ (logs, checkpoints) is written.")
+    max_seq_length: int = Field(2048, ge=16, description="Tokens per conversation; longer ones keep their start.")
+    use_gradient_checkpointing: bool = Field(True, description="Trade compute for activation memory.")
+
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use num_epochs).")
+    seed: int = Field(42, description="Seed for data order and LoRA init.")
+    eval_steps: int = Field(0, ge=0, description="Evaluate every N steps (0: once per epoch).")
+    save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0: once per epoch).")
+    save_total_limit: int = Field(3, ge=1, description="Checkpoints kept.")
+    logging_steps: int = Field(1, ge=1, description="Log train/loss every N steps.")
+    packing: bool = Field(True, description="Padding-free packing (per-conversation attention, exact loss).")
+    per_device_train_tokens: int = Field(
+        0, ge=0, description="Tokens per packed micro-batch (0: batch size x max_seq_length)."
+    )
+    load_in_4bit: bool = Field(False, description="QLoRA: 4-bit base weights with bitsandbytes (CUDA only).")
+    min_free_disk_gb: float = Field(10.0, ge=0, description="Safety check: free space required where adapters go.")
+    min_train_examples: int = Field(10, ge=1, description="Safety check: conversations required in train_file.")
+
+    @field_validator("lora_alpha", mode="before")
+    @classmethod
+    def _alpha_is_integer(cls, value: Any) -> Any:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("must be an integer (vLLM refuses fractional lora_alpha)")
+        return value
+
+
+class ServeConfig(StrictModel):
+    """`training/configs/serve.yaml`: how `milton-lora serve` and `scripts/start_all.sh` serve adapters."""
+
+    backend: Literal["embedded", "vllm"] = Field("embedded", description="embedded (any machine) or vllm (GPU).")
+    host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 exposes the server to your network.")
+    port: int = Field(8000, ge=1, le=65535, description="Port.")
+    base_model_path: str | None = Field(None, description="Base model folder (default: the production adapter's).")
+    base_model_name: str | None = Field(None, description="Name the base model answers to (default: folder name).")
+    max_lora_rank: int = Field(64, description="Largest LoRA rank the server accepts (vLLM's --max-lora-rank).")
+    capture: bool = Field(False, description="Append every served conversation to the memory store.")
+    vllm_extra_args: list[str] = Field(default_factory=list, description="Extra arguments for `vllm serve`.")
+
+    @field_validator("max_lora_rank")
+    @classmethod
+    def _allowed_rank(cls, value: int) -> int:
+        if value not in VLLM_LORA_RANKS:
+            raise ValueError(f"must be one of vLLM's allowed ranks {list(VLLM_LORA_RANKS)}")
+        return value
+
+
+def load_model(path: Path, model: type[Model], defaults_if_missing: bool = False) -> Model:
+    """Read `path` as YAML and validate it into `model`, or raise one MiltonError listing every problem."""
+    if not path.exists():
+        if defaults_if_missing:
+            return model()
+        raise MiltonError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise MiltonError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise MiltonError(f"{path}: expected a mapping of keys to values at the top level")
+    return validate(data, model, str(path))
+
+
+def validate(data: dict[str, Any], model: type[Model], source: str) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error, model) for error in exc.errors()]
+        raise MiltonError(f"{source}: " + "; ".join(problems)) from None
+
+
+def _describe(error: Any, model: type[BaseModel]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        guess = difflib.get_close_matches(str(error["loc"][0]), list(model.model_fields), n=1, cutoff=0.5)
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        return f"unknown key '{key}'{hint}"
+    if error["type"] == "missing":
+        return f"missing required key '{key}'"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"'{key}': {message} (got {error.get('input')!r})"
+
+
+def config_reference(model: type[BaseModel]) -> str:
+    """A Markdown table of every key, its default and meaning, generated from the model (for the README)."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for name, info in model.model_fields.items():
+        if info.is_required():
+            default = "(required)"
+        elif info.default_factory is not None:
+            default = repr(info.default_factory())  # type: ignore[call-arg]
+        else:
+            default = repr(info.default)
+        rows.append(f"| `{name}` | `{default}` | {info.description or ''} |")
+    return "\n".join(rows)

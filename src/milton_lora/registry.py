@@ -1,0 +1,277 @@
+"""The adapter registry (`models/registry.json`): lifecycle, promotion, rollback, and its safety.
+
+Lifecycle: training → candidate (only by evaluation) → production (only by a person) → archived.
+Any adapter can be archived; at most one is in production. Promotion and rollback re-point
+production, like moving an alias: nothing is copied or deleted, and every transition is appended to
+the adapter's history.
+
+Decisions:
+- `--force` skips the evaluation requirement and the confirmation question, never the integrity
+  checks (files present, sha256 as registered) nor the vLLM compatibility checks.
+- Rollback walks back through the production stack: promote A, B, C then rollback twice gives A.
+- Every change happens under a file lock and is written atomically; the registry file is never
+  rewritten when it cannot be read, so a hand-edit gone wrong is reported, not repaired silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from filelock import FileLock, Timeout
+from pydantic import BaseModel, Field, ValidationError
+from safetensors import safe_open
+
+from milton_lora.errors import MiltonError
+from milton_lora.fileio import atomic_write_text, sha256_file
+
+Status = Literal["training", "candidate", "production", "archived"]
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_LOCK_TIMEOUT_S = 60
+
+
+class Transition(BaseModel):
+    at: str
+    from_status: Status | None = Field(alias="from")
+    to_status: Status = Field(alias="to")
+    reason: str
+    command: str
+
+    model_config = {"populate_by_name": True}
+
+
+class Entry(BaseModel):
+    run_id: str
+    status: Status
+    created_at: str
+    updated_at: str
+    adapter_path: str
+    run_path: str
+    base_model_path: str | None = None
+    sha256: str
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    pass_rate: float | None = None
+    history: list[Transition] = Field(default_factory=list)
+
+
+class RegistryFile(BaseModel):
+    version: int = 1
+    adapters: dict[str, Entry] = Field(default_factory=dict)
+    production_stack: list[str] = Field(default_factory=list)
+
+    def production(self) -> Entry | None:
+        return next((e for e in self.adapters.values() if e.status == "production"), None)
+
+
+def validate_run_id(run_id: str) -> str:
+    """Refuse ids that could address files outside `adapters/` or `runs/`."""
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise MiltonError(
+            f"'{run_id}' is not a valid run id: use letters, digits, '.', '_' and '-' only (no '/' or '..')"
+        )
+    return run_id
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_vllm_compatible(adapter_dir: Path, max_lora_rank: int) -> None:
+    """Raise unless vLLM would load this adapter: the same checks its LoRA loader makes."""
+    config_path = adapter_dir / ADAPTER_CONFIG
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MiltonError(f"{config_path}: unreadable adapter config ({exc})") from None
+    problems = []
+    rank = config.get("r")
+    if not isinstance(rank, int) or rank > max_lora_rank:
+        problems.append(f"rank {rank} is above the server's max LoRA rank {max_lora_rank} (serve.yaml max_lora_rank)")
+    if config.get("bias", "none") != "none":
+        problems.append(f"bias is '{config.get('bias')}', vLLM needs 'none'")
+    if config.get("use_dora"):
+        problems.append("DoRA adapters are not supported by vLLM")
+    if config.get("modules_to_save"):
+        problems.append(f"modules_to_save {config['modules_to_save']} is not supported by vLLM")
+    with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="pt") as weights:
+        odd = [k for k in weights.keys() if not k.endswith((".lora_A.weight", ".lora_B.weight"))]  # noqa: SIM118
+    if odd:
+        problems.append(f"tensors other than lora_A/lora_B weights: {', '.join(sorted(odd)[:3])}")
+    if problems:
+        raise MiltonError(f"{adapter_dir.name} cannot be served by vLLM: " + "; ".join(problems))
+
+
+class Registry:
+    """All reads and writes of `registry.json`. Each public method is one locked, atomic change."""
+
+    def __init__(self, path: Path, adapters_dir: Path, runs_dir: Path):
+        self.path = path
+        self.adapters_dir = adapters_dir
+        self.runs_dir = runs_dir
+        self._lock = FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def load(self) -> RegistryFile:
+        if not self.path.exists():
+            return RegistryFile()
+        try:
+            return RegistryFile.model_validate_json(self.path.read_text())
+        except (ValidationError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MiltonError(
+                f"{self.path}: not a readable registry ({first}); fix or restore it, it will not be overwritten"
+            ) from None
+
+    def get(self, run_id: str) -> Entry:
+        return self._entry(self.load(), run_id)
+
+    def adapter_dir(self, run_id: str) -> Path:
+        return self.adapters_dir / validate_run_id(run_id)
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / validate_run_id(run_id)
+
+    def _entry(self, data: RegistryFile, run_id: str) -> Entry:
+        validate_run_id(run_id)
+        if run_id in data.adapters:
+            return data.adapters[run_id]
+        hint = f"run evaluation to register it: python scripts/eval_lora.py --run-id {run_id}"
+        if (self.adapters_dir / run_id).is_dir():
+            raise MiltonError(f"Adapter {run_id} not found in registry (its folder exists); {hint}")
+        raise MiltonError(f"Adapter {run_id} not found in registry; {hint}")
+
+    # --- writing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _changing(self) -> Iterator[RegistryFile]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._lock:
+                data = self.load()
+                yield data
+                atomic_write_text(self.path, data.model_dump_json(indent=2, by_alias=True) + "\n")
+        except Timeout:
+            raise MiltonError(f"{self.path}: another milton-lora command holds the registry lock; retry") from None
+
+    def register(self, run_id: str, base_model_path: str | None, command: str) -> Entry:
+        """Add an adapter folder as `training` (idempotent: an existing entry is returned unchanged)."""
+        adapter = self.adapter_dir(run_id)
+        weights = adapter / ADAPTER_WEIGHTS
+        if not weights.exists():
+            raise MiltonError(f"{weights}: missing; train the adapter first")
+        with self._changing() as data:
+            if run_id in data.adapters:
+                return data.adapters[run_id]
+            at = now_iso()
+            entry = Entry(
+                run_id=run_id,
+                status="training",
+                created_at=at,
+                updated_at=at,
+                adapter_path=str(adapter),
+                run_path=str(self.run_dir(run_id)),
+                base_model_path=base_model_path,
+                sha256=sha256_file(weights),
+            )
+            entry.history.append(
+                Transition(at=at, from_status=None, to_status="training", reason="registered", command=command)
+            )
+            data.adapters[run_id] = entry
+            return entry
+
+    def record_evaluation(
+        self, run_id: str, metrics: dict[str, float | None], pass_rate: float, promote: bool, command: str
+    ) -> Entry:
+        """Store evaluation results; `training` → `candidate` when `promote` (never further)."""
+        with self._changing() as data:
+            entry = self._entry(data, run_id)
+            entry.metrics = metrics
+            entry.pass_rate = pass_rate
+            entry.updated_at = now_iso()
+            if promote and entry.status == "training":
+                _move(entry, "candidate", f"evaluation pass rate {pass_rate:.1%}", command)
+            return entry
+
+    def promote_to_production(self, run_id: str, force: bool, max_lora_rank: int, command: str) -> Entry | None:
+        """Make `run_id` production and archive the current one; returns the archived entry, if any."""
+        with self._changing() as data:
+            entry = self._entry(data, run_id)
+            self.check_promotable(entry, force, max_lora_rank)
+            previous = data.production()
+            if previous is not None:
+                _move(previous, "archived", f"replaced by {run_id}", command)
+            _move(entry, "production", "promoted" + (" with --force" if force else ""), command)
+            data.production_stack.append(run_id)
+            return previous
+
+    def check_promotable(self, entry: Entry, force: bool, max_lora_rank: int) -> None:
+        if entry.status == "production":
+            raise MiltonError(f"{entry.run_id} is already in production")
+        if entry.status != "candidate" and not force:
+            why = {
+                "training": "has not passed evaluation (status training)",
+                "archived": "is archived (use --rollback to restore the previous production)",
+            }[entry.status]
+            raise MiltonError(f"{entry.run_id} {why}; re-run evaluation, or pass --force to promote it anyway")
+        self.check_integrity(entry)
+        check_vllm_compatible(Path(entry.adapter_path), max_lora_rank)
+
+    def check_integrity(self, entry: Entry) -> None:
+        weights = Path(entry.adapter_path) / ADAPTER_WEIGHTS
+        if not weights.exists() or not (Path(entry.adapter_path) / ADAPTER_CONFIG).exists():
+            raise MiltonError(f"{entry.adapter_path}: adapter files are missing; cannot promote {entry.run_id}")
+        if sha256_file(weights) != entry.sha256:
+            raise MiltonError(
+                f"{weights}: sha256 differs from the registry's; the adapter changed after registration, "
+                "re-run evaluation"
+            )
+
+    def archive(self, run_id: str, command: str) -> Entry:
+        with self._changing() as data:
+            entry = self._entry(data, run_id)
+            if entry.status == "archived":
+                raise MiltonError(f"{run_id} is already archived")
+            _move(entry, "archived", "archived by hand", command)
+            return entry
+
+    def rollback_target(self) -> tuple[Entry | None, Entry]:
+        """(current production or None, the adapter a rollback would restore); raises if there is none."""
+        return _rollback_plan(self.load())
+
+    def rollback(self, max_lora_rank: int, command: str) -> tuple[Entry | None, Entry]:
+        with self._changing() as data:
+            current, target = _rollback_plan(data)
+            self.check_integrity(target)
+            check_vllm_compatible(Path(target.adapter_path), max_lora_rank)
+            if current is not None:
+                _move(current, "archived", f"rolled back to {target.run_id}", command)
+                data.production_stack.pop()
+            _move(target, "production", f"rollback from {current.run_id if current else 'no production'}", command)
+            return current, target
+
+
+def _rollback_plan(data: RegistryFile) -> tuple[Entry | None, Entry]:
+    current = data.production()
+    stack = list(data.production_stack)
+    if current is not None and stack and stack[-1] == current.run_id:
+        stack.pop()
+    candidates = [run_id for run_id in reversed(stack) if run_id in data.adapters]
+    if not candidates:
+        raise MiltonError("nothing to roll back to: no earlier production adapter in the registry")
+    return current, data.adapters[candidates[0]]
+
+
+def _move(entry: Entry, to: Status, reason: str, command: str) -> None:
+    entry.history.append(
+        Transition(at=now_iso(), from_status=entry.status, to_status=to, reason=reason, command=command)
+    )
+    entry.status = to
+    entry.updated_at = now_iso()
