@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from milton_lora import __version__
+from milton_lora.config import TrainConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.settings import Settings
 
@@ -191,6 +192,116 @@ def export(
     console.print(table)
 
 
+# --- train ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Training YAML; a bare name resolves in training/configs/.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run the safety checks, print the plan, train nothing.")
+    ] = False,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
+    ] = None,
+) -> None:
+    """Train a LoRA adapter from exported conversations and register it as `training`."""
+    from milton_lora.train.checks import make_plan, new_run_id, resolve_config_path
+
+    settings = settings_of(ctx)
+    if resume is not None:
+        from milton_lora.registry import validate_run_id
+
+        run_id = validate_run_id(resume)
+        config_path = settings.runs_dir / run_id / "config.yaml"
+        if not config_path.exists():
+            raise MiltonError(f"{config_path}: not found; --resume takes the run id of an interrupted run")
+    elif config is None:
+        raise MiltonError("train: pass --config (e.g. --config training/configs/lora_default.yaml)")
+    else:
+        config_path = resolve_config_path(settings, config)
+    train_config = load_model(config_path, TrainConfig)
+    cuda, cuda_bf16 = accelerator_support()
+    if resume is None:
+        run_id = agree_across_processes(
+            new_run_id(
+                train_config.run_name_prefix,
+                [settings.resolve(train_config.adapters_dir), settings.resolve(train_config.runs_dir)],
+                datetime.now(),
+            )
+        )
+    plan = make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16)
+    table = Table(title="Training plan" + (" (dry run: nothing trained)" if dry_run else ""))
+    table.add_column("what")
+    table.add_column("value")
+    for name, value in plan.rows():
+        table.add_row(name, Text(value))
+    console.print(table)
+    for warning in plan.warnings:
+        err_console.print(Text("warning: ", style="bold yellow") + Text(warning))
+    if dry_run:
+        return
+    from milton_lora.registry import Registry
+    from milton_lora.train.runner import run_training
+
+    result = run_training(plan, resume=resume is not None)
+    if not result.metadata:
+        return  # not the main process of a distributed run
+    Registry(settings.registry_path, plan.adapter_dir.parent, plan.run_dir.parent).register(
+        plan.run_id, str(plan.base_model), f"train --config {config_path}"
+    )
+    print_training_summary(result.metadata, plan.adapter_dir, plan.run_dir)
+
+
+def accelerator_support() -> tuple[bool, bool]:
+    """(CUDA available, CUDA with fast bf16), initialising a distributed group when launched by torchrun."""
+    import torch
+    from accelerate import PartialState
+
+    PartialState()
+    cuda = torch.cuda.is_available()
+    return cuda, cuda and torch.cuda.is_bf16_supported()
+
+
+def agree_across_processes(value: str) -> str:
+    """Rank 0's value on every rank, so all processes of a torchrun job write the same run."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return str(holder[0])
+
+
+def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path) -> None:
+    results = metadata["results"]
+    table = Table(title=f"Trained {metadata['run_id']} (status: training)")
+    table.add_column("what")
+    table.add_column("value")
+
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    rows = [
+        ("steps", str(results["global_steps"])),
+        ("final train loss", loss(results["final_train_loss"])),
+        ("final eval loss", loss(results["final_eval_loss"])),
+        ("tokens seen", f"{results['tokens_seen']:,} ({results['tokens_per_second']:,} tok/s)"),
+        ("trainable parameters", f"{metadata['trainable_parameters']:,} of {metadata['total_parameters']:,}"),
+        ("time", f"{metadata['timings']['train_seconds']} s"),
+        ("adapter", str(adapter_dir)),
+        ("TensorBoard", f"tensorboard --logdir {run_dir / 'logs'}"),
+        ("next", f"python scripts/eval_lora.py --run-id {metadata['run_id']}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, Text(value))
+    console.print(table)
+
+
 # --- registry ----------------------------------------------------------------------------------
 
 
@@ -201,7 +312,7 @@ def registry_of(settings: Settings) -> Registry:
 
 
 def serve_config_of(settings: Settings) -> ServeConfig:
-    from milton_lora.config import ServeConfig, load_model
+    from milton_lora.config import ServeConfig
 
     return load_model(settings.serve_config_path, ServeConfig, defaults_if_missing=True)
 

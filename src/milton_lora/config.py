@@ -61,9 +61,6 @@ class TrainConfig(StrictModel):
     save_total_limit: int = Field(3, ge=1, description="Checkpoints kept.")
     logging_steps: int = Field(1, ge=1, description="Log train/loss every N steps.")
     packing: bool = Field(True, description="Padding-free packing (per-conversation attention, exact loss).")
-    per_device_train_tokens: int = Field(
-        0, ge=0, description="Tokens per packed micro-batch (0: batch size x max_seq_length)."
-    )
     load_in_4bit: bool = Field(False, description="QLoRA: 4-bit base weights with bitsandbytes (CUDA only).")
     min_free_disk_gb: float = Field(10.0, ge=0, description="Safety check: free space required where adapters go.")
     min_train_examples: int = Field(10, ge=1, description="Safety check: conversations required in train_file.")

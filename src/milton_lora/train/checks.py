@@ -1,0 +1,164 @@
+"""Safety checks run before any heavy work, and the plan `--dry-run` prints.
+
+Problems that would waste GPU hours (no model, no data, no disk, no chat template) stop the run
+with every problem listed at once; a dirty git tree or a bf16 request on a machine without bf16
+are warnings.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from milton_lora.config import TrainConfig
+from milton_lora.errors import MiltonError
+from milton_lora.registry import validate_run_id
+from milton_lora.settings import Settings
+
+
+@dataclass
+class TrainPlan:
+    """Everything a run needs, resolved and checked."""
+
+    config: TrainConfig
+    config_path: Path
+    run_id: str
+    base_model: Path
+    train_file: Path
+    test_file: Path
+    adapter_dir: Path
+    run_dir: Path
+    precision: str
+    train_conversations: int
+    test_conversations: int
+    free_disk_gb: float
+    git_commit: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[tuple[str, str]]:
+        c = self.config
+        return [
+            ("run id", self.run_id),
+            ("base model", str(self.base_model)),
+            ("train / test conversations", f"{self.train_conversations} / {self.test_conversations}"),
+            ("LoRA", f"r={c.lora_r} alpha={c.lora_alpha} dropout={c.lora_dropout} on {', '.join(c.target_modules)}"),
+            ("batch", f"{c.per_device_train_batch_size} x {c.gradient_accumulation_steps} accumulation"),
+            ("schedule", f"lr {c.learning_rate} {c.lr_scheduler_type}, warmup {c.warmup_steps}"),
+            ("length", f"{c.num_epochs} epochs" if c.max_steps <= 0 else f"{c.max_steps} steps"),
+            ("precision", self.precision + (" (4-bit base)" if c.load_in_4bit else "")),
+            ("packing", "padding-free, per-conversation attention" if c.packing else "off (padding)"),
+            ("adapter", str(self.adapter_dir)),
+            ("logs, checkpoints", str(self.run_dir)),
+            ("free disk", f"{self.free_disk_gb:.1f} GB"),
+        ]
+
+
+# The configs shipped in this source checkout: the last place a bare config name is looked up.
+SHIPPED_CONFIGS = Path(__file__).resolve().parents[3] / "training" / "configs"
+
+
+def resolve_config_path(settings: Settings, given: Path) -> Path:
+    """As given, else under MILTON_HOME, else by name in $MILTON_HOME/training/configs/, else the shipped one."""
+    candidates = (given, settings.resolve(given), settings.configs_dir / given.name, SHIPPED_CONFIGS / given.name)
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise MiltonError(f"{given}: config not found (looked in ., $MILTON_HOME and {settings.configs_dir})")
+
+
+def new_run_id(prefix: str, taken: list[Path], now: datetime) -> str:
+    """`<prefix>_YYYYMMDD_HHMMSS`, one second later while that id is already used."""
+    while True:
+        run_id = validate_run_id(f"{prefix}_{now:%Y%m%d_%H%M%S}")
+        if not any((directory / run_id).exists() for directory in taken):
+            return run_id
+        now += timedelta(seconds=1)
+
+
+def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id: str, cuda: bool,
+              cuda_bf16: bool) -> TrainPlan:  # fmt: skip
+    """Resolve paths and run every check; raise one MiltonError listing all blocking problems."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    base = settings.resolve(config.base_model_path)
+    _check_base_model(base, problems)
+    train_file, test_file = settings.resolve(config.train_file), settings.resolve(config.test_file)
+    train_count = _count_lines(train_file, problems)
+    test_count = _count_lines(test_file, problems)
+    if train_file.exists() and train_count < config.min_train_examples:
+        problems.append(
+            f"{train_file}: {train_count} conversations, at least {config.min_train_examples} needed "
+            "(export a wider window with --days)"
+        )
+    adapters_dir, runs_dir = settings.resolve(config.adapters_dir), settings.resolve(config.runs_dir)
+    free_gb = _free_disk_gb(adapters_dir)
+    if free_gb < config.min_free_disk_gb:
+        problems.append(
+            f"{adapters_dir}: {free_gb:.1f} GB free, {config.min_free_disk_gb:g} GB required (min_free_disk_gb)"
+        )
+    if config.load_in_4bit and not cuda:
+        problems.append("load_in_4bit: true needs a CUDA GPU (bitsandbytes); set it to false on this machine")
+    precision = "bf16" if config.bf16 and cuda_bf16 else "fp32"
+    if config.bf16 and not cuda_bf16:
+        warnings.append("bf16 requested but this machine has no fast bf16; training in fp32")
+    commit, dirty = _git_state(settings.home)
+    if dirty:
+        warnings.append("git working tree has uncommitted changes; the recorded commit will not reproduce them")
+    if problems:
+        raise MiltonError(f"{config_path}: cannot train: " + "; ".join(problems))
+    return TrainPlan(
+        config=config, config_path=config_path, run_id=run_id, base_model=base, train_file=train_file,
+        test_file=test_file, adapter_dir=adapters_dir / run_id, run_dir=runs_dir / run_id, precision=precision,
+        train_conversations=train_count, test_conversations=test_count, free_disk_gb=free_gb, git_commit=commit,
+        warnings=warnings,
+    )  # fmt: skip
+
+
+def _check_base_model(base: Path, problems: list[str]) -> None:
+    if not (base / "config.json").exists():
+        problems.append(f"base_model_path {base}: no config.json there; point it at a local model folder")
+        return
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        AutoConfig.from_pretrained(base)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+    except (OSError, ValueError) as exc:
+        problems.append(f"base_model_path {base}: does not load ({str(exc).splitlines()[0]})")
+        return
+    if not tokenizer.chat_template:
+        problems.append(f"base_model_path {base}: the tokenizer has no chat template; use an instruct model")
+
+
+def _count_lines(path: Path, problems: list[str]) -> int:
+    if not path.exists():
+        problems.append(f"{path}: not found; run `python scripts/export_training_data.py --days 30` first")
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _free_disk_gb(directory: Path) -> float:
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    return shutil.disk_usage(existing).free / 1e9
+
+
+def _git_state(directory: Path) -> tuple[str | None, bool]:
+    """(HEAD commit, has uncommitted changes) of the repository holding `directory`, if any."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None, False
+        status = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None, False
+    return commit.stdout.strip(), bool(status.stdout.strip())

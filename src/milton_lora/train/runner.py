@@ -1,0 +1,291 @@
+"""Run one training: base model + LoRA through TRL's SFTTrainer, logs, checkpoints, the adapter and its metadata.
+
+The data arrive pre-tokenized with our own assistant-only labels (see `data.py`); TRL keeps a
+`labels` column as is and, with `packing`, packs best-fit-decreasing without padding. Packed rows
+carry position_ids and no attention mask, from which transformers builds a per-conversation mask,
+so packed conversations never attend to each other (tests compare packed and unpacked losses).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from milton_lora import __version__
+from milton_lora.errors import MiltonError
+from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
+from milton_lora.train.checks import TrainPlan
+from milton_lora.train.data import TokenizedSplit, read_conversations, require_chat_template, tokenize_split
+from milton_lora.train.progress import RichProgressCallback
+
+RUN_CONFIG = "config.yaml"
+PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|reserved_special_token_0|>")
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    adapter_dir: Path
+    run_dir: Path
+    metadata: dict[str, Any]
+
+
+def load_tokenizer(base: Path) -> Any:
+    """The base tokenizer with a pad token that is never a real end-of-sequence token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    require_chat_template(tokenizer, str(base))
+    eos_ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|eot_id|>")}
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id in eos_ids:
+        vocab = tokenizer.get_vocab()
+        pad = next((token for token in PAD_CANDIDATES if token in vocab), None)
+        if pad is not None:
+            tokenizer.pad_token = pad
+        else:  # labels are built separately, so an eos-valued pad is only ever a filler in input_ids
+            tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(plan: TrainPlan) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if plan.precision == "bf16" else torch.float32}
+    if plan.config.load_in_4bit:
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise MiltonError("load_in_4bit: true needs bitsandbytes: pip install 'milton-lora[qlora]'") from None
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if plan.precision == "bf16" else torch.float16,
+        )
+    model = AutoModelForCausalLM.from_pretrained(plan.base_model, **kwargs)
+    if plan.config.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=plan.config.use_gradient_checkpointing
+        )
+    return model
+
+
+def lora_config(plan: TrainPlan) -> Any:
+    """A peft LoraConfig vLLM can load: bias none, no DoRA, no modules_to_save, integer alpha."""
+    from peft import LoraConfig
+
+    c = plan.config
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=c.lora_r,
+        lora_alpha=int(c.lora_alpha),
+        lora_dropout=c.lora_dropout,
+        target_modules=list(c.target_modules),
+        bias="none",
+        use_dora=False,
+        modules_to_save=None,
+    )
+
+
+def tokenize_plan_data(plan: TrainPlan, tokenizer: Any) -> tuple[TokenizedSplit, TokenizedSplit]:
+    length = plan.config.max_seq_length
+    train = tokenize_split(tokenizer, read_conversations(plan.train_file), length)
+    test = tokenize_split(tokenizer, read_conversations(plan.test_file), length)
+    if not train.examples:
+        raise MiltonError(f"{plan.train_file}: no conversation has an assistant token left to train on")
+    return train, test
+
+
+def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
+    from trl import SFTConfig
+
+    c = plan.config
+    eval_strategy = ("steps" if c.eval_steps else "epoch") if has_eval else "no"
+    return SFTConfig(
+        output_dir=str(plan.run_dir / "checkpoints"),
+        learning_rate=c.learning_rate,
+        num_train_epochs=c.num_epochs,
+        max_steps=c.max_steps,
+        per_device_train_batch_size=c.per_device_train_batch_size,
+        per_device_eval_batch_size=c.per_device_train_batch_size,
+        gradient_accumulation_steps=c.gradient_accumulation_steps,
+        lr_scheduler_type=c.lr_scheduler_type,
+        warmup_steps=c.warmup_steps,
+        max_grad_norm=c.max_grad_norm,
+        bf16=plan.precision == "bf16",
+        gradient_checkpointing=c.use_gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if c.use_gradient_checkpointing else None,
+        eval_strategy=eval_strategy,
+        eval_steps=c.eval_steps or None,
+        save_strategy="steps" if c.save_steps else "epoch",
+        save_steps=c.save_steps or 500,
+        save_total_limit=c.save_total_limit,
+        logging_steps=c.logging_steps,
+        logging_first_step=True,
+        seed=c.seed,
+        data_seed=c.seed,
+        max_length=c.max_seq_length,
+        packing=c.packing,
+        packing_strategy="bfd",
+        padding_free=c.packing,
+        report_to="none",
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        dataset_kwargs={"skip_prepare_dataset": not c.packing},
+        remove_unused_columns=False,
+        dataloader_pin_memory=plan.precision == "bf16" or plan.config.load_in_4bit,
+        save_only_model=False,
+    )
+
+
+def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedSplit, test: TokenizedSplit,
+                  callbacks: list[Any]) -> Any:  # fmt: skip
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    eval_dataset = Dataset.from_list(test.examples) if test.examples else None
+    return SFTTrainer(
+        model=model,
+        args=sft_config(plan, eval_dataset is not None),
+        train_dataset=Dataset.from_list(train.examples),
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(plan),
+        callbacks=callbacks,
+    )
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    checkpoints = sorted(
+        (p for p in (run_dir / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
+    return checkpoints[-1] if checkpoints else None
+
+
+def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    """Train, write runs/<run_id>/ as it goes and adapters/<run_id>/ (atomically) at the end."""
+    from accelerate import PartialState
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import PrinterCallback
+    from transformers.integrations import TensorBoardCallback
+
+    quiet_libraries()
+
+    if plan.adapter_dir.exists():
+        raise MiltonError(f"{plan.adapter_dir}: already exists; runs are never overwritten")
+    checkpoint = latest_checkpoint(plan.run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise MiltonError(f"{plan.run_dir}: no checkpoint to resume from; start a new run instead")
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(plan.run_dir / RUN_CONFIG, yaml.safe_dump(plan.config.model_dump(), sort_keys=False))
+
+    started = time.time()
+    tokenizer = load_tokenizer(plan.base_model)
+    train, test = tokenize_plan_data(plan, tokenizer)
+    model = load_base_model(plan)
+    main_process = PartialState().is_main_process
+    writer = SummaryWriter(log_dir=str(plan.run_dir / "logs")) if main_process else None
+    callbacks: list[Any] = [TensorBoardCallback(writer)] if writer else []
+    if show_progress and main_process:
+        callbacks.append(RichProgressCallback())
+    trainer = build_trainer(plan, model, tokenizer, train, test, callbacks)
+    trainer.remove_callback(PrinterCallback)  # raw log dicts; the progress bar and summary replace them
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    final_eval = trainer.evaluate() if test.examples else {}
+    train_seconds = time.time() - started
+    if writer is None:
+        return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, {})
+
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    metadata = build_metadata(plan, trainer, output, final_eval, train, test, train_seconds, trainable, total)
+    with staged_new_directory(plan.adapter_dir) as staging:
+        trainer.model.save_pretrained(staging)
+        (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    writer.close()
+    return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, metadata)
+
+
+def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float], train: TokenizedSplit,
+                   test: TokenizedSplit, seconds: float, trainable: int, total: int) -> dict[str, Any]:  # fmt: skip
+    state = trainer.state
+    train_losses = [log["loss"] for log in state.log_history if "loss" in log]
+    tokens_seen = int(state.num_input_tokens_seen)
+    runtime = output.metrics.get("train_runtime")
+    return {
+        "run_id": plan.run_id,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config_path": str(plan.config_path),
+        "config": plan.config.model_dump(),
+        "base_model_path": str(plan.base_model),
+        "base_model_config_sha256": sha256_file(plan.base_model / "config.json"),
+        "data": data_provenance(plan, train, test),
+        "precision": plan.precision,
+        "packing": plan.config.packing,
+        "world_size": trainer.args.world_size,
+        "git_commit": plan.git_commit,
+        "libraries": library_versions(),
+        "timings": {"train_seconds": round(seconds, 2), "train_runtime": runtime},
+        "results": {
+            "global_steps": state.global_step,
+            "final_train_loss": train_losses[-1] if train_losses else None,
+            "mean_train_loss": output.training_loss,
+            "final_eval_loss": final_eval.get("eval_loss"),
+            "tokens_seen": tokens_seen,
+            "tokens_per_second": round(tokens_seen / runtime, 1) if runtime else None,
+        },
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+    }
+
+
+def data_provenance(plan: TrainPlan, train: TokenizedSplit, test: TokenizedSplit) -> dict[str, Any]:
+    export_metadata_path = plan.train_file.parent / "metadata.json"
+    export_metadata = json.loads(export_metadata_path.read_text()) if export_metadata_path.exists() else {}
+    return {
+        "train_file": str(plan.train_file),
+        "test_file": str(plan.test_file),
+        "train_sha256": sha256_file(plan.train_file),
+        "test_sha256": sha256_file(plan.test_file),
+        "export_files_sha256": export_metadata.get("files"),
+        "export_created_at": export_metadata.get("created_at"),
+        "export_window_days": export_metadata.get("window_days"),
+        "train_examples": len(train.examples),
+        "test_examples": len(test.examples),
+        "train_tokens": train.tokens,
+        "train_labelled_tokens": train.labelled_tokens,
+        "truncated_examples": train.truncated + test.truncated,
+        "dropped_without_labels": train.dropped_no_labels + test.dropped_no_labels,
+    }
+
+
+def quiet_libraries() -> None:
+    """Our progress bar and summary replace the libraries' bars and deprecation chatter."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    # transformers 5.x renamed gradient_checkpointing; the old name works across the supported range.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    names = ("torch", "transformers", "peft", "trl", "accelerate", "datasets")
+    return {"python": platform.python_version(), "milton_lora": __version__, **{n: version(n) for n in names}}
