@@ -13,6 +13,8 @@ from milton_lora.cli import main
 from milton_lora.settings import Settings
 from milton_lora.tiny_model import build_tiny_model
 
+SHIPPED = Path(__file__).resolve().parents[1] / "training" / "configs"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
@@ -28,6 +30,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def trained_home(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MILTON_HOME with the samples imported and exported and one adapter trained (status training).
+
+    Built once; tests that change it copy it first with `copy_home`.
+    """
+    from datetime import datetime, timezone
+
+    from milton_lora.samples import write_cpu_config, write_sample_exports
+
+    root = tmp_path_factory.mktemp("trained") / "home"
+    for path in write_sample_exports(root.parent / "samples", datetime.now(timezone.utc)).values():
+        _run_main(["--home", str(root), "memory", "import", str(path)])
+    _run_main(["--home", str(root), "export", "--days", "30"])
+    write_cpu_config(root / "training/configs/lora_light.yaml", tiny_model_dir, SHIPPED / "lora_light.yaml")
+    _run_main(["--home", str(root), "train", "--config", "lora_light.yaml"])
+    return root
+
+
+def _run_main(args: list[str]) -> None:
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert not exc.code, f"milton-lora {' '.join(args)} exited {exc.code}"
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,9 @@ def run_subprocess(
         env["MILTON_HOME"] = str(env_home)
     env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    """A private copy of a prepared MILTON_HOME (the registry stores paths relative to its home)."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    return target

@@ -261,8 +261,8 @@ def accelerator_support() -> tuple[bool, bool]:
     import torch
     from accelerate import PartialState
 
-    PartialState()
     cuda = torch.cuda.is_available()
+    PartialState(cpu=not cuda)
     return cuda, cuda and torch.cuda.is_bf16_supported()
 
 

@@ -130,6 +130,17 @@ class Registry:
                 f"{self.path}: not a readable registry ({first}); fix or restore it, it will not be overwritten"
             ) from None
 
+    @property
+    def home(self) -> Path:
+        return self.path.parent.parent
+
+    def stored_path(self, path: Path) -> str:
+        """Paths under MILTON_HOME are stored relative to it, so a home can be moved or copied."""
+        return str(path.relative_to(self.home)) if path.is_relative_to(self.home) else str(path)
+
+    def path_of(self, stored: str) -> Path:
+        return self.home / stored
+
     def get(self, run_id: str) -> Entry:
         return self._entry(self.load(), run_id)
 
@@ -176,8 +187,8 @@ class Registry:
                 status="training",
                 created_at=at,
                 updated_at=at,
-                adapter_path=str(adapter),
-                run_path=str(self.run_dir(run_id)),
+                adapter_path=self.stored_path(adapter),
+                run_path=self.stored_path(self.run_dir(run_id)),
                 base_model_path=base_model_path,
                 sha256=sha256_file(weights),
             )
@@ -222,11 +233,12 @@ class Registry:
             }[entry.status]
             raise MiltonError(f"{entry.run_id} {why}; re-run evaluation, or pass --force to promote it anyway")
         self.check_integrity(entry)
-        check_vllm_compatible(Path(entry.adapter_path), max_lora_rank)
+        check_vllm_compatible(self.path_of(entry.adapter_path), max_lora_rank)
 
     def check_integrity(self, entry: Entry) -> None:
-        weights = Path(entry.adapter_path) / ADAPTER_WEIGHTS
-        if not weights.exists() or not (Path(entry.adapter_path) / ADAPTER_CONFIG).exists():
+        adapter = self.path_of(entry.adapter_path)
+        weights = adapter / ADAPTER_WEIGHTS
+        if not weights.exists() or not (adapter / ADAPTER_CONFIG).exists():
             raise MiltonError(f"{entry.adapter_path}: adapter files are missing; cannot promote {entry.run_id}")
         if sha256_file(weights) != entry.sha256:
             raise MiltonError(
@@ -250,7 +262,7 @@ class Registry:
         with self._changing() as data:
             current, target = _rollback_plan(data)
             self.check_integrity(target)
-            check_vllm_compatible(Path(target.adapter_path), max_lora_rank)
+            check_vllm_compatible(self.path_of(target.adapter_path), max_lora_rank)
             if current is not None:
                 _move(current, "archived", f"rolled back to {target.run_id}", command)
                 data.production_stack.pop()

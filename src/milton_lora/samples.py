@@ -403,3 +403,31 @@ def _openai_lines(dialogues: list[tuple[str, Dialogue]], now: datetime) -> list[
             {"id": f"oa-{index}", "title": title, "created_at": _when(now, offset, 0).isoformat(), "messages": messages}
         )
     return lines
+
+
+# Sized so that the tiny model trains in seconds on 2 CPU cores and visibly learns: a higher learning
+# rate than a real 8B run, no warmup, no gradient checkpointing (it only costs time at this size).
+CPU_CONFIG_OVERRIDES: dict[str, object] = {
+    "learning_rate": 1.0e-2,
+    "num_epochs": 1,
+    "max_steps": 30,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "warmup_steps": 0,
+    "max_seq_length": 512,
+    "use_gradient_checkpointing": False,
+    "bf16": False,
+    "lora_dropout": 0.0,
+    "min_free_disk_gb": 0.5,
+}
+
+
+def write_cpu_config(path: Path, base_model_path: Path, shipped: Path, **overrides: object) -> Path:
+    """A copy of a shipped training config pointed at `base_model_path` and sized for a CPU."""
+    import yaml
+
+    config = yaml.safe_load(shipped.read_text())
+    config.update({"base_model_path": str(base_model_path), **CPU_CONFIG_OVERRIDES, **overrides})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -32,6 +32,7 @@ class TrainPlan:
     adapter_dir: Path
     run_dir: Path
     precision: str
+    cuda: bool
     train_conversations: int
     test_conversations: int
     free_disk_gb: float
@@ -48,7 +49,10 @@ class TrainPlan:
             ("batch", f"{c.per_device_train_batch_size} x {c.gradient_accumulation_steps} accumulation"),
             ("schedule", f"lr {c.learning_rate} {c.lr_scheduler_type}, warmup {c.warmup_steps}"),
             ("length", f"{c.num_epochs} epochs" if c.max_steps <= 0 else f"{c.max_steps} steps"),
-            ("precision", self.precision + (" (4-bit base)" if c.load_in_4bit else "")),
+            (
+                "device",
+                ("CUDA" if self.cuda else "CPU") + f", {self.precision}" + (", 4-bit base" if c.load_in_4bit else ""),
+            ),
             ("packing", "padding-free, per-conversation attention" if c.packing else "off (padding)"),
             ("adapter", str(self.adapter_dir)),
             ("logs, checkpoints", str(self.run_dir)),
@@ -61,8 +65,9 @@ SHIPPED_CONFIGS = Path(__file__).resolve().parents[3] / "training" / "configs"
 
 
 def resolve_config_path(settings: Settings, given: Path) -> Path:
-    """As given, else under MILTON_HOME, else by name in $MILTON_HOME/training/configs/, else the shipped one."""
-    candidates = (given, settings.resolve(given), settings.configs_dir / given.name, SHIPPED_CONFIGS / given.name)
+    """Under MILTON_HOME (where the seed's relative paths live), else as given, else by name in
+    $MILTON_HOME/training/configs/, else the copy shipped with this checkout."""
+    candidates = (settings.resolve(given), given, settings.configs_dir / given.name, SHIPPED_CONFIGS / given.name)
     for candidate in candidates:
         if candidate.exists():
             return candidate
@@ -112,8 +117,8 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     return TrainPlan(
         config=config, config_path=config_path, run_id=run_id, base_model=base, train_file=train_file,
         test_file=test_file, adapter_dir=adapters_dir / run_id, run_dir=runs_dir / run_id, precision=precision,
-        train_conversations=train_count, test_conversations=test_count, free_disk_gb=free_gb, git_commit=commit,
-        warnings=warnings,
+        cuda=cuda, train_conversations=train_count, test_conversations=test_count, free_disk_gb=free_gb,
+        git_commit=commit, warnings=warnings,
     )  # fmt: skip
 
 

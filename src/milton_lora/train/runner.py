@@ -146,7 +146,8 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
         include_num_input_tokens_seen="non_padding",
         dataset_kwargs={"skip_prepare_dataset": not c.packing},
         remove_unused_columns=False,
-        dataloader_pin_memory=plan.precision == "bf16" or plan.config.load_in_4bit,
+        use_cpu=not plan.cuda,  # also what makes accelerate use gloo for a multi-process CPU run
+        dataloader_pin_memory=plan.cuda,
         save_only_model=False,
     )
 
