@@ -28,6 +28,7 @@ demo: setup
 bench: setup
 	$(BIN)/python bench/redact_bench.py
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/generation_batching.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

@@ -38,7 +38,7 @@ memory_app = typer.Typer(
 )
 app.add_typer(memory_app, name="memory")
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -302,6 +302,100 @@ def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path) -> 
     console.print(table)
 
 
+# --- evaluate ------------------------------------------------------------------------------------
+
+
+@app.command("eval")
+def evaluate(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Option("--run-id", help="The adapter to evaluate (lora_YYYYMMDD_HHMMSS).")],
+    no_auto_promote: Annotated[
+        bool, typer.Option("--no-auto-promote", help="Record results but leave the status as it is.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check inputs, print the plan, write nothing.")] = False,
+    pass_threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Pass rate that moves training → candidate.")
+    ] = 0.9,
+    benchmarks: Annotated[
+        Path | None, typer.Option(help="Benchmark YAML (default: training/eval/ or shipped).")
+    ] = None,
+    sanity: Annotated[
+        Path | None, typer.Option(help="Sanity prompts YAML (default: training/eval/ or shipped).")
+    ] = None,
+    test_file: Annotated[Path | None, typer.Option(help="Held-out JSONL (default: the one training used).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer generated per prompt.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts / conversations per batch.")] = 8,
+) -> None:
+    """Evaluate an adapter: held-out metrics vs base and production, sanity prompts, task benchmarks."""
+    from milton_lora.evaluate.runner import (
+        EvalPlan,
+        base_model_of,
+        check_adapter_files,
+        evaluate_adapter,
+        test_file_of,
+    )
+    from milton_lora.evaluate.suites import load_benchmarks, load_sanity, suite_path
+    from milton_lora.registry import validate_run_id
+
+    settings = settings_of(ctx)
+    registry = registry_of(settings)
+    adapter_dir = registry.adapter_dir(validate_run_id(run_id))
+    check_adapter_files(adapter_dir, run_id)
+    production = registry.load().production()
+    production_dir = registry.path_of(production.adapter_path) if production and production.run_id != run_id else None
+    eval_dir = settings.home / "training" / "eval"
+    sanity_file = suite_path(eval_dir, "sanity_prompts.yaml", sanity)
+    benchmark_file = suite_path(eval_dir, "benchmarks.yaml", benchmarks)
+    held_out = test_file or test_file_of(adapter_dir, settings.export_dir / "test.jsonl")
+    if not held_out.exists():
+        raise MiltonError(f"{held_out}: held-out split not found; export first or pass --test-file")
+    base = base_model_of(adapter_dir)
+    if not (base / "config.json").exists():
+        raise MiltonError(f"{base}: base model not found (recorded in {adapter_dir}/metadata.json)")
+    plan = EvalPlan(
+        run_id=run_id, adapter_dir=adapter_dir, run_dir=registry.run_dir(run_id), base_model=base,
+        test_file=held_out, sanity_path=sanity_file, benchmarks_path=benchmark_file,
+        sanity=load_sanity(sanity_file), benchmarks=load_benchmarks(benchmark_file), production_dir=production_dir,
+        production_id=production.run_id if production_dir else None, pass_threshold=pass_threshold,
+        auto_promote=not no_auto_promote, max_new_tokens=max_new_tokens, max_seq_length=2048, batch_size=batch_size,
+    )  # fmt: skip
+    table = Table(title="Evaluation plan" + (" (dry run: nothing evaluated or written)" if dry_run else ""))
+    table.add_column("what")
+    table.add_column("value")
+    for name, value in plan.rows():
+        table.add_row(name, Text(value))
+    console.print(table)
+    if dry_run:
+        return
+    with console.status("evaluating (metrics, sanity prompts, benchmarks)..."):
+        metrics = evaluate_adapter(plan, registry, f"eval --run-id {run_id}")
+    print_evaluation(metrics, plan.run_dir)
+
+
+def print_evaluation(metrics: dict, run_dir: Path) -> None:
+    table = Table(title=f"Held-out metrics ({metrics['test_conversations']} conversations, assistant tokens)")
+    table.add_column("model")
+    for column in ("eval loss", "perplexity", "token accuracy"):
+        table.add_column(column, justify="right")
+    rows = [("adapter", metrics["adapter"]), ("base", metrics["base"])]
+    if metrics["production"]:
+        rows.append((f"production {metrics['production']['run_id']}", metrics["production"]))
+    for name, m in rows:
+        table.add_row(name, f"{m['eval_loss']:.4f}", f"{m['perplexity']:.2f}", f"{m['token_accuracy']:.2%}")
+    console.print(table)
+    bench = metrics["benchmarks"]
+    categories = Table(title=f"Task benchmarks: {bench['passed']}/{bench['total']} passed ({bench['pass_rate']:.0%})")
+    categories.add_column("category")
+    categories.add_column("passed", justify="right")
+    for name, group in bench["by_category"].items():
+        categories.add_row(name, f"{group['passed']}/{group['total']}")
+    console.print(categories)
+    console.print(
+        f"Status: [bold]{metrics['status']}[/] (threshold {metrics['pass_threshold']:.0%}). "
+        f"Details: {run_dir / 'metrics.json'}, sanity answers: {run_dir / 'sanity_responses.json'}"
+    )
+
+
 # --- registry ----------------------------------------------------------------------------------
 
 
@@ -435,7 +529,72 @@ def show_registry(registry: Registry, as_json: bool) -> None:
 
 
 def notify_server(settings: Settings) -> None:
-    """Tell a running server about the new production adapter (a no-op when none runs)."""
+    """Tell a running server about the new production adapter (a no-op when none runs).
+
+    The registry change has already happened, so a failed swap is a warning, not a failure.
+    """
+    from milton_lora.serve.server import hot_swap
+    from milton_lora.settings import env_api_key
+
+    try:
+        console.print(hot_swap(settings, registry_of(settings), env_api_key()))
+    except MiltonError as exc:
+        err_console.print(Text("warning: ", style="bold yellow") + Text(f"{exc}; restart the server to serve it"))
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+server_app = typer.Typer(help="Start, stop or check the background server (what scripts/start_all.sh runs).")
+app.add_typer(server_app, name="server")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Bind address (default from serve.yaml: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from serve.yaml: 8000).")] = None,
+    capture: Annotated[
+        bool | None, typer.Option("--capture/--no-capture", help="Store served conversations in memory.")
+    ] = None,
+) -> None:
+    """Serve the production adapter as `milton` through an OpenAI-compatible API (foreground)."""
+    from milton_lora.serve.runtime import run_server
+
+    settings = settings_of(ctx)
+    config = serve_config_of(settings)
+    overrides = {k: v for k, v in {"host": host, "port": port, "capture": capture}.items() if v is not None}
+    run_server(settings, config.model_copy(update=overrides), registry_of(settings))
+
+
+@server_app.command("start")
+def server_start(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait until the server answers /health.")] = 300,
+) -> None:
+    """Start `milton-lora serve` in the background; wait until it is healthy."""
+    from milton_lora.serve.runtime import start_background
+
+    console.print(start_background(settings_of(ctx), serve_config_of(settings_of(ctx)), timeout))
+
+
+@server_app.command("stop")
+def server_stop(ctx: typer.Context) -> None:
+    """Stop the background server."""
+    from milton_lora.serve.runtime import stop_background
+
+    console.print(stop_background(settings_of(ctx)))
+
+
+@server_app.command("status")
+def server_status(ctx: typer.Context) -> None:
+    """Say whether a server runs, where, and what `milton` answers with."""
+    from milton_lora.serve.server import ServerState
+
+    state = ServerState.read(settings_of(ctx).serve_state_path)
+    if state is None:
+        console.print("not running")
+        raise typer.Exit(3)
+    console.print(f"running at {state.url} (pid {state.pid}, {state.backend}); milton → {state.production}")
 
 
 # --- redact ------------------------------------------------------------------------------------

@@ -201,9 +201,13 @@ class Registry:
     def record_evaluation(
         self, run_id: str, metrics: dict[str, float | None], pass_rate: float, promote: bool, command: str
     ) -> Entry:
-        """Store evaluation results; `training` → `candidate` when `promote` (never further)."""
+        """Store evaluation results and the sha256 of the evaluated weights; `training` → `candidate` when
+        `promote` (never further)."""
+        weights = self.adapter_dir(run_id) / ADAPTER_WEIGHTS
+        evaluated_sha = sha256_file(weights) if weights.exists() else None
         with self._changing() as data:
             entry = self._entry(data, run_id)
+            entry.sha256 = evaluated_sha or entry.sha256
             entry.metrics = metrics
             entry.pass_rate = pass_rate
             entry.updated_at = now_iso()

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from milton_lora import __version__
+from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.train.checks import TrainPlan
@@ -109,19 +110,33 @@ def tokenize_plan_data(plan: TrainPlan, tokenizer: Any) -> tuple[TokenizedSplit,
     return train, test
 
 
+def micro_batching(config: TrainConfig) -> tuple[int, int]:
+    """(rows per forward pass, forward passes per optimizer step).
+
+    Packed rows are fed one per forward pass and the batch size becomes accumulation: the same
+    tokens per optimizer step and the same gradient (tests check accumulation against one batch),
+    but attention runs over one row of max_seq_length tokens instead of the whole flattened batch,
+    which SDPA's per-document mask would otherwise compute densely (1.5x faster measured on CPU).
+    """
+    if config.packing:
+        return 1, config.per_device_train_batch_size * config.gradient_accumulation_steps
+    return config.per_device_train_batch_size, config.gradient_accumulation_steps
+
+
 def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
     from trl import SFTConfig
 
     c = plan.config
     eval_strategy = ("steps" if c.eval_steps else "epoch") if has_eval else "no"
+    micro_batch, accumulation = micro_batching(c)
     return SFTConfig(
         output_dir=str(plan.run_dir / "checkpoints"),
         learning_rate=c.learning_rate,
         num_train_epochs=c.num_epochs,
         max_steps=c.max_steps,
-        per_device_train_batch_size=c.per_device_train_batch_size,
-        per_device_eval_batch_size=c.per_device_train_batch_size,
-        gradient_accumulation_steps=c.gradient_accumulation_steps,
+        per_device_train_batch_size=micro_batch,
+        per_device_eval_batch_size=micro_batch,
+        gradient_accumulation_steps=accumulation,
         lr_scheduler_type=c.lr_scheduler_type,
         warmup_steps=c.warmup_steps,
         max_grad_norm=c.max_grad_norm,

@@ -1,0 +1,81 @@
+"""Loading a base model for inference and greedy, batched chat generation that stops at end-of-turn.
+
+Shared by evaluation and the embedded server.
+
+Prompts are rendered with the model's chat template (which carries the BOS) and tokenized without
+special tokens; batches are left-padded so every row's next token lines up at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+END_OF_TURN_TOKENS = ("<|eot_id|>", "<|end_of_text|>", "<|im_end|>", "<end_of_turn>")
+
+
+def load_for_inference(base: Path) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer with a non-eos pad token): bf16 on a GPU with bf16, fp32 otherwise."""
+    from transformers import AutoModelForCausalLM
+
+    from milton_lora.train.runner import load_tokenizer, quiet_libraries
+
+    quiet_libraries()
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    if cuda:
+        model = model.to("cuda")
+    return model.eval(), load_tokenizer(base)
+
+
+def stop_token_ids(tokenizer: Any, model: Any | None = None) -> list[int]:
+    """Every id that ends an assistant turn: the tokenizer's eos, the model's eos ids, known end-of-turn tokens."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is not None:
+        ids.update([configured] if isinstance(configured, int) else configured)
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[token] for token in END_OF_TURN_TOKENS if token in vocab)
+    return sorted(ids)
+
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@torch.no_grad()
+def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int = 256,
+             batch_size: int = 8) -> list[str]:  # fmt: skip
+    """The assistant's greedy reply to each conversation, in order."""
+    device = next(model.parameters()).device
+    stops = stop_token_ids(tokenizer, model)
+    prompts = [render_prompt(tokenizer, c) for c in conversations]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
+    replies: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(prompts[i]) for i in rows)
+        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            input_ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+            attention[r, width - len(prompts[i]) :] = 1
+        output = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        for r, i in enumerate(rows):
+            new_tokens = output[r, width:].tolist()
+            cut = next((k for k, t in enumerate(new_tokens) if t in stops), len(new_tokens))
+            replies[i] = tokenizer.decode(new_tokens[:cut], skip_special_tokens=True).strip()
+    return replies

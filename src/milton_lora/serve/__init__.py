@@ -1,0 +1,1 @@
+"""Serving: the embedded OpenAI-compatible server, the vLLM backend, background start/stop and hot swap."""

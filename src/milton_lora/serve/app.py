@@ -1,0 +1,258 @@
+"""The OpenAI-compatible HTTP API of the embedded server (FastAPI), with vLLM's LoRA admin endpoints.
+
+Errors are OpenAI-shaped JSON (`{"error": {"message", "type", "param", "code"}}`) with 4xx statuses for
+client mistakes; an unexpected failure is a 500 with a one-line message, never a traceback.
+Decoding is greedy (temperature/top_p are accepted and ignored) and stops at end-of-turn.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from milton_lora.serve.engine import ALIAS, AdapterError, Engine
+
+DEFAULT_MAX_TOKENS = 512
+Capture = Callable[[list[dict[str, str]], str], None]
+AdapterFinder = Callable[[str], Path | None]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=8192)
+    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
+
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_user(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
+        if messages[-1].role == "assistant":
+            raise ValueError("the last message must not be from the assistant")
+        return messages
+
+    def conversation(self) -> list[dict[str, str]]:
+        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+
+    def budget(self) -> int:
+        return self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS
+
+
+class LoadAdapter(BaseModel):
+    lora_name: str = Field(min_length=1)
+    lora_path: str = Field(min_length=1)
+
+
+class UnloadAdapter(BaseModel):
+    lora_name: str = Field(min_length=1)
+
+
+class PointAlias(BaseModel):
+    lora_name: str = Field(min_length=1)
+
+
+def openai_error(status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
+                 param: str | None = None) -> JSONResponse:  # fmt: skip
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
+
+
+def require_api_key(app: FastAPI, api_key: str | None) -> None:
+    """When a key is set, every /v1 and /admin request must carry `Authorization: Bearer <key>`."""
+
+    @app.middleware("http")
+    async def check_key(request: Request, call_next: Any) -> Any:
+        if api_key and request.url.path.startswith(("/v1", "/admin")):
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not secrets.compare_digest(given.encode(), api_key.encode()):
+                return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        return await call_next(request)
+
+
+def create_app(engine: Engine, api_key: str | None = None, capture: Capture | None = None,
+               find_adapter: AdapterFinder | None = None) -> FastAPI:  # fmt: skip
+    app = FastAPI(title="Milton LoRA", docs_url=None, redoc_url=None)
+
+    require_api_key(app, api_key)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"] if p != "body") or None
+        return openai_error(400, f"{param or 'body'}: {first['msg']}", param=param)
+
+    @app.exception_handler(AdapterError)
+    async def adapter_error(request: Request, exc: AdapterError) -> JSONResponse:
+        code = "model_not_found" if exc.status == 404 else None
+        return openai_error(exc.status, str(exc), "NotFoundError" if exc.status == 404 else "BadRequestError", code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return openai_error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return openai_error(500, f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], "server_error")
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        created = int(time.time())
+        data = [{"id": engine.base_name, "object": "model", "created": created, "owned_by": "milton-lora",
+                 "root": str(engine.base_path), "parent": None}]  # fmt: skip
+        if engine.alias_target:
+            data.append({"id": ALIAS, "object": "model", "created": created, "owned_by": "milton-lora",
+                         "root": engine.alias_target, "parent": engine.base_name})  # fmt: skip
+        for name in engine.names():
+            data.append({"id": name, "object": "model", "created": created, "owned_by": "milton-lora",
+                         "root": str(engine.adapters[name].path), "parent": engine.base_name})  # fmt: skip
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/load_lora_adapter")
+    async def load_adapter(body: LoadAdapter) -> PlainTextResponse:
+        await run_in_threadpool(engine.load, body.lora_name, Path(body.lora_path))
+        return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' added successfully.")
+
+    @app.post("/v1/unload_lora_adapter")
+    async def unload_adapter(body: UnloadAdapter) -> PlainTextResponse:
+        await run_in_threadpool(engine.unload, body.lora_name)
+        return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' removed successfully.")
+
+    @app.post("/admin/alias")
+    async def point_alias(body: PointAlias) -> dict[str, str | None]:
+        previous = engine.point_alias(body.lora_name)
+        return {"alias": ALIAS, "target": body.lora_name, "previous": previous}
+
+    @app.post("/v1/chat/completions")
+    async def chat(body: ChatRequest) -> Any:
+        await run_in_threadpool(_ensure_loaded, engine, body.model, find_adapter)
+        messages = body.conversation()
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        if body.stream:
+            pieces = _stream_pinned(engine, body.model, messages, body.budget(), capture)
+            first = await iterate_in_threadpool(pieces).__anext__()  # resolves the model (404s) before streaming
+            return StreamingResponse(
+                _sse(completion_id, created, body.model, first, iterate_in_threadpool(pieces)),
+                media_type="text/event-stream",
+            )
+        with engine.pinned(body.model) as target:
+            reply = await run_in_threadpool(engine.complete, target, messages, body.budget())
+        if capture:
+            await run_in_threadpool(capture, messages, reply)
+        prompt_tokens = len(engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+        completion_tokens = len(engine.tokenizer(reply, add_special_tokens=False)["input_ids"])
+        finish = "length" if completion_tokens >= body.budget() else "stop"
+        return {
+            "id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }  # fmt: skip
+
+    return app
+
+
+def _ensure_loaded(engine: Engine, model: str, find_adapter: AdapterFinder | None) -> None:
+    """A registered run id that is not loaded yet is loaded on first use."""
+    if model in (ALIAS, engine.base_name) or model in engine.names() or find_adapter is None:
+        return
+    path = find_adapter(model)
+    if path is not None:
+        try:
+            engine.load(model, path)
+        except AdapterError as exc:
+            if exc.status != 400:  # already loaded by a concurrent request is fine
+                raise
+
+
+def _stream_pinned(engine: Engine, model: str, messages: list[dict[str, str]], budget: int,
+                   capture: Capture | None) -> Iterator[str | None]:  # fmt: skip
+    """Yields None once the model is resolved, then the text pieces; the adapter stays pinned throughout."""
+    with engine.pinned(model) as target:
+        yield None
+        parts = []
+        for piece in engine.stream(target, messages, budget):
+            parts.append(piece)
+            yield piece
+    if capture:
+        capture(messages, "".join(parts).strip())
+
+
+async def _sse(completion_id: str, created: int, model: str, first: str | None, rest: Any) -> Any:
+    def event(delta: dict[str, str], finish: str | None = None) -> str:
+        chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+        return f"data: {json.dumps(chunk)}\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    if first:
+        yield event({"content": first})
+    async for piece in rest:
+        yield event({"content": piece})
+    yield event({}, "stop")
+    yield "data: [DONE]\n\n"
+
+
+def create_proxy_app(upstream: str, alias_target: str | None, api_key: str | None = None) -> FastAPI:
+    """The public face of a vLLM backend: forwards to vLLM and gives it the stable `milton` alias it lacks.
+
+    Requests for `milton` are rewritten to the current versioned adapter name; `/admin/alias` moves
+    it; everything else (models, LoRA load/unload, streaming) passes through unchanged.
+    """
+    import httpx
+
+    app = FastAPI(title="Milton LoRA (vLLM proxy)", docs_url=None, redoc_url=None)
+    state = {"target": alias_target}
+    client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(600.0, connect=10.0))
+
+    require_api_key(app, api_key)
+
+    @app.post("/admin/alias")
+    async def point_alias(body: PointAlias) -> dict[str, str | None]:
+        previous, state["target"] = state["target"], body.lora_name
+        return {"alias": ALIAS, "target": body.lora_name, "previous": previous}
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"])
+    async def forward(path: str, request: Request) -> Any:
+        body = await request.body()
+        if path == "v1/chat/completions" and body:
+            payload = json.loads(body)
+            if payload.get("model") == ALIAS:
+                if state["target"] is None:
+                    return openai_error(404, "The model `milton` does not exist.", "NotFoundError", "model_not_found")
+                payload["model"] = state["target"]
+                body = json.dumps(payload).encode()
+        headers = {"content-type": request.headers.get("content-type", "")}
+        upstream_request = client.build_request(request.method, "/" + path, content=body, headers=headers)
+        response = await client.send(upstream_request, stream=True)
+        return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
+                                 media_type=response.headers.get("content-type"))  # fmt: skip
+
+    return app

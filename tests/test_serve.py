@@ -1,0 +1,265 @@
+"""The embedded server, for real: a subprocess on the tiny model, spoken to with the official openai client."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from helpers import PYTHON, REPO, copy_home, run_subprocess
+from milton_lora.config import ServeConfig
+from milton_lora.memory import MemoryStore
+from milton_lora.registry import Registry
+from milton_lora.serve.server import vllm_command, vllm_rank
+from milton_lora.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def registry_of(home: Path) -> Registry:
+    settings = Settings.from_env(home)
+    return Registry(settings.registry_path, settings.adapters_dir, settings.runs_dir)
+
+
+def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:
+    result = run_subprocess(["python", "-m", "milton_lora", "promote", run_id, "--to-production", "--force"], home,
+                            home)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def second_adapter(home: Path, run_id: str, name: str) -> str:
+    """A second registered adapter: the first one's with lora_B zeroed, so it answers exactly like the base."""
+    from safetensors.torch import load_file, save_file
+
+    target = home / "adapters" / name
+    copy_home(home / "adapters" / run_id, target)
+    tensors = {k: (v * 0 if "lora_B" in k else v) for k, v in load_file(target / "adapter_model.safetensors").items()}
+    save_file(tensors, target / "adapter_model.safetensors")
+    registry_of(home).register(name, None, "test")
+    return name
+
+
+class Server:
+    def __init__(self, home: Path, port: int, env: dict[str, str]):
+        self.home, self.port, self.url = home, port, f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "milton_lora", "serve", "--port", str(port)],
+            env={**os.environ, "MILTON_HOME": str(home), "PYTHONPATH": str(REPO / "src"), **env},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            assert self.process.poll() is None, self.process.stdout.read() if self.process.stdout else ""
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError("server did not start")
+
+    def client(self, key: str = "unused") -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=60)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def served_home(trained_home: Path, tmp_path: Path) -> tuple[Path, str]:
+    home = copy_home(trained_home, tmp_path / "home")
+    (run_id,) = [p.name for p in (home / "adapters").iterdir()]
+    promote(home, run_id)
+    return home, run_id
+
+
+@pytest.fixture
+def server(served_home: tuple[Path, str]) -> Iterator[Server]:
+    home, _ = served_home
+    running = Server(home, free_port(), {"MILTON_SERVE_API_KEY": ""})
+    yield running
+    running.stop()
+
+
+def test_chat_streaming_models_and_adapter_selection(server: Server, served_home: tuple[Path, str]) -> None:
+    _, run_id = served_home
+    client = server.client()
+    models = {m.id: m for m in client.models.list().data}
+    assert {"milton", "tiny"} <= set(models)
+    assert models["milton"].model_extra["parent"] == "tiny"
+
+    reply = client.chat.completions.create(model="milton", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+    assert reply.choices[0].message.role == "assistant" and reply.usage.completion_tokens <= 8
+    assert reply.choices[0].finish_reason in ("stop", "length")
+
+    chunks = list(client.chat.completions.create(model="milton", messages=[{"role": "user", "content": "Hi"}],
+                                                 max_tokens=8, stream=True))  # fmt: skip
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert streamed.strip() == reply.choices[0].message.content  # greedy: same answer either way
+
+    by_run_id = client.chat.completions.create(model=run_id, messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+    assert by_run_id.choices[0].message.content == reply.choices[0].message.content
+    base = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+    assert base.choices[0].message.content is not None
+
+
+def test_bad_requests_get_openai_errors(server: Server) -> None:
+    client = server.client()
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "Hi"}])
+    assert missing.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="milton", messages=[])
+    raw = httpx.post(
+        f"{server.url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
+    wrong_role = httpx.post(f"{server.url}/v1/chat/completions",
+                            json={"model": "milton", "messages": [{"role": "wizard", "content": "x"}]})  # fmt: skip
+    assert wrong_role.status_code == 400 and "traceback" not in wrong_role.text.lower()
+
+
+def test_vllm_compatible_admin_endpoints(server: Server, served_home: tuple[Path, str]) -> None:
+    home, run_id = served_home
+    path = str(home / "adapters" / run_id)
+    loaded = httpx.post(f"{server.url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": path})
+    assert loaded.status_code == 200 and loaded.text == "Success: LoRA adapter 'extra' added successfully."
+    again = httpx.post(f"{server.url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": path})
+    assert again.status_code == 400
+    assert httpx.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": "extra"}).status_code == 200
+    assert httpx.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": "extra"}).status_code == 404
+
+
+def test_binds_to_loopback_only(server: Server) -> None:
+    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = {line.split()[1] for line in listening if line.split()[3] == "0A"}  # LISTEN
+    port_hex = f"{server.port:04X}"
+    assert f"0100007F:{port_hex}" in local and f"00000000:{port_hex}" not in local
+
+
+def test_promotion_hot_swaps_without_restart(server: Server, served_home: tuple[Path, str]) -> None:
+    home, run_id = served_home
+    client = server.client()
+    ask = {"model": "milton", "messages": [{"role": "user", "content": "Plan my day"}], "max_tokens": 12}
+    before = client.chat.completions.create(**ask).choices[0].message.content
+    base_answer = client.chat.completions.create(**{**ask, "model": "tiny"}).choices[0].message.content
+    assert before != base_answer
+    old_target = {m.id: m for m in client.models.list().data}["milton"].model_extra["root"]
+
+    new = second_adapter(home, run_id, "lora_20991231_235959")
+    result = promote(home, new)
+    assert "now answers `milton` with lora_20991231_235959" in result.stdout
+    models = {m.id: m for m in client.models.list().data}
+    assert models["milton"].model_extra["root"].startswith(new + "@")
+    assert old_target not in models  # the old version was unloaded
+    after = client.chat.completions.create(**ask).choices[0].message.content
+    assert after == base_answer
+    assert server.process.poll() is None
+
+    rolled = run_subprocess(["python", "-m", "milton_lora", "promote", "--rollback", "--force"], home, home)
+    assert rolled.returncode == 0 and f"answers `milton` with {run_id}" in rolled.stdout
+    assert client.chat.completions.create(**ask).choices[0].message.content == before
+
+
+def test_api_key_is_enforced(served_home: tuple[Path, str]) -> None:
+    home, _ = served_home
+    running = Server(home, free_port(), {"MILTON_SERVE_API_KEY": "s3cret-key"})
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            running.client("wrong").models.list()
+        assert running.client("s3cret-key").models.list().data
+        assert httpx.get(f"{running.url}/health").status_code == 200  # health stays open for probes
+    finally:
+        running.stop()
+
+
+def test_capture_appends_served_conversations(served_home: tuple[Path, str]) -> None:
+    home, _ = served_home
+    (home / "training/configs/serve.yaml").write_text(yaml.safe_dump({"capture": True}))
+    running = Server(home, free_port(), {})
+    try:
+        first = [{"role": "user", "content": "Remember the boiler code 4411"}]
+        reply = running.client().chat.completions.create(model="milton", messages=first, max_tokens=6)
+        follow = [*first, {"role": "assistant", "content": reply.choices[0].message.content},
+                  {"role": "user", "content": "Thanks"}]  # fmt: skip
+        running.client().chat.completions.create(model="milton", messages=follow, max_tokens=6)
+    finally:
+        running.stop()
+    with MemoryStore(home / "memory" / "milton.db") as store:
+        captured = [c for c in store.conversations() if c.source == "milton-serve"]
+    assert len(captured) == 1 and len(captured[0].messages) == 4  # the grown conversation replaced the first
+    assert captured[0].messages[0].content == "Remember the boiler code 4411"
+
+
+def test_start_and_stop_scripts_are_idempotent(served_home: tuple[Path, str]) -> None:
+    home, _ = served_home
+    port = free_port()
+    (home / "training/configs/serve.yaml").write_text(yaml.safe_dump({"port": port}))
+    env = {**os.environ, "MILTON_HOME": str(home), "MILTON_PYTHON": PYTHON, "PYTHONPATH": str(REPO / "src")}
+
+    def script(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(REPO / "scripts" / name)], cwd=home, env=env, capture_output=True, text=True,
+                              timeout=200)  # fmt: skip
+
+    try:
+        started = script("start_all.sh")
+        assert started.returncode == 0 and "started at" in started.stdout, started.stderr
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+        assert "already running" in script("start_all.sh").stdout
+    finally:
+        stopped = script("stop_all.sh")
+    assert "stopped" in stopped.stdout
+    assert "not running" in script("stop_all.sh").stdout
+    assert (home / "logs" / "server.log").exists() and not (home / "runs/server/state.json").exists()
+
+
+def test_no_server_means_promotion_just_says_so(served_home: tuple[Path, str]) -> None:
+    home, run_id = served_home
+    new = second_adapter(home, run_id, "lora_20991231_000000")
+    assert "no server running" in promote(home, new).stdout
+
+
+def test_vllm_command_and_rank_rounding(tmp_path: Path) -> None:
+    assert [vllm_rank(r) for r in (1, 4, 8, 12, 16, 33, 64, 300)] == [1, 8, 8, 16, 16, 64, 64, 320]
+    adapter = tmp_path / "a"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 12}))
+    config = ServeConfig(backend="vllm", port=8000, vllm_extra_args=["--max-loras", "4"])
+    command = vllm_command(config, Path("/models/Llama-3.1-8B-Instruct"), "lora_x@1", adapter, 8001)
+    assert command[:3] == ["vllm", "serve", "/models/Llama-3.1-8B-Instruct"]
+    assert command[command.index("--max-lora-rank") + 1] == "16" and "--enable-lora" in command
+    module = json.loads(command[command.index("--lora-modules") + 1])
+    assert module == {"name": "lora_x@1", "path": str(adapter), "base_model_name": "Llama-3.1-8B-Instruct"}
+    assert command[-2:] == ["--max-loras", "4"] and command[command.index("--port") + 1] == "8001"
+
+
+def test_vllm_proxy_adds_the_alias(server: Server) -> None:
+    """The proxy in front of vLLM, exercised against a real OpenAI/vLLM-compatible upstream."""
+    from fastapi.testclient import TestClient
+
+    from milton_lora.serve.app import create_proxy_app
+
+    target = {m["id"] for m in httpx.get(f"{server.url}/v1/models").json()["data"]} - {"milton", "tiny"}
+    (versioned,) = target
+    with TestClient(create_proxy_app(server.url, None)) as proxy:
+        body = {"model": "milton", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+        assert proxy.post("/v1/chat/completions", json=body).status_code == 404
+        assert proxy.post("/admin/alias", json={"lora_name": versioned}).status_code == 200
+        answered = proxy.post("/v1/chat/completions", json=body)
+        assert answered.status_code == 200 and answered.json()["model"] == versioned
+        assert proxy.get("/v1/models").json()["data"]
