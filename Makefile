@@ -23,7 +23,7 @@ test: setup lint
 	$(BIN)/python -m pytest
 
 demo: setup
-	$(BIN)/python -m milton_lora demo --home demo
+	$(BIN)/python -m milton_lora --home demo demo
 
 bench: setup
 	$(BIN)/python bench/redact_bench.py

@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +20,11 @@ from milton_lora import __version__
 from milton_lora.config import TrainConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.settings import Settings
+
+try:  # recent typer vendors its own click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click.exceptions import ClickException
 
 if TYPE_CHECKING:
     from milton_lora.config import ServeConfig
@@ -597,6 +601,36 @@ def server_status(ctx: typer.Context) -> None:
     console.print(f"running at {state.url} (pid {state.pid}, {state.backend}); milton → {state.production}")
 
 
+# --- report --------------------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run to report on.")],
+) -> None:
+    """Write runs/<run_id>/report.html: loss curves, metrics vs base and production, benchmarks, sanity answers."""
+    from milton_lora.report import write_report
+
+    registry = registry_of(settings_of(ctx))
+    path = write_report(run_id, registry.run_dir(run_id), registry.adapter_dir(run_id))
+    console.print(f"Report written to {path}")
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port for the demo server.")] = 8765,
+) -> None:
+    """The whole loop on a tiny local model and sample conversations, in a throwaway --home (default demo/)."""
+    from milton_lora.demo import run_demo
+
+    run_demo(settings_of(ctx), port, console)
+
+
 # --- redact ------------------------------------------------------------------------------------
 
 
@@ -632,10 +666,10 @@ def main(argv: list[str] | None = None) -> None:
     except MiltonError as exc:
         err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
         sys.exit(exc.exit_code)
-    except click.exceptions.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("Aborted.")
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,80 @@
+"""The whole loop: `make demo`'s pipeline (the seed's command lines in order) and the HTML report."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from helpers import copy_home, run_subprocess
+from milton_lora.errors import MiltonError
+
+
+class Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.external += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+@pytest.mark.slow
+def test_demo_runs_the_seed_workflow_end_to_end(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    result = run_subprocess(["python", "-m", "milton_lora", "--home", str(home), "demo", "--port", "18765"],
+                            tmp_path, None, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    seed_lines = ("scripts/export_training_data.py --days 30", "scripts/train_lora.py --config",
+                  "scripts/eval_lora.py --run-id", "--to-production --force", "scripts/promote_adapter.py --rollback",
+                  "server start", "server stop")  # fmt: skip
+    for seed_line in seed_lines:
+        assert seed_line in result.stdout
+    assert "Proceed? [y/N]" not in result.stdout and "PROMOTE ADAPTER TO PRODUCTION" in result.stdout
+    assert result.stdout.count("now answers `milton` with") == 2  # promotion of B and the rollback, hot
+    registry = json.loads((home / "models/registry.json").read_text())
+    statuses = sorted(e["status"] for e in registry["adapters"].values())
+    assert statuses == ["archived", "production"]
+    assert list(home.glob("runs/*/report.html"))
+    assert (
+        "[EMAIL]"
+        in (home / "training/data/exported/train.jsonl").read_text()
+        + (home / "training/data/exported/test.jsonl").read_text()
+    )
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demo_home(tmp_path: Path) -> None:
+    from milton_lora.demo import prepare_home
+
+    precious = tmp_path / "real"
+    (precious / "memory").mkdir(parents=True)
+    (precious / "memory" / "milton.db").write_text("my life")
+    with pytest.raises(MiltonError, match="not a demo home"):
+        prepare_home(precious)
+    assert (precious / "memory" / "milton.db").read_text() == "my life"
+
+
+def test_report_is_self_contained_with_plots(trained_home: Path, tmp_path: Path, cli) -> None:
+    home = copy_home(trained_home, tmp_path / "home")
+    (run_id,) = [p.name for p in (home / "adapters").iterdir()]
+    assert cli("--home", str(home), "eval", "--run-id", run_id, "--max-new-tokens", "8").exit_code == 0
+    result = cli("--home", str(home), "report", run_id)
+    assert result.exit_code == 0, result.stderr
+    html = (home / "runs" / run_id / "report.html").read_text()
+    parser = Collector()
+    parser.feed(html)
+    assert parser.tags.count("svg") == 2 and "polyline" in parser.tags
+    assert parser.external == []  # no external images, scripts or styles
+    for piece in ("train loss", "eval loss", "Held-out metrics", "memory_retrieval", "Sanity prompts", run_id):
+        assert piece in html
+    assert html.count('class="side"') == 10
+
+
+def test_usage_errors_are_one_clean_message(cli) -> None:
+    for args in (["--bogus"], ["export", "--days", "x"], ["promote"]):
+        result = cli(*args)
+        assert result.exit_code in (1, 2) and "Traceback" not in result.stderr + result.stdout
