@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,7 +27,10 @@ class Collector(HTMLParser):
 @pytest.mark.slow
 def test_demo_runs_the_seed_workflow_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "demo"
-    result = run_subprocess(["python", "-m", "milton_lora", "--home", str(home), "demo", "--port", "18765"],
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    result = run_subprocess(["python", "-m", "milton_lora", "--home", str(home), "demo", "--port", port],
                             tmp_path, None, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     seed_lines = ("scripts/export_training_data.py --days 30", "scripts/train_lora.py --config",

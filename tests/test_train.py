@@ -19,6 +19,7 @@ from helpers import PYTHON, REPO, copy_home, run_subprocess
 from milton_lora.config import TrainConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.registry import Registry
+from milton_lora.report import read_scalars
 from milton_lora.samples import write_cpu_config
 from milton_lora.settings import Settings
 from milton_lora.train.data import IGNORE, tokenize_conversation
@@ -219,14 +220,6 @@ def test_gradient_accumulation_matches_one_large_batch(tiny_model_dir: Path, tmp
 # --- real runs -----------------------------------------------------------------------------------
 
 
-def read_scalars(log_dir: Path) -> dict[str, list[float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(str(log_dir))
-    accumulator.Reload()
-    return {tag: [event.value for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
-
-
 def test_trained_adapter_outputs(trained_home: Path, tiny_model_dir: Path) -> None:
     from peft import PeftModel
 
@@ -252,7 +245,7 @@ def test_trained_adapter_outputs(trained_home: Path, tiny_model_dir: Path) -> No
 
     scalars = read_scalars(settings.runs_dir / run_id / "logs")
     assert {"train/loss", "eval/loss", "train/learning_rate"} <= set(scalars)
-    assert scalars["train/loss"][-1] < scalars["train/loss"][0]
+    assert scalars["train/loss"][-1][1] < scalars["train/loss"][0][1]
     assert list((settings.runs_dir / run_id / "checkpoints").glob("checkpoint-*"))
 
     entry = Registry(settings.registry_path, settings.adapters_dir, settings.runs_dir).get(run_id)
@@ -308,3 +301,23 @@ def test_two_process_gloo_training(trained_home: Path, tmp_path: Path, tiny_mode
     metadata = json.loads((adapter / "metadata.json").read_text())
     assert metadata["world_size"] == 2 and metadata["results"]["global_steps"] == 4
     assert len(list((home / "runs").glob("ddp_*"))) == 1
+
+
+def test_readme_configuration_reference_is_generated() -> None:
+    from milton_lora.config import full_reference
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("<!-- config-reference:start -->\n")[1].split("<!-- config-reference:end -->")[0]
+    assert section == full_reference(), "run `milton-lora config-reference` and paste it into the README"
+
+
+def test_resume_skips_a_checkpoint_left_half_written(tmp_path: Path) -> None:
+    from milton_lora.train.runner import latest_checkpoint
+
+    for step, state in ((5, '{"global_step": 5}'), (10, '{"global_st'), (15, None)):
+        folder = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-5"
+    assert latest_checkpoint(tmp_path / "nothing") is None

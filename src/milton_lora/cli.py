@@ -617,6 +617,14 @@ def report(
     console.print(f"Report written to {path}")
 
 
+@app.command("config-reference")
+def config_reference_command() -> None:
+    """Print every training and serving config key with its default (the README's reference is this output)."""
+    from milton_lora.config import full_reference
+
+    sys.stdout.write(full_reference())
+
+
 # --- demo ----------------------------------------------------------------------------------------
 
 

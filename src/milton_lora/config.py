@@ -39,7 +39,9 @@ class TrainConfig(StrictModel):
     )
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
     num_epochs: float = Field(3, gt=0, description="Epochs over train_file (ignored when max_steps > 0).")
-    per_device_train_batch_size: int = Field(4, ge=1, description="Sequences per device per step (no packing).")
+    per_device_train_batch_size: int = Field(
+        4, ge=1, description="Sequences per micro-batch; with packing, packed rows of max_seq_length tokens."
+    )
     gradient_accumulation_steps: int = Field(4, ge=1, description="Micro-batches per optimizer step.")
     bf16: bool = Field(True, description="bf16 mixed precision; falls back to fp32 with a warning without support.")
     lr_scheduler_type: Literal[
@@ -142,3 +144,11 @@ def config_reference(model: type[BaseModel]) -> str:
             default = repr(info.default)
         rows.append(f"| `{name}` | `{default}` | {info.description or ''} |")
     return "\n".join(rows)
+
+
+def full_reference() -> str:
+    """The README's configuration reference, generated (a test keeps the README in sync)."""
+    return (
+        "### Training (`training/configs/*.yaml`)\n\n" + config_reference(TrainConfig) + "\n\n"
+        "### Serving (`training/configs/serve.yaml`)\n\n" + config_reference(ServeConfig) + "\n"
+    )

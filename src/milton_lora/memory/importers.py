@@ -133,10 +133,7 @@ def parse_file(path: Path, fmt: str, now: datetime, counts: ParseCounts) -> list
             title = raw.get("title") or raw.get("name") if isinstance(raw, dict) else None
             label = f"conversation {index + 1}" + (f" ('{title}')" if title else "")
             raise MiltonError(f"{path}: {label}: {exc}; fix or remove it and import again") from None
-        if conversation.messages:
-            result.append(conversation)
-        else:
-            counts.skipped_empty_conversations += 1
+        _keep(conversation, result, counts)
     return result
 
 
@@ -333,10 +330,7 @@ def _parse_openai_jsonl(path: Path, now: datetime, counts: ParseCounts) -> list[
             conversation = _parse_openai_line(raw, now, counts)
         except _Malformed as exc:
             raise MiltonError(f"{path}:{line_number}: {exc}; fix or remove the line and import again") from None
-        if conversation.messages:
-            result.append(conversation)
-        else:
-            counts.skipped_empty_conversations += 1
+        _keep(conversation, result, counts)
     return result
 
 
@@ -387,3 +381,11 @@ def _content_hash(messages: list[Any]) -> str:
     # Lines without an id are identified by their content, so re-importing the file adds nothing.
     canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def _keep(conversation: Conversation, result: list[Conversation], counts: ParseCounts) -> None:
+    """Keep a parsed conversation unless nothing of it survived; count the empty ones."""
+    if conversation.messages:
+        result.append(conversation)
+    else:
+        counts.skipped_empty_conversations += 1

@@ -185,11 +185,20 @@ def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedS
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint. A process killed while saving leaves a folder without a readable
+    trainer_state.json (transformers writes it last), which is skipped."""
     checkpoints = sorted(
         (p for p in (run_dir / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
         key=lambda p: int(p.name.split("-")[-1]),
+        reverse=True,
     )
-    return checkpoints[-1] if checkpoints else None
+    for checkpoint in checkpoints:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return checkpoint
+    return None
 
 
 def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = True) -> TrainResult:
