@@ -1,0 +1,1 @@
+"""Evaluation: held-out metrics, sanity prompts, task benchmarks with a code sandbox, and auto-promotion."""
