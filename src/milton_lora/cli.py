@@ -327,6 +327,9 @@ def evaluate(
         Path | None, typer.Option(help="Sanity prompts YAML (default: training/eval/ or shipped).")
     ] = None,
     test_file: Annotated[Path | None, typer.Option(help="Held-out JSONL (default: the one training used).")] = None,
+    base_model: Annotated[
+        Path | None, typer.Option(help="Base model folder (default: the one training recorded).")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer generated per prompt.")] = 256,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts / conversations per batch.")] = 8,
 ) -> None:
@@ -336,7 +339,9 @@ def evaluate(
         base_model_of,
         check_adapter_files,
         evaluate_adapter,
+        max_length_of,
         test_file_of,
+        training_record,
     )
     from milton_lora.evaluate.suites import load_benchmarks, load_sanity, suite_path
     from milton_lora.registry import validate_run_id
@@ -350,10 +355,11 @@ def evaluate(
     eval_dir = settings.home / "training" / "eval"
     sanity_file = suite_path(eval_dir, "sanity_prompts.yaml", sanity)
     benchmark_file = suite_path(eval_dir, "benchmarks.yaml", benchmarks)
-    held_out = test_file or test_file_of(adapter_dir, settings.export_dir / "test.jsonl")
+    record = training_record(adapter_dir)
+    held_out = test_file or test_file_of(record, settings.export_dir / "test.jsonl")
     if not held_out.exists():
         raise MiltonError(f"{held_out}: held-out split not found; export first or pass --test-file")
-    base = base_model_of(adapter_dir)
+    base = base_model or base_model_of(adapter_dir, record)
     if not (base / "config.json").exists():
         raise MiltonError(f"{base}: base model not found (recorded in {adapter_dir}/metadata.json)")
     plan = EvalPlan(
@@ -361,7 +367,8 @@ def evaluate(
         test_file=held_out, sanity_path=sanity_file, benchmarks_path=benchmark_file,
         sanity=load_sanity(sanity_file), benchmarks=load_benchmarks(benchmark_file), production_dir=production_dir,
         production_id=production.run_id if production_dir else None, pass_threshold=pass_threshold,
-        auto_promote=not no_auto_promote, max_new_tokens=max_new_tokens, max_seq_length=2048, batch_size=batch_size,
+        auto_promote=not no_auto_promote, max_new_tokens=max_new_tokens, max_seq_length=max_length_of(record),
+        batch_size=batch_size,
     )  # fmt: skip
     table = Table(title="Evaluation plan" + (" (dry run: nothing evaluated or written)" if dry_run else ""))
     table.add_column("what")

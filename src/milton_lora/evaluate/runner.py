@@ -64,26 +64,34 @@ class EvalPlan:
         ]
 
 
-def base_model_of(adapter_dir: Path) -> Path:
-    """The base model recorded by training (metadata.json), else by peft (adapter_config.json)."""
-    metadata = adapter_dir / "metadata.json"
-    if metadata.exists():
-        recorded = json.loads(metadata.read_text()).get("base_model_path")
-        if recorded:
-            return Path(recorded)
-    config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
-    if not config.get("base_model_name_or_path"):
+def training_record(adapter_dir: Path) -> dict[str, Any]:
+    """The adapter's metadata.json as training wrote it ({} for an adapter made elsewhere)."""
+    path = adapter_dir / "metadata.json"
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        raise MiltonError(f"{path}: not valid JSON; restore it or remove it and pass --base-model") from None
+
+
+def base_model_of(adapter_dir: Path, record: dict[str, Any]) -> Path:
+    """The base model recorded by training, else by peft (adapter_config.json)."""
+    if record.get("base_model_path"):
+        return Path(record["base_model_path"])
+    recorded = json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if not recorded:
         raise MiltonError(f"{adapter_dir}: no base model recorded; pass --base-model")
-    return Path(config["base_model_name_or_path"])
+    return Path(recorded)
 
 
-def test_file_of(adapter_dir: Path, default: Path) -> Path:
-    metadata = adapter_dir / "metadata.json"
-    if metadata.exists():
-        recorded = json.loads(metadata.read_text()).get("data", {}).get("test_file")
-        if recorded:
-            return Path(recorded)
-    return default
+def test_file_of(record: dict[str, Any], default: Path) -> Path:
+    """The held-out split training used, when it is still there; else the current export's."""
+    recorded = record.get("data", {}).get("test_file")
+    return Path(recorded) if recorded and Path(recorded).exists() else default
+
+
+def max_length_of(record: dict[str, Any]) -> int:
+    """Score conversations truncated as training truncated them."""
+    return int(record.get("config", {}).get("max_seq_length", 2048))
 
 
 def check_adapter_files(adapter_dir: Path, run_id: str) -> None:

@@ -24,6 +24,7 @@ from milton_lora.serve.server import (
     ServerState,
     base_model_for,
     capture_to_memory,
+    pid_alive,
     versioned_name,
     vllm_command,
 )
@@ -140,9 +141,9 @@ def stop_background(settings: Settings, grace: float = 30.0) -> str:
         return "not running"
     os.kill(pid, signal.SIGTERM)
     deadline = time.time() + grace
-    while time.time() < deadline and _running(pid):
+    while time.time() < deadline and pid_alive(pid):
         time.sleep(0.1)
-    if _running(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
     path.unlink(missing_ok=True)
     settings.serve_state_path.unlink(missing_ok=True)
@@ -154,21 +155,7 @@ def _read_pid(path: Path) -> int | None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _running(pid) else None
-
-
-def _running(pid: int) -> bool:
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return pid if pid_alive(pid) else None
 
 
 def _wait_healthy(url: str, timeout: float, log: Path, process: subprocess.Popen) -> None:

@@ -44,13 +44,20 @@ class ServerState:
             state = cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        return state if _alive(state.pid) else None
+        return state if pid_alive(state.pid) else None
 
     def write(self, path: Path) -> None:
         atomic_write_json(path, self.__dict__)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs (a child that exited is reaped first, so it does not linger as a zombie)."""
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            return False
+    except ChildProcessError:
+        pass  # not our child: ask the kernel
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
