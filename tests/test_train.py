@@ -321,3 +321,18 @@ def test_resume_skips_a_checkpoint_left_half_written(tmp_path: Path) -> None:
             (folder / "trainer_state.json").write_text(state)
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-5"
     assert latest_checkpoint(tmp_path / "nothing") is None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("four_bit", [False, True])
+def test_gpu_bf16_and_qlora_train(trained_home: Path, tmp_path: Path, tiny_model_dir: Path, four_bit: bool) -> None:
+    """On CUDA: bf16 mixed precision, and QLoRA (4-bit NF4 base via bitsandbytes) train and save a loadable adapter."""
+    home = copy_home(trained_home, tmp_path / "home")
+    write_cpu_config(home / "training/configs/gpu.yaml", tiny_model_dir, SHIPPED / "lora_light.yaml", bf16=True,
+                     load_in_4bit=four_bit, max_steps=4, run_name_prefix="gpu")  # fmt: skip
+    result = run_subprocess(["python", "-m", "milton_lora", "train", "--config", "gpu.yaml"], REPO, home)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (adapter,) = list((home / "adapters").glob("gpu_*"))
+    metadata = json.loads((adapter / "metadata.json").read_text())
+    assert metadata["precision"] == "bf16" and metadata["config"]["load_in_4bit"] is four_bit
+    assert metadata["results"]["global_steps"] == 4
