@@ -454,8 +454,14 @@ def promote(
     )  # fmt: skip
     max_rank = serve_config_of(settings).max_lora_rank
     if archive:
+        was_production = registry.get(str(run_id)).status == "production"
         entry = registry.archive(str(run_id), command)
         console.print(f"Archived {entry.run_id}.")
+        if was_production:
+            err_console.print(
+                Text("warning: ", style="bold yellow")
+                + Text("nothing is in production now; a running server keeps serving it until the next promotion")
+            )
     elif rollback:
         current, target = registry.rollback_target()
         console.print(
