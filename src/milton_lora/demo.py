@@ -88,6 +88,9 @@ def run_demo(settings: Settings, port: int, console: Console) -> None:
     demo = Demo(settings, port, console)
     console.print(f"[bold]Milton LoRA demo[/] in {home} (throwaway; your real memory and adapters are untouched)")
 
+    from milton_lora.train.runner import quiet_libraries
+
+    quiet_libraries()
     model_dir = build_tiny_model(home / "models" / "base" / "tiny")
     console.print(f"Built a tiny Llama-architecture model with a locally trained tokenizer: {model_dir}")
     samples = write_sample_exports(home / "samples", datetime.now(timezone.utc))
