@@ -215,6 +215,7 @@ _NOT_PHONE_CUE = re.compile(
     r"(?i)(?:order|invoice|ref(?:erence)?|isbn(?:-1[03])?|tracking|ticket|case|po|sku|account|acct|id|no\.|#)"
     r"\s*(?:number|no\.?|#)?\s*[:=]?\s*$"
 )
+# Runs of digits long enough to hold a phone, card, SSN or IPv4 address; every numeric detector starts near one.
 _NUMERIC_RUN = re.compile(r"[0-9][0-9 ().+/-]{5,}")
 _WHITESPACE = re.compile(r"\s")
 _DOTTED_PHONE = re.compile(r"\d{3}\.\d{3}\.\d{4}|\d{2}(?:\.\d{2}){4}")
@@ -242,8 +243,12 @@ class Redactor:
             *self._emails(text),
             *self._ipv6(text),
         ]
-        for lo, hi in _numeric_windows(text):
+        runs = [(m.start(), m.end()) for m in _NUMERIC_RUN.finditer(text)]
+        # An IBAN's country code and bank code come before its first long digit run; the rest start
+        # at a run (phones up to two characters before it: `+`, `00`, `(`) and may end 12 after it.
+        for lo, hi in _merge_windows((max(0, start - 40), end) for start, end in runs):
             candidates += self._ibans(text, lo, hi)
+        for lo, hi in _merge_windows((max(0, start - 2), end + 12) for start, end in runs):
             candidates += self._cards(text, lo, hi)
             candidates += self._ssns(text, lo, hi)
             candidates += self._ipv4(text, lo, hi)
@@ -497,14 +502,6 @@ def _merge_windows(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append([lo, hi])
     return [(lo, hi) for lo, hi in merged]
-
-
-def _numeric_windows(text: str) -> list[tuple[int, int]]:
-    """Stretches around runs of digits long enough to hold a phone, card, SSN or IPv4 address.
-
-    Each window starts early enough for the context cues (`version`, `order #`, `SSN`) and a leading `+`.
-    """
-    return _merge_windows((max(0, m.start() - 40), m.end() + 12) for m in _NUMERIC_RUN.finditer(text))
 
 
 def _resolve_overlaps(candidates: list[Finding]) -> list[Finding]:
