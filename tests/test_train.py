@@ -336,3 +336,14 @@ def test_gpu_bf16_and_qlora_train(trained_home: Path, tmp_path: Path, tiny_model
     metadata = json.loads((adapter / "metadata.json").read_text())
     assert metadata["precision"] == "bf16" and metadata["config"]["load_in_4bit"] is four_bit
     assert metadata["results"]["global_steps"] == 4
+
+
+def test_unpacked_training_path(trained_home: Path, tmp_path: Path, tiny_model_dir: Path, cli) -> None:
+    home = copy_home(trained_home, tmp_path / "home")
+    write_cpu_config(home / "training/configs/np.yaml", tiny_model_dir, SHIPPED / "lora_light.yaml", packing=False,
+                     max_steps=3, run_name_prefix="unpacked")  # fmt: skip
+    result = cli("--home", str(home), "train", "--config", "np.yaml")
+    assert result.exit_code == 0, result.stderr
+    (adapter,) = list((home / "adapters").glob("unpacked_*"))
+    metadata = json.loads((adapter / "metadata.json").read_text())
+    assert metadata["packing"] is False and metadata["results"]["global_steps"] == 3
