@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from milton_lora.registry import Registry
+from milton_lora.settings import Settings
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
@@ -25,6 +28,11 @@ def run_subprocess(
         env["MILTON_HOME"] = str(env_home)
     env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(args, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def registry_of(home: Path) -> Registry:
+    """The registry of a MILTON_HOME, as the CLI opens it."""
+    return Registry.of(Settings.from_env(home))
 
 
 def copy_home(source: Path, target: Path) -> Path:

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, copy_home, run_subprocess
+from helpers import REPO, copy_home, registry_of, run_subprocess
 from milton_lora.evaluate.sandbox import SandboxLimits
 from milton_lora.evaluate.suites import Check, extract_code, load_benchmarks, load_sanity, run_check
 from milton_lora.inference import generate, load_for_inference
-from milton_lora.registry import Registry
-from milton_lora.settings import Settings
 
 FAST = ["--max-new-tokens", "12"]
 
@@ -27,11 +25,6 @@ def home(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def only_run_id(home: Path) -> str:
     (run_id,) = [p.name for p in (home / "adapters").iterdir()]
     return run_id
-
-
-def registry_of(home: Path) -> Registry:
-    settings = Settings.from_env(home)
-    return Registry(settings.registry_path, settings.adapters_dir, settings.runs_dir)
 
 
 def test_seed_command_line_on_trained_tiny_adapter_stays_training(home: Path) -> None:

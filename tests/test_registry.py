@@ -32,7 +32,7 @@ def make_adapter(model_dir: Path, adapters_dir: Path, run_id: str, **lora: objec
 
 @pytest.fixture
 def registry(settings: Settings) -> Registry:
-    return Registry(settings.registry_path, settings.adapters_dir, settings.runs_dir)
+    return Registry.of(settings)
 
 
 @pytest.fixture

@@ -15,23 +15,16 @@ import openai
 import pytest
 import yaml
 
-from helpers import PYTHON, REPO, copy_home, run_subprocess
+from helpers import PYTHON, REPO, copy_home, registry_of, run_subprocess
 from milton_lora.config import ServeConfig
 from milton_lora.memory import MemoryStore
-from milton_lora.registry import Registry
 from milton_lora.serve.server import vllm_command, vllm_rank
-from milton_lora.settings import Settings
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def registry_of(home: Path) -> Registry:
-    settings = Settings.from_env(home)
-    return Registry(settings.registry_path, settings.adapters_dir, settings.runs_dir)
 
 
 def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:

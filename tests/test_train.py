@@ -248,7 +248,7 @@ def test_trained_adapter_outputs(trained_home: Path, tiny_model_dir: Path) -> No
     assert scalars["train/loss"][-1][1] < scalars["train/loss"][0][1]
     assert list((settings.runs_dir / run_id / "checkpoints").glob("checkpoint-*"))
 
-    entry = Registry(settings.registry_path, settings.adapters_dir, settings.runs_dir).get(run_id)
+    entry = Registry.of(settings).get(run_id)
     assert entry.status == "training" and entry.base_model_path == str(tiny_model_dir)
 
 

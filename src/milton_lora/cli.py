@@ -413,7 +413,7 @@ def print_evaluation(metrics: dict, run_dir: Path) -> None:
 def registry_of(settings: Settings) -> Registry:
     from milton_lora.registry import Registry
 
-    return Registry(settings.registry_path, settings.adapters_dir, settings.runs_dir)
+    return Registry.of(settings)
 
 
 def serve_config_of(settings: Settings) -> ServeConfig:

@@ -29,6 +29,7 @@ from safetensors import safe_open
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file
+from milton_lora.settings import Settings
 
 Status = Literal["training", "candidate", "production", "archived"]
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -116,6 +117,11 @@ class Registry:
         self.adapters_dir = adapters_dir
         self.runs_dir = runs_dir
         self._lock = FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Registry:
+        """The registry of one MILTON_HOME, at the paths its settings name."""
+        return cls(settings.registry_path, settings.adapters_dir, settings.runs_dir)
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import httpx
 
 from milton_lora.config import ServeConfig
 from milton_lora.errors import MiltonError
-from milton_lora.registry import Registry
+from milton_lora.registry import Entry, Registry
 from milton_lora.serve.server import (
     VLLM_ENV,
     ServerState,
@@ -49,9 +49,9 @@ def run_server(settings: Settings, config: ServeConfig, registry: Registry) -> N
     api_key = env_api_key()
     vllm = None
     if config.backend == "embedded":
-        app = _embedded_app(settings, config, registry, base, served, api_key)
+        app = _embedded_app(settings, config, registry, base, production, served, api_key)
     else:
-        app, vllm = _vllm_app(settings, config, registry, base, served, api_key)
+        app, vllm = _vllm_app(settings, config, registry, base, production, served, api_key)
     state = ServerState(os.getpid(), connect_url(config), config.backend, production.run_id if production else None,
                         served, datetime.now(timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
     state.write(settings.serve_state_path)
@@ -63,13 +63,12 @@ def run_server(settings: Settings, config: ServeConfig, registry: Registry) -> N
             vllm.terminate()
 
 
-def _embedded_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path, served: str | None,
-                  api_key: str | None):  # type: ignore[no-untyped-def]  # fmt: skip
+def _embedded_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path,
+                  production: Entry | None, served: str | None, api_key: str | None):  # type: ignore[no-untyped-def]  # fmt: skip
     from milton_lora.serve.app import create_app
     from milton_lora.serve.engine import Engine
 
     engine = Engine.start(base, config.base_model_name)
-    production = registry.load().production()
     if production and served:
         engine.load(served, registry.path_of(production.adapter_path))
         engine.point_alias(served)
@@ -84,12 +83,11 @@ def _embedded_app(settings: Settings, config: ServeConfig, registry: Registry, b
     return create_app(engine, api_key, capture, find_adapter)
 
 
-def _vllm_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path, served: str | None,
-              api_key: str | None):  # type: ignore[no-untyped-def]  # fmt: skip
+def _vllm_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path,
+              production: Entry | None, served: str | None, api_key: str | None):  # type: ignore[no-untyped-def]  # fmt: skip
     """vLLM on the next port, our proxy (which adds the `milton` alias) on the configured one."""
     from milton_lora.serve.app import create_proxy_app
 
-    production = registry.load().production()
     if production is None or served is None:
         raise MiltonError("backend vllm: promote an adapter to production first")
     upstream_port = config.port + 1
