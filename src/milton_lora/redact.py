@@ -1,11 +1,15 @@
 """PII and secret redaction: one engine used by the export on every message and by `milton-lora redact`.
 
-How it stays both accurate and fast:
-- Each detector is gated by a cheap substring test (`"@"`, `"://"`, `"eyJ"`, a key prefix, a digit), so
-  most text is never scanned by most regexes.
+How it stays both accurate and fast (figures in the README, from `bench/redact_bench.py`):
+- One Aho-Corasick pass (`ahocorasick_rs`) finds every literal anchor at once: `@`, `://`, `eyJ`,
+  `-----BEGIN`, each provider's key prefix, `bearer`, and the secret-looking names (`password`,
+  `token`, `api_key`... in lower, UPPER, Title and camel case). Each detector then runs `match` at its
+  anchors only, so the text is scanned once instead of once per detector.
+- Numbers are found as runs of digits and separators; a run is handed only to the detectors its digit
+  count allows (cards need 12 digits, SSNs 9, phones 7; IPv4 needs three dots).
 - Every candidate is validated before it is replaced: Luhn for cards, mod-97 and per-country length
-  for IBANs, `phonenumbers` validity for phone numbers, octet ranges and context for IPs, Shannon
-  entropy for secrets assigned to secret-looking names, placeholders (`sk-xxxx`, `<token>`) refused.
+  for IBANs, `phonenumbers`' numbering plans for phone numbers, octet ranges and context for IPs,
+  Shannon entropy for secrets assigned to secret-looking names, placeholders (`sk-xxxx`, `<token>`) refused.
 - Overlapping findings are resolved by priority (a JWT inside a URL is one `[URL_WITH_TOKEN]`).
 
 Decisions (also in the README):
@@ -17,6 +21,8 @@ Decisions (also in the README):
   are kept.
 - Phone numbers in national format are accepted when valid in one of `DEFAULT_REGIONS`; numbers
   written with `+` or `00` are validated against their own country code.
+- A secret-looking name is recognised in lower, UPPER, Title and camel case (`apiKey`, `ClientSecret`);
+  other mixed spellings (`PassWord`) are not.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ import ipaddress
 import json
 import math
 import re
+import string
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import NamedTuple
 
+import ahocorasick_rs
 import phonenumbers
 
 from milton_lora.errors import MiltonError
@@ -53,8 +62,7 @@ _PRIORITY = {label: len(LABELS) - rank for rank, label in enumerate(LABELS)}
 DEFAULT_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "BR", "JP", "MX", "CH", "SE", "PL", "IE")
 
 
-@dataclass(frozen=True, order=True)
-class Finding:
+class Finding(NamedTuple):
     start: int
     end: int
     label: str
@@ -68,6 +76,23 @@ class Redaction:
 
 # --- patterns ------------------------------------------------------------------------------------
 
+
+class _Cue:
+    """Does a short text end with a cue (a word or symbol) followed by `tail`, ignoring case?
+
+    Matched on the reversed text, where it is one `match` at the start instead of a `search(...$)` that
+    tries every position; `tail` is therefore written reversed. Whole words have a word boundary before them.
+    """
+
+    def __init__(self, reversed_tail: str, words: Iterable[str], *, whole_words: bool, symbols: Iterable[str] = ()):
+        boundary = r"\b" if whole_words else ""
+        cues = [re.escape(word[::-1]) + boundary for word in words] + [re.escape(symbol[::-1]) for symbol in symbols]
+        self._pattern = re.compile(f"{reversed_tail}(?:{'|'.join(cues)})")
+
+    def ends(self, text: str) -> bool:
+        return self._pattern.match(text.lower()[::-1]) is not None
+
+
 _SEPARATOR = "\n\x00\n"
 _BLOCK_CHARS = 1 << 20
 # A key pasted without its END line is redacted to the end of the message (the NUL of a joined block).
@@ -76,7 +101,9 @@ _PRIVATE_KEY = re.compile(
     r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|(?=\n\x00)|\Z)"
 )
 _JWT = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{8,}")
-_URL = re.compile(r"(?<![\w@])[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s<>\"'`]+")
+# A URL is found from its `://`: the scheme is the name just before it, the rest runs to a space or quote.
+_URL_SCHEME = re.compile(r"(?<![\w@])[a-zA-Z][a-zA-Z0-9+.-]{1,20}\Z")
+_URL_REST = re.compile(r"://[^\s<>\"'`]+")
 _URL_TRAILING = ".,;:!?)]}'\""
 
 # Provider formats. (prefix gate, pattern). Lengths follow the providers' documented key sizes loosely,
@@ -93,19 +120,17 @@ _PROVIDER_KEYS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
     (("hf_",), re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}")),
 ]
 
-# Where a secret-looking name is followed by an assignment operator; run on lower-cased text.
-_ASSIGNMENT_ANCHOR = re.compile(
-    r"(?:secret|token|passw|pwd|passphrase|api[_-]?key|apikey|access[_-]?key|accesskey|private[_-]?key|auth"
-    r"|credential)[\w.-]*[\"']?[ \t]*(?::=|=>|=|:)"
-)
-_ASSIGNMENT = re.compile(
-    r"""(?ix)
-    (?<![\w.-])(?P<name>[\w.-]*?(?:secret|token|passw(?:or)?d|passwd|pwd|passphrase|api[_-]?key|access[_-]?key
-        |private[_-]?key|auth(?:_?key)?|credentials?)[\w.-]*)
-    ["']?\s*(?::=|=>|=|:)\s*
+# Names that make the value assigned to them a secret, in the spellings people write them in.
+_SECRET_NAME_WORDS = [("secret",), ("token",), ("password",), ("passwd",), ("pwd",), ("passphrase",), ("auth",),
+                      ("credential",), ("api", "key"), ("access", "key"), ("private", "key")]  # fmt: skip
+# From a secret-looking name's keyword: the rest of the name, the operator, and the value on the same line.
+_ASSIGNED_VALUE = re.compile(
+    r"""(?x)
+    (?P<rest>[\w.-]*)["']?[^\S\n]*(?::=|=>|=|:)[^\S\n]*
     (?:"(?P<dq>[^"\n]{3,})"|'(?P<sq>[^'\n]{3,})'|(?P<bare>[^\s"'`,;]{3,}))
     """
 )
+_NAME_CHARS = re.compile(r"[\w.-]*")
 _BEARER = re.compile(r"(?i)(?<![\w-])bearer\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
 _PASSWORD_NAME = re.compile(r"(?i)passw(?:or)?d|passwd|pwd|passphrase")
 _DB_SCHEMES = {
@@ -167,12 +192,18 @@ _URL_SECRET_PARAMS = {
 _TOKEN_PATH_HOSTS = ("hooks.slack.com/services/", "discord.com/api/webhooks/", "discordapp.com/api/webhooks/")
 _USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<user>[^:@/\s]*):(?P<password>[^@/\s]+)@")
 
-_EMAIL = re.compile(
-    r"(?<![\w.%+-])\w[\w.%+'’-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
+# An email is found from its `@`: the local part just before it, the domain after it.
+_EMAIL_LOCAL = re.compile(r"(?<![\w.%+-])\w[\w.%+'’-]{0,63}\Z")
+_EMAIL_DOMAIN = re.compile(
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*"
+    r"\.[A-Za-z]{2,24}(?![\w-])"
 )
 
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
+# Patterns scanned over a stretch of text start with a character class and check the character before
+# their first one in a lookbehind placed after it: a pattern that opens with a lookbehind is tried at
+# every position, one that opens with a class skips ahead at C speed.
+_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
+_IBAN_LETTER_VALUES = str.maketrans({letter: str(value) for value, letter in enumerate(string.ascii_uppercase, 10)})
 _IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
     "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
@@ -183,26 +214,39 @@ _IBAN_LENGTHS = {
     "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
 }  # fmt: skip
 
-_CARD = re.compile(r"(?<![\d.,-])\d(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
-_SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
-_SSN_CONTEXT = re.compile(r"(?i)(?:ssn|social security(?: number| no\.?)?)\s*(?:#|no\.?|number)?\s*[:=]?\s*$")
-_SSN_PLAIN = re.compile(r"(?<![\d-])(\d{3})[ ]?(\d{2})[ ]?(\d{4})(?![\d-])")
+_CARD = re.compile(r"\d(?<![\d.,-]\d)(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
+_SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
+# `SSN: `, `social security no. `
+_SSN_CONTEXT = _Cue(
+    r"\s*[:=]?\s*(?:#|\.?on|rebmun)?\s*",
+    ["ssn", "social security", "social security number", "social security no", "social security no."],
+    whole_words=False,
+)
+_SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ ]?(\d{2})[ ]?(\d{4})(?![\d-])")
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
     r"|(?<![\w:.])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
     r"(?:%\w+)?(?![\w:])"
 )
-_VERSION_CUE = re.compile(
-    r"(?ix)(?:\bversion|\bver\.?|\bv|\brelease[ds]?|\bbuild|\bfirmware|\bpatch(?:ed)?|\bupdate[ds]?|\bupgrade[ds]?"
-    r"|\bdowngrade[ds]?|\bbump(?:ed)?|\bpin(?:ned)?|\btag|==|>=|<=|~=|!=|\^|~|@|-)\s*(?:to\s+|from\s+|at\s+)?[:=]?\s*$"
-)
-_IP_CUE = re.compile(
-    r"(?i)(?:\bip|\bhost(?:name)?|\bserver|\baddress|\baddr|\bssh|\bping|\bconnect(?:ed|ing)?|\bgateway|\bdns"
-    r"|\bproxy|\bfrom|\bto|\bat|\bvia|\bon|\bnode|\bpeer|\bclient|//|@)\W{0,3}$"
-)
-_PRODUCT_NAME = re.compile(r"\b[A-Z][\w+#-]*\s$")
+# `version `, `upgrade to `, `v`, `==`: what precedes a version number that looks like an IPv4 address.
+_VERSION_CUE = _Cue(
+    r"\s*[:=]?(?:\s+(?:ot|morf|ta))?\s*",
+    ["version", "ver", "ver.", "v", "build", "firmware", "patch", "patched", "bump", "bumped", "pin", "pinned", "tag",
+     *(f"{verb}{ending}" for verb in ("release", "update", "upgrade", "downgrade") for ending in ("", "d", "s"))],
+    whole_words=True,
+    symbols=["==", ">=", "<=", "~=", "!=", "^", "~", "@", "-"],
+)  # fmt: skip
+# `host `, `ssh `, `connect to `, `@`: what precedes an IP address.
+_IP_CUE = _Cue(
+    r"\W{0,3}",
+    ["ip", "host", "hostname", "server", "address", "addr", "ssh", "ping", "connect", "connected", "connecting",
+     "gateway", "dns", "proxy", "from", "to", "at", "via", "on", "node", "peer", "client"],
+    whole_words=True,
+    symbols=["//", "@"],
+)  # fmt: skip
+_PRODUCT_NAME = re.compile(r"[A-Z](?<!\w[A-Z])[\w+#-]*\s$")
 _IPV6_ANCHOR = re.compile(r":[0-9A-Fa-f]{0,4}:")
 _KEPT_IPS = {"127.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "::"}
 
@@ -211,16 +255,86 @@ _PHONE = re.compile(
 )
 _PHONE_EXTENSION = re.compile(r"\s*(?:x|ext\.?|#)\s*\d{1,6}$")
 _DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$|^\d{4}-\d{2}-\d{2}|^\d{1,2}[:.]\d{2}$")
-_NOT_PHONE_CUE = re.compile(
-    r"(?i)(?:order|invoice|ref(?:erence)?|isbn(?:-1[03])?|tracking|ticket|case|po|sku|account|acct|id|no\.|#)"
-    r"\s*(?:number|no\.?|#)?\s*[:=]?\s*$"
-)
-# Runs of digits long enough to hold a phone, card, SSN or IPv4 address; every numeric detector starts near one.
-_NUMERIC_RUN = re.compile(r"[0-9][0-9 ().+/-]{5,}")
-_WHITESPACE = re.compile(r"\s")
+# `order #`, `invoice no. `, `ISBN `, `ref: `: what precedes a number that is not a phone number.
+_NOT_PHONE_CUE = _Cue(
+    r"\s*[:=]?\s*(?:rebmun|\.?on|#)?\s*",
+    ["order", "invoice", "ref", "reference", "isbn", "isbn-10", "isbn-13", "tracking", "ticket", "case", "po", "sku",
+     "account", "acct", "id", "no.", "#"],
+    whole_words=False,
+)  # fmt: skip
+# Character classes of a text, one byte per character: ASCII digits `0`, upper- and lower-case ASCII letters
+# `A` and `a`, the separators that numbers are written with `.`, anything else a space. Literal searches
+# over these classes run at memchr speed, where a regex character class is tried at every position.
+_CHARACTER_CLASSES = bytes(
+    ord("0") if char.isdigit() else ord("A") if char.isupper() else ord("a") if char.islower()
+    else ord(".") if char in " ().+/-" else ord(" ")
+    for char in map(chr, range(128))
+) + b" " * 128  # fmt: skip
+# Runs of digits and separators long enough to hold a phone, card, SSN or IPv4 address: `[0-9][0-9 ().+/-]{5,}`.
+_NUMERIC_RUN = re.compile(rb"0[0.]{5,}")
+# Where an IBAN can start: two capitals and two digits, not inside a word (`[A-Z]{2}\d{2}` after no `[A-Za-z0-9]`).
+_IBAN_START = re.compile(rb"AA00(?<![Aa0]AA00)")
+_LAST_GROUP = re.compile(r"\s+\S+$")
+_NON_DIGITS = re.compile(r"\D")
+_DIGIT = re.compile(r"\d")
 _DOTTED_PHONE = re.compile(r"\d{3}\.\d{3}\.\d{4}|\d{2}(?:\.\d{2}){4}")
 _UNIX_TIME = re.compile(r"1\d{9}(?:\d{3})?")
 _SEPARATORS = re.compile(r"[\s().-]+")
+
+
+# --- the anchor pass ------------------------------------------------------------------------------
+
+
+def _spellings(parts: tuple[str, ...]) -> set[str]:
+    """`api key` as api_key, API_KEY, Api_Key, api_Key, apiKey, ApiKey, apikey, APIKEY, api-key..."""
+    spellings = set()
+    for joiner in ("_", "-", "") if len(parts) > 1 else ("",):
+        lower = joiner.join(parts)
+        spellings |= {lower, lower.upper(), joiner.join(part.title() for part in parts)}
+        spellings.add(parts[0] + joiner + joiner.join(part.title() for part in parts[1:]))
+    return spellings
+
+
+class _Anchors:
+    """Every literal that starts (or sits inside) something a detector looks for, found in one pass."""
+
+    PEM, JWT, URL, EMAIL, NAME, BEARER, KEY = range(7)
+
+    def __init__(self) -> None:
+        table: list[tuple[str, int, re.Pattern[str] | None]] = [
+            ("-----BEGIN", self.PEM, None),
+            ("eyJ", self.JWT, None),
+            ("://", self.URL, None),
+            ("@", self.EMAIL, None),
+            *((word, self.BEARER, None) for word in ("bearer", "Bearer", "BEARER")),
+            *((word, self.NAME, None) for parts in _SECRET_NAME_WORDS for word in sorted(_spellings(parts))),
+            *((prefix, self.KEY, pattern) for prefixes, pattern in _PROVIDER_KEYS for prefix in prefixes),
+        ]
+        self.kinds = [kind for _, kind, _ in table]
+        self.patterns = [pattern for _, _, pattern in table]
+        self.automaton = ahocorasick_rs.BytesAhoCorasick(
+            [literal.encode() for literal, _, _ in table], implementation=ahocorasick_rs.Implementation.DFA
+        )
+
+    def find(self, latin: bytes) -> tuple[list[list[int]], list[tuple[int, re.Pattern[str]]]]:
+        """Positions per kind, and provider-key positions with the pattern their prefix belongs to.
+
+        `latin` is the text with one byte per character (see `_one_byte_per_character`); every anchor is
+        ASCII, so its offsets there are its offsets in the text.
+        """
+        by_kind: list[list[int]] = [[] for _ in range(self.KEY)]
+        keys = []
+        kinds, patterns = self.kinds, self.patterns
+        for index, start, _ in self.automaton.find_matches_as_indexes(latin, overlapping=True):
+            kind = kinds[index]
+            if kind == self.KEY:
+                keys.append((start, patterns[index]))
+            else:
+                by_kind[kind].append(start)
+        return by_kind, keys
+
+
+_ANCHORS = _Anchors()
 
 
 # --- the engine ----------------------------------------------------------------------------------
@@ -231,28 +345,25 @@ class Redactor:
 
     def __init__(self, regions: Iterable[str] = DEFAULT_REGIONS):
         self.regions = tuple(regions)
+        self._national = _national_number_pattern(self.regions)
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings, in text order."""
+        latin = _one_byte_per_character(text)
+        classes = latin.translate(_CHARACTER_CLASSES)
+        anchors, keys = _ANCHORS.find(latin)
         candidates = [
-            *self._private_keys(text),
-            *self._jwts(text),
-            *self._urls(text),
-            *self._provider_keys(text),
-            *self._assignments(text),
-            *self._emails(text),
-            *self._ipv6(text),
+            *_private_keys(text, anchors[_Anchors.PEM]),
+            *_jwts(text, anchors[_Anchors.JWT]),
+            *_urls(text, anchors[_Anchors.URL]),
+            *_emails(text, anchors[_Anchors.EMAIL]),
+            *_assignments(text, anchors[_Anchors.NAME]),
+            *_bearer_tokens(text, anchors[_Anchors.BEARER]),
+            *_provider_keys(text, keys),
+            *_ipv6(text),
+            *_ibans(text, classes),
         ]
-        runs = [(m.start(), m.end()) for m in _NUMERIC_RUN.finditer(text)]
-        # An IBAN's country code and bank code come before its first long digit run; the rest start
-        # at a run (phones up to two characters before it: `+`, `00`, `(`) and may end 12 after it.
-        for lo, hi in _merge_windows((max(0, start - 40), end) for start, end in runs):
-            candidates += self._ibans(text, lo, hi)
-        for lo, hi in _merge_windows((max(0, start - 2), end + 12) for start, end in runs):
-            candidates += self._cards(text, lo, hi)
-            candidates += self._ssns(text, lo, hi)
-            candidates += self._ipv4(text, lo, hi)
-            candidates += self._phones(text, lo, hi)
+        candidates += self._numbers(text, classes)
         return _resolve_overlaps(candidates)
 
     def redact(self, text: str) -> Redaction:
@@ -261,15 +372,15 @@ class Redactor:
     def find_many(self, texts: list[str]) -> list[list[Finding]]:
         """Findings for each text, scanning them joined in large blocks.
 
-        Joining amortises the per-call cost of every anchor search over many messages, which is what
-        makes the export fast. The separator starts with a newline and holds a NUL, which no pattern
-        crosses; a text that itself holds a NUL is scanned on its own.
+        Joining amortises the per-call cost of every scan over many messages, which is what makes the
+        export fast. The separator starts with a newline and holds a NUL, which no pattern crosses; a
+        text that itself holds a NUL is scanned on its own.
         """
         results: list[list[Finding]] = [[] for _ in texts]
         block: list[int] = []
         size = 0
         for index, text in enumerate(texts):
-            if _SEPARATOR in text or "\x00" in text:
+            if "\x00" in text:
                 results[index] = self.find(text)
                 continue
             block.append(index)
@@ -293,173 +404,212 @@ class Redactor:
             starts.append(offset)
             offset += len(texts[index]) + len(_SEPARATOR)
         position = 0
-        for finding in self.find(joined):
-            while position + 1 < len(starts) and finding.start >= starts[position + 1]:
+        for start, end, label in self.find(joined):
+            while position + 1 < len(starts) and start >= starts[position + 1]:
                 position += 1
             base = starts[position]
-            results[block[position]].append(Finding(finding.start - base, finding.end - base, finding.label))
+            results[block[position]].append(Finding(start - base, end - base, label))
 
-    # Each detector returns candidate findings; validation happens here, overlaps are resolved later.
-    # Detectors look only near cheap anchors (a key prefix, "@", "://", a run of digits), found with
-    # str.find or a regex that starts with a character class: both scan at C speed.
-
-    def _private_keys(self, text: str) -> list[Finding]:
-        return [
-            Finding(m.start(), m.end(), "PRIVATE_KEY")
-            for pos in _occurrences(text, "-----BEGIN")
-            if (m := _PRIVATE_KEY.match(text, pos))
-        ]
-
-    def _jwts(self, text: str) -> list[Finding]:
-        return [Finding(m.start(), m.end(), "JWT") for pos in _occurrences(text, "eyJ") if (m := _JWT.match(text, pos))]
-
-    def _urls(self, text: str) -> list[Finding]:
-        found = []
-        for lo, hi in _merge_windows((pos - 25, _next_space(text, pos)) for pos in _occurrences(text, "://")):
-            for match in _URL.finditer(text, max(0, lo), hi):
-                url = match.group().rstrip(_URL_TRAILING)
-                start = match.start()
-                credentials = _USERINFO.match(url)
-                if credentials and credentials.group("scheme").lower() in _DB_SCHEMES:
-                    if not _is_placeholder(credentials.group("password")):
-                        found.append(Finding(start + credentials.start("password"),
-                                             start + credentials.end("password"), "PASSWORD"))  # fmt: skip
-                elif (credentials and not _is_placeholder(credentials.group("password"))) or _url_has_token(url):
-                    found.append(Finding(start, start + len(url), "URL_WITH_TOKEN"))
+    def _numbers(self, text: str, classes: bytes) -> list[Finding]:
+        """Cards, SSNs, IPv4 addresses and phone numbers, each looked for only in runs that can hold one."""
+        found: list[Finding] = []
+        for run in _NUMERIC_RUN.finditer(classes):
+            start, end = run.span()
+            digits = classes.count(b"0", start, end)
+            taken = _ipv4(text, start, end) if text.count(".", start, end) >= 3 else []
+            if digits >= 12:
+                taken += _cards(text, start, end)
+            if digits >= 9:
+                taken += _ssns(text, start, end)
+            found += taken
+            if digits >= 7:
+                # A phone number may start two characters before its run (`+(`) and end with an extension.
+                found += self._phones(text, max(0, start - 2), end + 12, taken)
         return found
 
-    def _provider_keys(self, text: str) -> list[Finding]:
-        found = []
-        for prefixes, pattern in _PROVIDER_KEYS:
-            for prefix in prefixes:
-                for pos in _occurrences(text, prefix):
-                    match = pattern.match(text, pos)
-                    if match and _looks_random(match.group()):
-                        found.append(Finding(match.start(), match.end(), "API_KEY"))
-        return found
-
-    def _assignments(self, text: str) -> list[Finding]:
-        lowered = text.lower()
-        anchors = [m.start() for m in _ASSIGNMENT_ANCHOR.finditer(lowered)]
-        anchors += _occurrences(lowered, "bearer")
-        lines = _merge_windows((text.rfind("\n", 0, pos) + 1, _line_end(text, pos)) for pos in anchors)
-        found = []
-        for lo, hi in lines:
-            for match in _ASSIGNMENT.finditer(text, lo, hi):
-                group = "dq" if match.group("dq") else "sq" if match.group("sq") else "bare"
-                start, value = match.start(group), match.group(group)
-                # `f(password=pw)`: without the call's closing bracket the value is a variable, not a secret.
-                unbracketed = value.rstrip(")]}") if group == "bare" else value
-                if _is_placeholder(unbracketed) or _looks_like_code(unbracketed):
-                    continue
-                if _PASSWORD_NAME.search(match.group("name")):
-                    found.append(Finding(start, start + len(value), "PASSWORD"))
-                elif _high_entropy(value):
-                    found.append(Finding(start, start + len(value), "API_KEY"))
-            found += [
-                Finding(m.start("value"), m.end("value"), "API_KEY")
-                for m in _BEARER.finditer(text, lo, hi)
-                if _high_entropy(m.group("value"))
-            ]
-        return found
-
-    def _emails(self, text: str) -> list[Finding]:
-        found = []
-        for lo, hi in _merge_windows((pos - 64, pos + 256) for pos in _occurrences(text, "@")):
-            for match in _EMAIL.finditer(text, max(0, lo), hi):
-                after = text[match.end() : match.end() + 2]
-                if after[:1] == ":" and after[1:] not in ("", " ", "\n", "\t"):
-                    continue  # an SSH remote such as git@github.com:org/repo.git
-                found.append(Finding(match.start(), match.end(), "EMAIL"))
-        return found
-
-    def _ibans(self, text: str, lo: int, hi: int) -> list[Finding]:
-        # Every IBAN holds a long run of digits, so the numeric windows contain them all.
-        found = []
-        for match in _IBAN.finditer(text, lo, hi):
-            compact = match.group().replace(" ", "")
-            if _IBAN_LENGTHS.get(compact[:2]) == len(compact) and _iban_checksum_ok(compact):
-                found.append(Finding(match.start(), match.end(), "IBAN"))
-        return found
-
-    def _cards(self, text: str, lo: int, hi: int) -> list[Finding]:
-        found = []
-        for match in _CARD.finditer(text, lo, hi):
-            raw = match.group()
-            digits = raw.replace(" ", "").replace("-", "")
-            if _card_grouping_ok(raw) and _card_prefix_ok(digits) and _luhn_ok(digits):
-                found.append(Finding(match.start(), match.end(), "CREDIT_CARD"))
-        return found
-
-    def _ssns(self, text: str, lo: int, hi: int) -> list[Finding]:
-        found = [Finding(m.start(), m.end(), "SSN") for m in _SSN.finditer(text, lo, hi) if _ssn_ok(*m.groups())]
-        context = text[max(0, lo - 40) : hi].lower()
-        if "ssn" in context or "social security" in context:
-            for match in _SSN_PLAIN.finditer(text, lo, hi):
-                if _ssn_ok(*match.groups()) and _SSN_CONTEXT.search(text[max(0, match.start() - 40) : match.start()]):
-                    found.append(Finding(match.start(), match.end(), "SSN"))
-        return found
-
-    def _ipv4(self, text: str, lo: int, hi: int) -> list[Finding]:
-        found = []
-        for match in _IPV4.finditer(text, lo, hi):
-            address = match.group()
-            if not _valid_ipv4(address) or address in _KEPT_IPS or address.startswith("255."):
-                continue
-            if _is_version_context(text[max(0, match.start() - 30) : match.start()]):
-                continue
-            found.append(Finding(match.start(), match.end(), "IP_ADDRESS"))
-        return found
-
-    def _ipv6(self, text: str) -> list[Finding]:
-        anchors = [m.start() for m in _IPV6_ANCHOR.finditer(text)]
-        found = []
-        for match in (
-            m
-            for lo, hi in _merge_windows((max(0, a - 40), a + 45) for a in anchors)
-            for m in _IPV6.finditer(text, lo, hi)
-        ):
-            address = match.group()
-            if address in _KEPT_IPS or not any(ch.isdigit() for ch in address) or address.count(":") < 2:
-                continue
-            try:
-                ipaddress.IPv6Address(address.split("%")[0])
-            except ValueError:
-                continue
-            found.append(Finding(match.start(), match.end(), "IP_ADDRESS"))
-        return found
-
-    def _phones(self, text: str, lo: int, hi: int) -> list[Finding]:
+    def _phones(self, text: str, lo: int, hi: int, taken: list[Finding]) -> list[Finding]:
+        """Phone numbers in text[lo:hi], skipping candidates that overlap a card, SSN or IP address found there:
+        PHONE has the lowest priority, so such a candidate could never be kept."""
         found = []
         for match in _PHONE.finditer(text, lo, hi):
             candidate, start = match.group(), match.start()
-            before = text[max(0, start - 24) : start]
+            if any(f.start < match.end() and start < f.end for f in taken):
+                continue
             # The candidate class allows spaces, so a following number can be glued on: drop trailing
             # space-separated groups until the rest validates.
             while candidate:
-                if self._is_phone(candidate, before):
+                if self._is_phone(candidate, text, start):
                     found.append(Finding(start, start + len(candidate), "PHONE"))
                     break
-                trimmed = re.sub(r"\s+\S+$", "", candidate)
+                trimmed = _LAST_GROUP.sub("", candidate)
                 if trimmed == candidate:
                     break
                 candidate = trimmed
         return found
 
-    def _is_phone(self, candidate: str, before: str) -> bool:
-        core = _PHONE_EXTENSION.sub("", candidate).strip()
-        digits = sum(ch.isdigit() for ch in core)
-        if not 7 <= digits <= 15 or _DATE_LIKE.search(core) or _NOT_PHONE_CUE.search(before):
+    def _is_phone(self, candidate: str, text: str, start: int) -> bool:
+        has_extension = "x" in candidate or "#" in candidate
+        core = (_PHONE_EXTENSION.sub("", candidate) if has_extension else candidate).strip()
+        national = _NON_DIGITS.sub("", core)
+        if not 7 <= len(national) <= 15 or _DATE_LIKE.search(core) or _looks_like_version_or_decimal(core):
             return False
-        if _looks_like_version_or_decimal(core):
+        if _NOT_PHONE_CUE.ends(text[max(0, start - 24) : start]):
             return False
         if core.startswith(("+", "00")):
-            number = "+" + core[2:] if core.startswith("00") else core
-            return _valid_international(number)
-        if not _SEPARATORS.search(core) and (digits < 10 or _UNIX_TIME.fullmatch(core)):
+            return _valid_international(national[2:] if core.startswith("00") else national)
+        if not _SEPARATORS.search(core) and (len(national) < 10 or _UNIX_TIME.fullmatch(core)):
             return False  # a bare run of digits that is short or a Unix timestamp is not a phone number
-        national = re.sub(r"\D", "", core)
-        return any(_valid_national(national, region) for region in self.regions)
+        return bool(self._national.fullmatch(national))
+
+
+# Each detector takes the positions of its anchors (or a stretch of text) and returns validated findings;
+# overlaps between detectors are resolved later.
+
+
+def _private_keys(text: str, anchors: list[int]) -> list[Finding]:
+    return [Finding(m.start(), m.end(), "PRIVATE_KEY") for pos in anchors if (m := _PRIVATE_KEY.match(text, pos))]
+
+
+def _jwts(text: str, anchors: list[int]) -> list[Finding]:
+    return [Finding(m.start(), m.end(), "JWT") for pos in anchors if (m := _JWT.match(text, pos))]
+
+
+def _urls(text: str, anchors: list[int]) -> list[Finding]:
+    found = []
+    for pos in anchors:
+        scheme, rest = _URL_SCHEME.search(text, max(0, pos - 21), pos), _URL_REST.match(text, pos)
+        if scheme is None or rest is None:
+            continue
+        start = scheme.start()
+        url = text[start : rest.end()].rstrip(_URL_TRAILING)
+        credentials = _USERINFO.match(url)
+        if credentials and credentials.group("scheme").lower() in _DB_SCHEMES:
+            if not _is_placeholder(credentials.group("password")):
+                found.append(Finding(start + credentials.start("password"), start + credentials.end("password"),
+                                     "PASSWORD"))  # fmt: skip
+        elif (credentials and not _is_placeholder(credentials.group("password"))) or _url_has_token(url):
+            found.append(Finding(start, start + len(url), "URL_WITH_TOKEN"))
+    return found
+
+
+def _emails(text: str, anchors: list[int]) -> list[Finding]:
+    found = []
+    for pos in anchors:
+        domain = _EMAIL_DOMAIN.match(text, pos)
+        if domain is None:
+            continue
+        after = text[domain.end() : domain.end() + 2]
+        if after[:1] == ":" and after[1:] not in ("", " ", "\n", "\t"):
+            continue  # an SSH remote such as git@github.com:org/repo.git
+        local = _EMAIL_LOCAL.search(text, max(0, pos - 64), pos)
+        if local is not None:
+            found.append(Finding(local.start(), domain.end(), "EMAIL"))
+    return found
+
+
+def _assignments(text: str, anchors: list[int]) -> list[Finding]:
+    found = []
+    seen: set[int] = set()
+    for pos in anchors:
+        match = _ASSIGNED_VALUE.match(text, pos)
+        if match is None or match.end("rest") in seen:
+            continue  # not assigned, or a second keyword in a name already handled (`auth_token`)
+        seen.add(match.end("rest"))
+        name_start = pos - _NAME_CHARS.match(text[max(0, pos - 128) : pos][::-1]).end()
+        group = "dq" if match.group("dq") else "sq" if match.group("sq") else "bare"
+        start, value = match.start(group), match.group(group)
+        # `f(password=pw)`: without the call's closing bracket the value is a variable, not a secret.
+        unbracketed = value.rstrip(")]}") if group == "bare" else value
+        if _is_placeholder(unbracketed) or _looks_like_code(unbracketed):
+            continue
+        if _PASSWORD_NAME.search(text, name_start, match.end("rest")):
+            found.append(Finding(start, start + len(value), "PASSWORD"))
+        elif _high_entropy(value):
+            found.append(Finding(start, start + len(value), "API_KEY"))
+    return found
+
+
+def _bearer_tokens(text: str, anchors: list[int]) -> list[Finding]:
+    return [
+        Finding(m.start("value"), m.end("value"), "API_KEY")
+        for pos in anchors
+        if (m := _BEARER.match(text, pos)) and _high_entropy(m.group("value"))
+    ]
+
+
+def _provider_keys(text: str, anchors: list[tuple[int, re.Pattern[str]]]) -> list[Finding]:
+    found = []
+    for pos, pattern in anchors:
+        match = pattern.match(text, pos)
+        if match and _looks_random(match.group()):
+            found.append(Finding(match.start(), match.end(), "API_KEY"))
+    return found
+
+
+def _ipv6(text: str) -> list[Finding]:
+    anchors = [m.start() for m in _IPV6_ANCHOR.finditer(text)]
+    found = []
+    for match in (
+        m for lo, hi in _merge_windows((max(0, a - 40), a + 45) for a in anchors) for m in _IPV6.finditer(text, lo, hi)
+    ):
+        address = match.group()
+        if address in _KEPT_IPS or not any(ch.isdigit() for ch in address) or address.count(":") < 2:
+            continue
+        try:
+            ipaddress.IPv6Address(address.split("%")[0])
+        except ValueError:
+            continue
+        found.append(Finding(match.start(), match.end(), "IP_ADDRESS"))
+    return found
+
+
+def _ibans(text: str, classes: bytes) -> list[Finding]:
+    found = []
+    for anchor in _IBAN_START.finditer(classes):
+        match = _IBAN.match(text, anchor.start())
+        if match is None:
+            continue
+        compact = match.group().replace(" ", "")
+        if _IBAN_LENGTHS.get(compact[:2]) == len(compact) and _iban_checksum_ok(compact):
+            found.append(Finding(match.start(), match.end(), "IBAN"))
+    return found
+
+
+def _cards(text: str, lo: int, hi: int) -> list[Finding]:
+    found = []
+    for match in _CARD.finditer(text, lo, hi):
+        raw = match.group()
+        digits = raw.replace(" ", "").replace("-", "")
+        if _card_grouping_ok(raw) and _card_prefix_ok(digits) and _luhn_ok(digits):
+            found.append(Finding(match.start(), match.end(), "CREDIT_CARD"))
+    return found
+
+
+def _ssns(text: str, lo: int, hi: int) -> list[Finding]:
+    found = [Finding(m.start(), m.end(), "SSN") for m in _SSN.finditer(text, lo, hi) if _ssn_ok(*m.groups())]
+    context = text[max(0, lo - 40) : hi].lower()
+    if "ssn" in context or "social security" in context:
+        for match in _SSN_PLAIN.finditer(text, lo, hi):
+            if _ssn_ok(*match.groups()) and _SSN_CONTEXT.ends(text[max(0, match.start() - 40) : match.start()]):
+                found.append(Finding(match.start(), match.end(), "SSN"))
+    return found
+
+
+def _ipv4(text: str, lo: int, hi: int) -> list[Finding]:
+    found = []
+    for match in _IPV4.finditer(text, lo, hi):
+        address = match.group()
+        if not _valid_ipv4(address) or address in _KEPT_IPS or address.startswith("255."):
+            continue
+        if _is_version_context(text[max(0, match.start() - 30) : match.start()]):
+            continue
+        found.append(Finding(match.start(), match.end(), "IP_ADDRESS"))
+    return found
+
+
+def _one_byte_per_character(text: str) -> bytes:
+    """The text in Latin-1, anything outside it as `?`: one byte per character, so offsets carry over."""
+    return text.encode("latin-1", "replace")
 
 
 def _apply(text: str, findings: list[Finding]) -> Redaction:
@@ -477,23 +627,6 @@ def _apply(text: str, findings: list[Finding]) -> Redaction:
     return Redaction("".join(pieces), counts)
 
 
-def _occurrences(text: str, needle: str) -> Iterator[int]:
-    pos = text.find(needle)
-    while pos != -1:
-        yield pos
-        pos = text.find(needle, pos + 1)
-
-
-def _next_space(text: str, pos: int) -> int:
-    match = _WHITESPACE.search(text, pos)
-    return match.start() if match else len(text)
-
-
-def _line_end(text: str, pos: int) -> int:
-    end = text.find("\n", pos)
-    return len(text) if end == -1 else end
-
-
 def _merge_windows(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: list[list[int]] = []
     for lo, hi in sorted(windows):
@@ -505,10 +638,28 @@ def _merge_windows(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _resolve_overlaps(candidates: list[Finding]) -> list[Finding]:
-    """Keep the highest-priority finding where candidates overlap (then the earliest, then the longest)."""
+    """Keep the highest-priority finding where candidates overlap (then the earliest, then the longest).
+
+    Candidates are split into clusters of mutually reachable overlaps; almost every cluster is a single
+    finding, and only real clusters pay for the priority order.
+    """
+    chosen: list[Finding] = []
+    cluster: list[Finding] = []
+    cluster_end = -1
+    for finding in sorted(candidates):
+        if finding.start >= cluster_end:
+            chosen += cluster if len(cluster) == 1 else _resolve_cluster(cluster)
+            cluster = []
+        cluster.append(finding)
+        cluster_end = max(cluster_end, finding.end)
+    chosen += cluster if len(cluster) == 1 else _resolve_cluster(cluster)
+    return chosen
+
+
+def _resolve_cluster(cluster: list[Finding]) -> list[Finding]:
     starts: list[int] = []
     chosen: list[Finding] = []
-    for finding in sorted(candidates, key=lambda f: (-_PRIORITY[f.label], f.start, f.start - f.end)):
+    for finding in sorted(cluster, key=lambda f: (-_PRIORITY[f.label], f.start, f.start - f.end)):
         index = bisect.bisect_right(starts, finding.start)
         if index > 0 and chosen[index - 1].end > finding.start:
             continue
@@ -572,15 +723,21 @@ def _looks_like_code(value: str) -> bool:
 
 
 def _shannon_entropy(value: str) -> float:
-    counts = Counter(value)
+    """Bits per character: log2(n) - sum(c * log2(c)) / n over the character counts c."""
     total = len(value)
-    return -sum(c / total * math.log2(c / total) for c in counts.values())
+    weighted = sum(map(_x_log2_x, Counter(value).values()))
+    return math.log2(total) - weighted / total
+
+
+@cache
+def _x_log2_x(count: int) -> float:
+    return count * math.log2(count)
 
 
 def _high_entropy(value: str) -> bool:
     if len(value) < 16:
         return False
-    classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value)))
+    classes = (value.lower() != value) + (value.upper() != value) + bool(_DIGIT.search(value))
     return classes >= 2 and _shannon_entropy(value) >= 3.2
 
 
@@ -604,9 +761,8 @@ def _url_has_token(url: str) -> bool:
 
 
 def _iban_checksum_ok(iban: str) -> bool:
-    rearranged = iban[4:] + iban[:4]
     try:
-        number = int("".join(str(int(ch, 36)) for ch in rearranged))
+        number = int((iban[4:] + iban[:4]).translate(_IBAN_LETTER_VALUES))
     except ValueError:
         return False
     return number % 97 == 1
@@ -658,9 +814,9 @@ def _ssn_ok(area: str, group: str, serial: str) -> bool:
 
 def _is_version_context(before: str) -> bool:
     """A version cue (`v`, `version`, `upgrade to`, `==`) or a product name (`Python 7.7.19.3`) precedes."""
-    if _VERSION_CUE.search(before):
+    if _VERSION_CUE.ends(before):
         return True
-    return not _IP_CUE.search(before) and bool(_PRODUCT_NAME.search(before))
+    return not _IP_CUE.ends(before) and bool(_PRODUCT_NAME.search(before))
 
 
 def _valid_ipv4(address: str) -> bool:
@@ -675,48 +831,33 @@ def _looks_like_version_or_decimal(core: str) -> bool:
     return dotted_only and not _DOTTED_PHONE.fullmatch(core)
 
 
-@dataclass(frozen=True)
-class _NumberingPlan:
-    """The parts of phonenumbers' metadata for one region that a cheap pre-check needs."""
-
-    national_prefix: str
-    lengths: frozenset[int]
-    pattern: re.Pattern[str]
-
-
 @cache
-def _numbering_plan(region: str) -> _NumberingPlan | None:
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    if metadata is None or metadata.general_desc is None or not metadata.general_desc.national_number_pattern:
-        return None
-    return _NumberingPlan(
-        metadata.national_prefix or "",
-        frozenset(metadata.general_desc.possible_length or ()),
-        re.compile(metadata.general_desc.national_number_pattern),
-    )
+def _national_number_pattern(regions: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern that fully matches the national numbers valid in any of `regions`.
 
-
-def _valid_national(digits: str, region: str) -> bool:
-    """Valid in `region` by phonenumbers' metadata: a possible length and the national number pattern.
-
-    This is the check `phonenumbers.is_valid_number` makes, done on precompiled patterns because a
-    full parse per candidate would dominate the export's time.
+    It is the check `phonenumbers.is_valid_number` makes from the library's own metadata (a possible
+    length, then the region's national number pattern, with or without the national prefix), compiled
+    once into one regex because a full parse per candidate would dominate the export's time.
     """
-    plan = _numbering_plan(region)
-    if plan is None:
-        return False
-    variants = [digits]
-    if plan.national_prefix and digits.startswith(plan.national_prefix):
-        variants.append(digits[len(plan.national_prefix) :])
-    return any(len(v) in plan.lengths and plan.pattern.fullmatch(v) for v in variants)
+    branches = []
+    for region in regions:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        general = metadata.general_desc if metadata else None
+        if general is None or not general.national_number_pattern or not general.possible_length:
+            continue
+        lengths = "|".join(rf"\d{{{length}}}" for length in sorted(general.possible_length))
+        prefix = f"(?:{re.escape(metadata.national_prefix)})?" if metadata.national_prefix else ""
+        branches.append(rf"{prefix}(?=(?:{lengths})\Z)(?:{general.national_number_pattern})")
+    return re.compile("|".join(f"(?:{branch})" for branch in branches) or "(?!)")
 
 
-def _valid_international(number: str) -> bool:
-    digits = re.sub(r"\D", "", number)
+def _valid_international(digits: str) -> bool:
+    """`digits` (without `+` or `00`) start with a country code and a number valid in one of its regions."""
     for size in (1, 2, 3):
         regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]) if digits[:size] else -1)
         if regions:
-            return any(_valid_national(digits[size:], region) for region in regions if region != "001")
+            national = _national_number_pattern(tuple(region for region in regions if region != "001"))
+            return bool(national.fullmatch(digits[size:]))
     return False
 
 
