@@ -68,6 +68,10 @@ class Finding(NamedTuple):
     label: str
 
 
+# Detectors pass plain (start, end, label) tuples around; a Finding is made only for what is reported.
+_Span = tuple[int, int, str]
+
+
 @dataclass
 class Redaction:
     text: str
@@ -349,6 +353,9 @@ class Redactor:
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings, in text order."""
+        return [Finding(*span) for span in self._spans(text)]
+
+    def _spans(self, text: str) -> list[_Span]:
         latin = _one_byte_per_character(text)
         classes = latin.translate(_CHARACTER_CLASSES)
         anchors, keys = _ANCHORS.find(latin)
@@ -361,9 +368,10 @@ class Redactor:
             *_bearer_tokens(text, anchors[_Anchors.BEARER]),
             *_provider_keys(text, keys),
             *_ipv6(text),
-            *_ibans(text, classes),
         ]
-        candidates += self._numbers(text, classes)
+        ibans = _ibans(text, classes)
+        candidates += ibans
+        candidates += self._numbers(text, classes, ibans)
         return _resolve_overlaps(candidates)
 
     def redact(self, text: str) -> Redaction:
@@ -403,43 +411,53 @@ class Redactor:
         for index in block:
             starts.append(offset)
             offset += len(texts[index]) + len(_SEPARATOR)
-        position = 0
-        for start, end, label in self.find(joined):
-            while position + 1 < len(starts) and start >= starts[position + 1]:
-                position += 1
+        for start, end, label in self._spans(joined):
+            position = bisect.bisect_right(starts, start) - 1
             base = starts[position]
             results[block[position]].append(Finding(start - base, end - base, label))
 
-    def _numbers(self, text: str, classes: bytes) -> list[Finding]:
-        """Cards, SSNs, IPv4 addresses and phone numbers, each looked for only in runs that can hold one."""
-        found: list[Finding] = []
+    def _numbers(self, text: str, classes: bytes, ibans: list[_Span]) -> list[_Span]:
+        """Cards, SSNs, IPv4 addresses and phone numbers, each looked for only in runs that can hold one.
+
+        PHONE has the lowest priority, so a run whose digits all lie inside a card, SSN, IP address or IBAN
+        (`ibans`, in text order) is not searched for phone numbers.
+        """
+        found: list[_Span] = []
+        next_iban = 0
         for run in _NUMERIC_RUN.finditer(classes):
             start, end = run.span()
             digits = classes.count(b"0", start, end)
             taken = _ipv4(text, start, end) if text.count(".", start, end) >= 3 else []
+            if digits < 7:
+                found += taken
+                continue
             if digits >= 12:
                 taken += _cards(text, start, end)
             if digits >= 9:
                 taken += _ssns(text, start, end)
             found += taken
-            if digits >= 7:
+            while next_iban < len(ibans) and ibans[next_iban][1] <= start:
+                next_iban += 1
+            if next_iban < len(ibans) and ibans[next_iban][0] < end:
+                taken.append(ibans[next_iban])
+            last_digit = classes.rfind(b"0", start, end)
+            if not any(f[0] <= start and f[1] > last_digit for f in taken):
                 # A phone number may start two characters before its run (`+(`) and end with an extension.
                 found += self._phones(text, max(0, start - 2), end + 12, taken)
         return found
 
-    def _phones(self, text: str, lo: int, hi: int, taken: list[Finding]) -> list[Finding]:
-        """Phone numbers in text[lo:hi], skipping candidates that overlap a card, SSN or IP address found there:
-        PHONE has the lowest priority, so such a candidate could never be kept."""
+    def _phones(self, text: str, lo: int, hi: int, taken: list[_Span]) -> list[_Span]:
+        """Phone numbers in text[lo:hi], skipping candidates that overlap a finding `taken` there already."""
         found = []
         for match in _PHONE.finditer(text, lo, hi):
             candidate, start = match.group(), match.start()
-            if any(f.start < match.end() and start < f.end for f in taken):
+            if taken and any(f[0] < match.end() and start < f[1] for f in taken):
                 continue
             # The candidate class allows spaces, so a following number can be glued on: drop trailing
             # space-separated groups until the rest validates.
             while candidate:
                 if self._is_phone(candidate, text, start):
-                    found.append(Finding(start, start + len(candidate), "PHONE"))
+                    found.append((start, start + len(candidate), "PHONE"))
                     break
                 trimmed = _LAST_GROUP.sub("", candidate)
                 if trimmed == candidate:
@@ -466,15 +484,15 @@ class Redactor:
 # overlaps between detectors are resolved later.
 
 
-def _private_keys(text: str, anchors: list[int]) -> list[Finding]:
-    return [Finding(m.start(), m.end(), "PRIVATE_KEY") for pos in anchors if (m := _PRIVATE_KEY.match(text, pos))]
+def _private_keys(text: str, anchors: list[int]) -> list[_Span]:
+    return [(m.start(), m.end(), "PRIVATE_KEY") for pos in anchors if (m := _PRIVATE_KEY.match(text, pos))]
 
 
-def _jwts(text: str, anchors: list[int]) -> list[Finding]:
-    return [Finding(m.start(), m.end(), "JWT") for pos in anchors if (m := _JWT.match(text, pos))]
+def _jwts(text: str, anchors: list[int]) -> list[_Span]:
+    return [(m.start(), m.end(), "JWT") for pos in anchors if (m := _JWT.match(text, pos))]
 
 
-def _urls(text: str, anchors: list[int]) -> list[Finding]:
+def _urls(text: str, anchors: list[int]) -> list[_Span]:
     found = []
     for pos in anchors:
         scheme, rest = _URL_SCHEME.search(text, max(0, pos - 21), pos), _URL_REST.match(text, pos)
@@ -485,14 +503,14 @@ def _urls(text: str, anchors: list[int]) -> list[Finding]:
         credentials = _USERINFO.match(url)
         if credentials and credentials.group("scheme").lower() in _DB_SCHEMES:
             if not _is_placeholder(credentials.group("password")):
-                found.append(Finding(start + credentials.start("password"), start + credentials.end("password"),
+                found.append((start + credentials.start("password"), start + credentials.end("password"),
                                      "PASSWORD"))  # fmt: skip
         elif (credentials and not _is_placeholder(credentials.group("password"))) or _url_has_token(url):
-            found.append(Finding(start, start + len(url), "URL_WITH_TOKEN"))
+            found.append((start, start + len(url), "URL_WITH_TOKEN"))
     return found
 
 
-def _emails(text: str, anchors: list[int]) -> list[Finding]:
+def _emails(text: str, anchors: list[int]) -> list[_Span]:
     found = []
     for pos in anchors:
         domain = _EMAIL_DOMAIN.match(text, pos)
@@ -503,11 +521,11 @@ def _emails(text: str, anchors: list[int]) -> list[Finding]:
             continue  # an SSH remote such as git@github.com:org/repo.git
         local = _EMAIL_LOCAL.search(text, max(0, pos - 64), pos)
         if local is not None:
-            found.append(Finding(local.start(), domain.end(), "EMAIL"))
+            found.append((local.start(), domain.end(), "EMAIL"))
     return found
 
 
-def _assignments(text: str, anchors: list[int]) -> list[Finding]:
+def _assignments(text: str, anchors: list[int]) -> list[_Span]:
     found = []
     seen: set[int] = set()
     for pos in anchors:
@@ -523,30 +541,33 @@ def _assignments(text: str, anchors: list[int]) -> list[Finding]:
         if _is_placeholder(unbracketed) or _looks_like_code(unbracketed):
             continue
         if _PASSWORD_NAME.search(text, name_start, match.end("rest")):
-            found.append(Finding(start, start + len(value), "PASSWORD"))
+            found.append((start, start + len(value), "PASSWORD"))
         elif _high_entropy(value):
-            found.append(Finding(start, start + len(value), "API_KEY"))
+            found.append((start, start + len(value), "API_KEY"))
     return found
 
 
-def _bearer_tokens(text: str, anchors: list[int]) -> list[Finding]:
-    return [
-        Finding(m.start("value"), m.end("value"), "API_KEY")
-        for pos in anchors
-        if (m := _BEARER.match(text, pos)) and _high_entropy(m.group("value"))
-    ]
+def _bearer_tokens(text: str, anchors: list[int]) -> list[_Span]:
+    found = []
+    for pos in anchors:
+        match = _BEARER.match(text, pos)
+        if match is None or _JWT.match(text, match.start("value")):
+            continue  # a JWT is reported as one by its own detector, which outranks API_KEY
+        if _high_entropy(match.group("value")):
+            found.append((match.start("value"), match.end("value"), "API_KEY"))
+    return found
 
 
-def _provider_keys(text: str, anchors: list[tuple[int, re.Pattern[str]]]) -> list[Finding]:
+def _provider_keys(text: str, anchors: list[tuple[int, re.Pattern[str]]]) -> list[_Span]:
     found = []
     for pos, pattern in anchors:
         match = pattern.match(text, pos)
         if match and _looks_random(match.group()):
-            found.append(Finding(match.start(), match.end(), "API_KEY"))
+            found.append((match.start(), match.end(), "API_KEY"))
     return found
 
 
-def _ipv6(text: str) -> list[Finding]:
+def _ipv6(text: str) -> list[_Span]:
     anchors = [m.start() for m in _IPV6_ANCHOR.finditer(text)]
     found = []
     for match in (
@@ -559,11 +580,11 @@ def _ipv6(text: str) -> list[Finding]:
             ipaddress.IPv6Address(address.split("%")[0])
         except ValueError:
             continue
-        found.append(Finding(match.start(), match.end(), "IP_ADDRESS"))
+        found.append((match.start(), match.end(), "IP_ADDRESS"))
     return found
 
 
-def _ibans(text: str, classes: bytes) -> list[Finding]:
+def _ibans(text: str, classes: bytes) -> list[_Span]:
     found = []
     for anchor in _IBAN_START.finditer(classes):
         match = _IBAN.match(text, anchor.start())
@@ -571,31 +592,33 @@ def _ibans(text: str, classes: bytes) -> list[Finding]:
             continue
         compact = match.group().replace(" ", "")
         if _IBAN_LENGTHS.get(compact[:2]) == len(compact) and _iban_checksum_ok(compact):
-            found.append(Finding(match.start(), match.end(), "IBAN"))
+            found.append((match.start(), match.end(), "IBAN"))
     return found
 
 
-def _cards(text: str, lo: int, hi: int) -> list[Finding]:
+def _cards(text: str, lo: int, hi: int) -> list[_Span]:
     found = []
     for match in _CARD.finditer(text, lo, hi):
         raw = match.group()
         digits = raw.replace(" ", "").replace("-", "")
         if _card_grouping_ok(raw) and _card_prefix_ok(digits) and _luhn_ok(digits):
-            found.append(Finding(match.start(), match.end(), "CREDIT_CARD"))
+            found.append((match.start(), match.end(), "CREDIT_CARD"))
     return found
 
 
-def _ssns(text: str, lo: int, hi: int) -> list[Finding]:
-    found = [Finding(m.start(), m.end(), "SSN") for m in _SSN.finditer(text, lo, hi) if _ssn_ok(*m.groups())]
+def _ssns(text: str, lo: int, hi: int) -> list[_Span]:
+    found = []
+    if text.find("-", lo, hi) != -1:
+        found += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(text, lo, hi) if _ssn_ok(*m.groups())]
     context = text[max(0, lo - 40) : hi].lower()
     if "ssn" in context or "social security" in context:
         for match in _SSN_PLAIN.finditer(text, lo, hi):
             if _ssn_ok(*match.groups()) and _SSN_CONTEXT.ends(text[max(0, match.start() - 40) : match.start()]):
-                found.append(Finding(match.start(), match.end(), "SSN"))
+                found.append((match.start(), match.end(), "SSN"))
     return found
 
 
-def _ipv4(text: str, lo: int, hi: int) -> list[Finding]:
+def _ipv4(text: str, lo: int, hi: int) -> list[_Span]:
     found = []
     for match in _IPV4.finditer(text, lo, hi):
         address = match.group()
@@ -603,7 +626,7 @@ def _ipv4(text: str, lo: int, hi: int) -> list[Finding]:
             continue
         if _is_version_context(text[max(0, match.start() - 30) : match.start()]):
             continue
-        found.append(Finding(match.start(), match.end(), "IP_ADDRESS"))
+        found.append((match.start(), match.end(), "IP_ADDRESS"))
     return found
 
 
@@ -637,40 +660,51 @@ def _merge_windows(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(lo, hi) for lo, hi in merged]
 
 
-def _resolve_overlaps(candidates: list[Finding]) -> list[Finding]:
+def _resolve_overlaps(candidates: list[_Span]) -> list[_Span]:
     """Keep the highest-priority finding where candidates overlap (then the earliest, then the longest).
 
     Candidates are split into clusters of mutually reachable overlaps; almost every cluster is a single
     finding, and only real clusters pay for the priority order.
     """
-    chosen: list[Finding] = []
-    cluster: list[Finding] = []
+    chosen: list[_Span] = []
+    cluster: list[_Span] = []
     cluster_end = -1
     for finding in sorted(candidates):
-        if finding.start >= cluster_end:
+        if finding[0] >= cluster_end:
             chosen += cluster if len(cluster) == 1 else _resolve_cluster(cluster)
             cluster = []
         cluster.append(finding)
-        cluster_end = max(cluster_end, finding.end)
+        cluster_end = max(cluster_end, finding[1])
     chosen += cluster if len(cluster) == 1 else _resolve_cluster(cluster)
     return chosen
 
 
-def _resolve_cluster(cluster: list[Finding]) -> list[Finding]:
+def _resolve_cluster(cluster: list[_Span]) -> list[_Span]:
     starts: list[int] = []
-    chosen: list[Finding] = []
-    for finding in sorted(cluster, key=lambda f: (-_PRIORITY[f.label], f.start, f.start - f.end)):
-        index = bisect.bisect_right(starts, finding.start)
-        if index > 0 and chosen[index - 1].end > finding.start:
+    chosen: list[_Span] = []
+    for finding in sorted(cluster, key=lambda f: (-_PRIORITY[f[2]], f[0], f[0] - f[1])):
+        index = bisect.bisect_right(starts, finding[0])
+        if index > 0 and chosen[index - 1][1] > finding[0]:
             continue
-        if index < len(chosen) and chosen[index].start < finding.end:
+        if index < len(chosen) and chosen[index][0] < finding[1]:
             continue
-        starts.insert(index, finding.start)
+        starts.insert(index, finding[0])
         chosen.insert(index, finding)
     return chosen
 
 
 # --- validators ----------------------------------------------------------------------------------
+
+
+_PLACEHOLDER_SHAPE = re.compile(r"\$\{[^}]+\}|\$[A-Z_][A-Z0-9_]*|\$[a-z_][a-z0-9_]*|<[^>]*>?|\{\{.*")
+_PLACEHOLDER_WORDS = frozenset({
+    "none", "null", "nil", "true", "false", "undefined", "redacted", "changeme_placeholder", "your_password",
+    "your-password", "yourpassword", "password", "secret", "token", "example", "str", "string", "int", "bool",
+    "optional", "required",
+})  # fmt: skip
+_CALL_OR_SUBSCRIPT = re.compile(r"[A-Za-z_][\w.]*(?:\(.*\)|\[.*\])")
+_DOTTED_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_SNAKE_CASE = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 def _is_placeholder(value: str) -> bool:
@@ -679,32 +713,9 @@ def _is_placeholder(value: str) -> bool:
     if len(set(stripped.replace("-", "").replace("_", ""))) <= 2:
         return True  # xxxx, ****, 0000
     if (
-        re.fullmatch(r"\$\{[^}]+\}|\$[A-Z_][A-Z0-9_]*|\$[a-z_][a-z0-9_]*|<[^>]*>?|\{\{.*", value)
+        _PLACEHOLDER_SHAPE.fullmatch(value)
         or (value.startswith("%") and value.endswith("%"))
-        or lowered
-        in {
-            "none",
-            "null",
-            "nil",
-            "true",
-            "false",
-            "undefined",
-            "redacted",
-            "changeme_placeholder",
-            "your_password",
-            "your-password",
-            "yourpassword",
-            "password",
-            "secret",
-            "token",
-            "example",
-            "str",
-            "string",
-            "int",
-            "bool",
-            "optional",
-            "required",
-        }
+        or lowered in _PLACEHOLDER_WORDS
     ):
         return True
     return lowered.startswith(("your_", "your-", "xxx", "example", "placeholder", "dummy", "<"))
@@ -713,13 +724,9 @@ def _is_placeholder(value: str) -> bool:
 def _looks_like_code(value: str) -> bool:
     # Calls, subscripts, dotted references (os.environ, settings.DB_PASSWORD) and variables named after the
     # secret they hold (db_password, api_token) are code, not secrets.
-    if re.fullmatch(r"[A-Za-z_][\w.]*(?:\(.*\)|\[.*\])", value) or re.fullmatch(
-        r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", value
-    ):
+    if _CALL_OR_SUBSCRIPT.fullmatch(value) or _DOTTED_REFERENCE.fullmatch(value):
         return True
-    return bool(re.fullmatch(r"[a-z_][a-z0-9_]*", value)) and any(
-        w in value for w in ("pass", "pw", "secret", "token", "key")
-    )
+    return bool(_SNAKE_CASE.fullmatch(value)) and any(w in value for w in ("pass", "pw", "secret", "token", "key"))
 
 
 def _shannon_entropy(value: str) -> float:
@@ -741,9 +748,16 @@ def _high_entropy(value: str) -> bool:
     return classes >= 2 and _shannon_entropy(value) >= 3.2
 
 
+_KEY_PREFIX = re.compile(r"^(?:sk-(?:ant-|proj-|svcacct-|admin-)?|[a-z]+_(?:pat_|live_|test_)?|glpat-|xox[a-z]-)")
+
+
 def _looks_random(key: str) -> bool:
-    body = re.sub(r"^(?:sk-(?:ant-|proj-|svcacct-|admin-)?|[a-z]+_(?:pat_|live_|test_)?|glpat-|xox[a-z]-)", "", key)
+    body = _KEY_PREFIX.sub("", key, count=1)
     return len(set(body)) >= 8 and not _is_placeholder(body)
+
+
+_QUERY_START = re.compile(r"[?#]")
+_QUERY_SEPARATOR = re.compile(r"[&;#]")
 
 
 def _url_has_token(url: str) -> bool:
@@ -752,8 +766,8 @@ def _url_has_token(url: str) -> bool:
         return True
     if "?" not in url and "#" not in url:
         return False
-    query = re.split(r"[?#]", url, maxsplit=1)[1]
-    for pair in re.split(r"[&;#]", query):
+    query = _QUERY_START.split(url, maxsplit=1)[1]
+    for pair in _QUERY_SEPARATOR.split(query):
         name, _, value = pair.partition("=")
         if name.lower() in _URL_SECRET_PARAMS and value and not _is_placeholder(value):
             return True
@@ -798,9 +812,12 @@ def _card_prefix_ok(digits: str) -> bool:
     return False
 
 
+_CARD_SEPARATOR = re.compile(r"[ -]")
+
+
 def _card_grouping_ok(raw: str) -> bool:
     # Cards are written as one run or in groups split by one kind of separator; 3-7-7 order numbers are not.
-    groups = re.split(r"[ -]", raw)
+    groups = _CARD_SEPARATOR.split(raw)
     if len(groups) == 1:
         return True
     if len({sep for sep in raw if sep in " -"}) > 1:
@@ -824,10 +841,13 @@ def _valid_ipv4(address: str) -> bool:
     return all(part == "0" or (not part.startswith("0") and int(part) <= 255) for part in parts)
 
 
+_NON_DOT_SEPARATOR = re.compile(r"[\s()-]")
+
+
 def _looks_like_version_or_decimal(core: str) -> bool:
     # 3.11.7, 1.250.000, 12.99, 192.168.10.200: numbers split by dots alone are versions, amounts, decimals
     # or addresses, except the dotted phone styles 541.325.2427 (US) and 06.12.34.56.78 (FR).
-    dotted_only = "." in core and not re.search(r"[\s()-]", core) and not core.startswith(("+", "00"))
+    dotted_only = "." in core and not _NON_DOT_SEPARATOR.search(core) and not core.startswith(("+", "00"))
     return dotted_only and not _DOTTED_PHONE.fullmatch(core)
 
 
