@@ -125,8 +125,11 @@ _PROVIDER_KEYS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
 ]
 
 # Names that make the value assigned to them a secret, in the spellings people write them in.
-_SECRET_NAME_WORDS = [("secret",), ("token",), ("password",), ("passwd",), ("pwd",), ("passphrase",), ("auth",),
-                      ("credential",), ("api", "key"), ("access", "key"), ("private", "key")]  # fmt: skip
+# Names that make the value assigned to them a secret, in the spellings people write them in: a password
+# word makes it a PASSWORD, the others an API_KEY when it looks random.
+_PASSWORD_WORDS = [("password",), ("passwd",), ("pwd",), ("passphrase",)]
+_SECRET_WORDS = [("secret",), ("token",), ("auth",), ("credential",), ("api", "key"), ("access", "key"),
+                 ("private", "key")]  # fmt: skip
 # From a secret-looking name's keyword: the rest of the name, the operator, and the value on the same line.
 _ASSIGNED_VALUE = re.compile(
     r"""(?x)
@@ -134,9 +137,7 @@ _ASSIGNED_VALUE = re.compile(
     (?:"(?P<dq>[^"\n]{3,})"|'(?P<sq>[^'\n]{3,})'|(?P<bare>[^\s"'`,;]{3,}))
     """
 )
-_NAME_CHARS = re.compile(r"[\w.-]*")
 _BEARER = re.compile(r"(?i)(?<![\w-])bearer\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
-_PASSWORD_NAME = re.compile(r"(?i)passw(?:or)?d|passwd|pwd|passphrase")
 _DB_SCHEMES = {
     "postgres",
     "postgresql",
@@ -289,6 +290,11 @@ _SEPARATORS = re.compile(r"[\s().-]+")
 # --- the anchor pass ------------------------------------------------------------------------------
 
 
+def _case_spellings(phrase: str) -> set[str]:
+    """`social security` as written: lower, UPPER, Title and Sentence case."""
+    return {phrase, phrase.upper(), phrase.title(), phrase.capitalize()}
+
+
 def _spellings(parts: tuple[str, ...]) -> set[str]:
     """`api key` as api_key, API_KEY, Api_Key, api_Key, apiKey, ApiKey, apikey, APIKEY, api-key..."""
     spellings = set()
@@ -302,7 +308,7 @@ def _spellings(parts: tuple[str, ...]) -> set[str]:
 class _Anchors:
     """Every literal that starts (or sits inside) something a detector looks for, found in one pass."""
 
-    PEM, JWT, URL, EMAIL, NAME, BEARER, KEY = range(7)
+    PEM, JWT, URL, EMAIL, PASSWORD_NAME, SECRET_NAME, BEARER, SSN_CUE, KEY = range(9)
 
     def __init__(self) -> None:
         table: list[tuple[str, int, re.Pattern[str] | None]] = [
@@ -311,7 +317,9 @@ class _Anchors:
             ("://", self.URL, None),
             ("@", self.EMAIL, None),
             *((word, self.BEARER, None) for word in ("bearer", "Bearer", "BEARER")),
-            *((word, self.NAME, None) for parts in _SECRET_NAME_WORDS for word in sorted(_spellings(parts))),
+            *((word, self.SSN_CUE, None) for cue in ("ssn", "social security") for word in _case_spellings(cue)),
+            *((word, self.PASSWORD_NAME, None) for parts in _PASSWORD_WORDS for word in sorted(_spellings(parts))),
+            *((word, self.SECRET_NAME, None) for parts in _SECRET_WORDS for word in sorted(_spellings(parts))),
             *((prefix, self.KEY, pattern) for prefixes, pattern in _PROVIDER_KEYS for prefix in prefixes),
         ]
         self.kinds = [kind for _, kind, _ in table]
@@ -364,14 +372,14 @@ class Redactor:
             *_jwts(text, anchors[_Anchors.JWT]),
             *_urls(text, anchors[_Anchors.URL]),
             *_emails(text, anchors[_Anchors.EMAIL]),
-            *_assignments(text, anchors[_Anchors.NAME]),
+            *_assignments(text, anchors[_Anchors.PASSWORD_NAME], anchors[_Anchors.SECRET_NAME]),
             *_bearer_tokens(text, anchors[_Anchors.BEARER]),
             *_provider_keys(text, keys),
             *_ipv6(text),
         ]
         ibans = _ibans(text, classes)
         candidates += ibans
-        candidates += self._numbers(text, classes, ibans)
+        candidates += self._numbers(text, classes, ibans, anchors[_Anchors.SSN_CUE])
         return _resolve_overlaps(candidates)
 
     def redact(self, text: str) -> Redaction:
@@ -416,11 +424,12 @@ class Redactor:
             base = starts[position]
             results[block[position]].append(Finding(start - base, end - base, label))
 
-    def _numbers(self, text: str, classes: bytes, ibans: list[_Span]) -> list[_Span]:
+    def _numbers(self, text: str, classes: bytes, ibans: list[_Span], ssn_cues: list[int]) -> list[_Span]:
         """Cards, SSNs, IPv4 addresses and phone numbers, each looked for only in runs that can hold one.
 
         PHONE has the lowest priority, so a run whose digits all lie inside a card, SSN, IP address or IBAN
-        (`ibans`, in text order) is not searched for phone numbers.
+        (`ibans`, in text order) is not searched for phone numbers. An SSN written without dashes is looked
+        for only within 40 characters after one of `ssn_cues` (positions of `SSN`, `social security`).
         """
         found: list[_Span] = []
         next_iban = 0
@@ -434,7 +443,8 @@ class Redactor:
             if digits >= 12:
                 taken += _cards(text, start, end)
             if digits >= 9:
-                taken += _ssns(text, start, end)
+                cue = bisect.bisect_left(ssn_cues, start - 40)
+                taken += _ssns(text, start, end, cued=cue < len(ssn_cues) and ssn_cues[cue] < end)
             found += taken
             while next_iban < len(ibans) and ibans[next_iban][1] <= start:
                 next_iban += 1
@@ -525,22 +535,25 @@ def _emails(text: str, anchors: list[int]) -> list[_Span]:
     return found
 
 
-def _assignments(text: str, anchors: list[int]) -> list[_Span]:
+def _assignments(text: str, password_names: list[int], secret_names: list[int]) -> list[_Span]:
+    """Values assigned to secret-looking names: a PASSWORD where the name holds a password word (`DB_PASSWORD`),
+    else an API_KEY where the value looks random (`SECRET_KEY`, `apiToken`)."""
+    assigned: dict[int, tuple[re.Match[str], bool]] = {}  # by the end of the name: `auth_token` has two anchors
+    for pos in password_names:
+        if match := _ASSIGNED_VALUE.match(text, pos):
+            assigned[match.end("rest")] = (match, True)
+    for pos in secret_names:
+        if (match := _ASSIGNED_VALUE.match(text, pos)) and match.end("rest") not in assigned:
+            assigned[match.end("rest")] = (match, False)
     found = []
-    seen: set[int] = set()
-    for pos in anchors:
-        match = _ASSIGNED_VALUE.match(text, pos)
-        if match is None or match.end("rest") in seen:
-            continue  # not assigned, or a second keyword in a name already handled (`auth_token`)
-        seen.add(match.end("rest"))
-        name_start = pos - _NAME_CHARS.match(text[max(0, pos - 128) : pos][::-1]).end()
+    for match, is_password in assigned.values():
         group = "dq" if match.group("dq") else "sq" if match.group("sq") else "bare"
         start, value = match.start(group), match.group(group)
         # `f(password=pw)`: without the call's closing bracket the value is a variable, not a secret.
         unbracketed = value.rstrip(")]}") if group == "bare" else value
         if _is_placeholder(unbracketed) or _looks_like_code(unbracketed):
             continue
-        if _PASSWORD_NAME.search(text, name_start, match.end("rest")):
+        if is_password:
             found.append((start, start + len(value), "PASSWORD"))
         elif _high_entropy(value):
             found.append((start, start + len(value), "API_KEY"))
@@ -606,12 +619,11 @@ def _cards(text: str, lo: int, hi: int) -> list[_Span]:
     return found
 
 
-def _ssns(text: str, lo: int, hi: int) -> list[_Span]:
+def _ssns(text: str, lo: int, hi: int, *, cued: bool) -> list[_Span]:
     found = []
     if text.find("-", lo, hi) != -1:
         found += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(text, lo, hi) if _ssn_ok(*m.groups())]
-    context = text[max(0, lo - 40) : hi].lower()
-    if "ssn" in context or "social security" in context:
+    if cued:
         for match in _SSN_PLAIN.finditer(text, lo, hi):
             if _ssn_ok(*match.groups()) and _SSN_CONTEXT.ends(text[max(0, match.start() - 40) : match.start()]):
                 found.append((match.start(), match.end(), "SSN"))
@@ -724,7 +736,9 @@ def _is_placeholder(value: str) -> bool:
 def _looks_like_code(value: str) -> bool:
     # Calls, subscripts, dotted references (os.environ, settings.DB_PASSWORD) and variables named after the
     # secret they hold (db_password, api_token) are code, not secrets.
-    if _CALL_OR_SUBSCRIPT.fullmatch(value) or _DOTTED_REFERENCE.fullmatch(value):
+    if ("(" in value or "[" in value) and _CALL_OR_SUBSCRIPT.fullmatch(value):
+        return True
+    if "." in value and _DOTTED_REFERENCE.fullmatch(value):
         return True
     return bool(_SNAKE_CASE.fullmatch(value)) and any(w in value for w in ("pass", "pw", "secret", "token", "key"))
 
@@ -782,13 +796,11 @@ def _iban_checksum_ok(iban: str) -> bool:
     return number % 97 == 1
 
 
+_LUHN_DOUBLED = {str(digit): digit * 2 - 9 if digit > 4 else digit * 2 for digit in range(10)}
+
+
 def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
+    total = sum(map(int, digits[-1::-2])) + sum(map(_LUHN_DOUBLED.__getitem__, digits[-2::-2]))
     return total % 10 == 0
 
 
@@ -836,9 +848,12 @@ def _is_version_context(before: str) -> bool:
     return not _IP_CUE.ends(before) and bool(_PRODUCT_NAME.search(before))
 
 
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"  # 0-255 without leading zeros
+_VALID_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
 def _valid_ipv4(address: str) -> bool:
-    parts = address.split(".")
-    return all(part == "0" or (not part.startswith("0") and int(part) <= 255) for part in parts)
+    return _VALID_IPV4.fullmatch(address) is not None
 
 
 _NON_DOT_SEPARATOR = re.compile(r"[\s()-]")
