@@ -433,10 +433,11 @@ class Redactor:
         """
         found: list[_Span] = []
         next_iban = 0
+        count_in_classes, count_in_text = classes.count, text.count  # bound once: this loop runs per number
         for run in _NUMERIC_RUN.finditer(classes):
             start, end = run.span()
-            digits = classes.count(b"0", start, end)
-            taken = _ipv4(text, start, end) if text.count(".", start, end) >= 3 else []
+            digits = count_in_classes(b"0", start, end)
+            taken = _ipv4(text, start, end) if digits >= 4 and count_in_text(".", start, end) >= 3 else []
             if digits < 7:
                 found += taken
                 continue
@@ -451,7 +452,7 @@ class Redactor:
             if next_iban < len(ibans) and ibans[next_iban][0] < end:
                 taken.append(ibans[next_iban])
             last_digit = classes.rfind(b"0", start, end)
-            if not any(f[0] <= start and f[1] > last_digit for f in taken):
+            if not (taken and any(f[0] <= start and f[1] > last_digit for f in taken)):
                 # A phone number may start two characters before its run (`+(`) and end with an extension.
                 found += self._phones(text, max(0, start - 2), end + 12, taken)
         return found
@@ -714,6 +715,7 @@ _PLACEHOLDER_WORDS = frozenset({
     "your-password", "yourpassword", "password", "secret", "token", "example", "str", "string", "int", "bool",
     "optional", "required",
 })  # fmt: skip
+_PLACEHOLDER_PREFIXES = ("your_", "your-", "xxx", "example", "placeholder", "dummy", "<")
 _CALL_OR_SUBSCRIPT = re.compile(r"[A-Za-z_][\w.]*(?:\(.*\)|\[.*\])")
 _DOTTED_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _SNAKE_CASE = re.compile(r"[a-z_][a-z0-9_]*")
@@ -722,15 +724,18 @@ _SNAKE_CASE = re.compile(r"[a-z_][a-z0-9_]*")
 def _is_placeholder(value: str) -> bool:
     stripped = value.strip("\"'<>{}[]()$%")
     lowered = stripped.lower()
-    if len(set(stripped.replace("-", "").replace("_", ""))) <= 2:
-        return True  # xxxx, ****, 0000
-    if (
-        _PLACEHOLDER_SHAPE.fullmatch(value)
-        or (value.startswith("%") and value.endswith("%"))
-        or lowered in _PLACEHOLDER_WORDS
-    ):
+    if lowered in _PLACEHOLDER_WORDS or lowered.startswith(_PLACEHOLDER_PREFIXES):
         return True
-    return lowered.startswith(("your_", "your-", "xxx", "example", "placeholder", "dummy", "<"))
+    if _at_most_two_characters(stripped.replace("-", "").replace("_", "")):
+        return True  # xxxx, ****, 0000, x-x-x
+    if value[:1] in ("$", "<", "{") and _PLACEHOLDER_SHAPE.fullmatch(value):
+        return True  # ${VAR}, $VAR, <token>, {{ secret }}
+    return value.startswith("%") and value.endswith("%")
+
+
+def _at_most_two_characters(value: str) -> bool:
+    rest = value.replace(value[:1], "")
+    return rest.replace(rest[:1], "") == ""
 
 
 def _looks_like_code(value: str) -> bool:
