@@ -194,7 +194,8 @@ _URL_SECRET_PARAMS = {
     "private_token",
     "hmac",
 }
-_TOKEN_PATH_HOSTS = ("hooks.slack.com/services/", "discord.com/api/webhooks/", "discordapp.com/api/webhooks/")
+# Webhook URLs whose path is the secret.
+_TOKEN_PATH_HOST = re.compile(r"hooks\.slack\.com/services/|discord(?:app)?\.com/api/webhooks/")
 _USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<user>[^:@/\s]*):(?P<password>[^@/\s]+)@")
 
 # An email is found from its `@`: the local part just before it, the domain after it.
@@ -715,6 +716,7 @@ _PLACEHOLDER_WORDS = frozenset({
     "your-password", "yourpassword", "password", "secret", "token", "example", "str", "string", "int", "bool",
     "optional", "required",
 })  # fmt: skip
+_DASHES = frozenset("-_")
 _PLACEHOLDER_PREFIXES = ("your_", "your-", "xxx", "example", "placeholder", "dummy", "<")
 _CALL_OR_SUBSCRIPT = re.compile(r"[A-Za-z_][\w.]*(?:\(.*\)|\[.*\])")
 _DOTTED_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
@@ -726,16 +728,11 @@ def _is_placeholder(value: str) -> bool:
     lowered = stripped.lower()
     if lowered in _PLACEHOLDER_WORDS or lowered.startswith(_PLACEHOLDER_PREFIXES):
         return True
-    if _at_most_two_characters(stripped.replace("-", "").replace("_", "")):
+    if len(set(stripped) - _DASHES) <= 2:
         return True  # xxxx, ****, 0000, x-x-x
     if value[:1] in ("$", "<", "{") and _PLACEHOLDER_SHAPE.fullmatch(value):
         return True  # ${VAR}, $VAR, <token>, {{ secret }}
     return value.startswith("%") and value.endswith("%")
-
-
-def _at_most_two_characters(value: str) -> bool:
-    rest = value.replace(value[:1], "")
-    return rest.replace(rest[:1], "") == ""
 
 
 def _looks_like_code(value: str) -> bool:
@@ -751,13 +748,12 @@ def _looks_like_code(value: str) -> bool:
 def _shannon_entropy(value: str) -> float:
     """Bits per character: log2(n) - sum(c * log2(c)) / n over the character counts c."""
     total = len(value)
-    weighted = sum(map(_x_log2_x, Counter(value).values()))
-    return math.log2(total) - weighted / total
+    counts = Counter(value).values()
+    x_log2_x = _X_LOG2_X.__getitem__ if total < len(_X_LOG2_X) else lambda count: count * math.log2(count)
+    return math.log2(total) - sum(map(x_log2_x, counts)) / total
 
 
-@cache
-def _x_log2_x(count: int) -> float:
-    return count * math.log2(count)
+_X_LOG2_X = [0.0] + [count * math.log2(count) for count in range(1, 257)]
 
 
 def _high_entropy(value: str) -> bool:
@@ -780,8 +776,7 @@ _QUERY_SEPARATOR = re.compile(r"[&;#]")
 
 
 def _url_has_token(url: str) -> bool:
-    lowered = url.lower()
-    if any(host in lowered for host in _TOKEN_PATH_HOSTS):
+    if _TOKEN_PATH_HOST.search(url.lower()):
         return True
     if "?" not in url and "#" not in url:
         return False
