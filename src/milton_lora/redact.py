@@ -28,13 +28,15 @@ Decisions (also in the README):
 from __future__ import annotations
 
 import bisect
+import gc
 import ipaddress
 import json
 import math
 import re
 import string
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
@@ -396,16 +398,17 @@ class Redactor:
         results: list[list[Finding]] = [[] for _ in texts]
         block: list[int] = []
         size = 0
-        for index, text in enumerate(texts):
-            if "\x00" in text:
-                results[index] = self.find(text)
-                continue
-            block.append(index)
-            size += len(text)
-            if size >= _BLOCK_CHARS:
-                self._find_block(texts, block, results)
-                block, size = [], 0
-        self._find_block(texts, block, results)
+        with _cyclic_gc_paused():
+            for index, text in enumerate(texts):
+                if "\x00" in text:
+                    results[index] = self.find(text)
+                    continue
+                block.append(index)
+                size += len(text)
+                if size >= _BLOCK_CHARS:
+                    self._find_block(texts, block, results)
+                    block, size = [], 0
+            self._find_block(texts, block, results)
         return results
 
     def redact_many(self, texts: list[str]) -> list[Redaction]:
@@ -642,6 +645,24 @@ def _ipv4(text: str, lo: int, hi: int) -> list[_Span]:
             continue
         found.append((match.start(), match.end(), "IP_ADDRESS"))
     return found
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch is scanned.
+
+    A scan allocates hundreds of thousands of short-lived, acyclic objects (regex matches, tuples); with
+    the collector on, those allocations keep triggering collections that walk the caller's whole heap
+    (the conversations being exported), about 7% of the time in bench/redact_bench.py. Nothing is
+    leaked: reference counting frees everything as usual, and the collector resumes afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _one_byte_per_character(text: str) -> bytes:
