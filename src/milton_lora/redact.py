@@ -255,7 +255,8 @@ _IP_CUE = _Cue(
     symbols=["//", "@"],
 )  # fmt: skip
 _PRODUCT_NAME = re.compile(r"[A-Z](?<!\w[A-Z])[\w+#-]*\s$")
-_IPV6_ANCHOR = re.compile(r":[0-9A-Fa-f]{0,4}:")
+# Every IPv6 address holds `::` (an anchor of the Aho-Corasick pass) or three groups in a row; times do not.
+_IPV6_GROUPS = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _KEPT_IPS = {"127.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "::"}
 
 _PHONE = re.compile(
@@ -311,7 +312,7 @@ def _spellings(parts: tuple[str, ...]) -> set[str]:
 class _Anchors:
     """Every literal that starts (or sits inside) something a detector looks for, found in one pass."""
 
-    PEM, JWT, URL, EMAIL, PASSWORD_NAME, SECRET_NAME, BEARER, SSN_CUE, KEY = range(9)
+    PEM, JWT, URL, EMAIL, DOUBLE_COLON, PASSWORD_NAME, SECRET_NAME, BEARER, SSN_CUE, KEY = range(10)
 
     def __init__(self) -> None:
         table: list[tuple[str, int, re.Pattern[str] | None]] = [
@@ -319,6 +320,7 @@ class _Anchors:
             ("eyJ", self.JWT, None),
             ("://", self.URL, None),
             ("@", self.EMAIL, None),
+            ("::", self.DOUBLE_COLON, None),
             *((word, self.BEARER, None) for word in ("bearer", "Bearer", "BEARER")),
             *((word, self.SSN_CUE, None) for cue in ("ssn", "social security") for word in _case_spellings(cue)),
             *((word, self.PASSWORD_NAME, None) for parts in _PASSWORD_WORDS for word in sorted(_spellings(parts))),
@@ -378,7 +380,7 @@ class Redactor:
             *_assignments(text, anchors[_Anchors.PASSWORD_NAME], anchors[_Anchors.SECRET_NAME]),
             *_bearer_tokens(text, anchors[_Anchors.BEARER]),
             *_provider_keys(text, keys),
-            *_ipv6(text),
+            *_ipv6(text, anchors[_Anchors.DOUBLE_COLON]),
         ]
         ibans = _ibans(text, classes)
         candidates += ibans
@@ -585,8 +587,8 @@ def _provider_keys(text: str, anchors: list[tuple[int, re.Pattern[str]]]) -> lis
     return found
 
 
-def _ipv6(text: str) -> list[_Span]:
-    anchors = [m.start() for m in _IPV6_ANCHOR.finditer(text)]
+def _ipv6(text: str, double_colons: list[int]) -> list[_Span]:
+    anchors = double_colons + [m.start() for m in _IPV6_GROUPS.finditer(text)]
     found = []
     for match in (
         m for lo, hi in _merge_windows((max(0, a - 40), a + 45) for a in anchors) for m in _IPV6.finditer(text, lo, hi)
@@ -701,16 +703,20 @@ def _resolve_overlaps(candidates: list[_Span]) -> list[_Span]:
     Candidates are split into clusters of mutually reachable overlaps; almost every cluster is a single
     finding, and only real clusters pay for the priority order.
     """
+    ordered = sorted(candidates)
     chosen: list[_Span] = []
-    cluster: list[_Span] = []
-    cluster_end = -1
-    for finding in sorted(candidates):
-        if finding[0] >= cluster_end:
-            chosen += cluster if len(cluster) == 1 else _resolve_cluster(cluster)
-            cluster = []
-        cluster.append(finding)
-        cluster_end = max(cluster_end, finding[1])
-    chosen += cluster if len(cluster) == 1 else _resolve_cluster(cluster)
+    first, count = 0, len(ordered)
+    while first < count:
+        after, cluster_end = first + 1, ordered[first][1]
+        while after < count and ordered[after][0] < cluster_end:
+            if ordered[after][1] > cluster_end:
+                cluster_end = ordered[after][1]
+            after += 1
+        if after == first + 1:
+            chosen.append(ordered[first])
+        else:
+            chosen += _resolve_cluster(ordered[first:after])
+        first = after
     return chosen
 
 
