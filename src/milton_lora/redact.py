@@ -109,6 +109,7 @@ _PRIVATE_KEY = re.compile(
 _JWT = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{8,}")
 # A URL is found from its `://`: the scheme is the name just before it, the rest runs to a space or quote.
 _URL_SCHEME = re.compile(r"(?<![\w@])[a-zA-Z][a-zA-Z0-9+.-]{1,20}\Z")
+_SCHEME_CHARS = re.compile(r"[a-zA-Z0-9+.-]*")
 _URL_REST = re.compile(r"://[^\s<>\"'`]+")
 _URL_TRAILING = ".,;:!?)]}'\""
 
@@ -202,6 +203,7 @@ _USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<user>[^:@/\s
 
 # An email is found from its `@`: the local part just before it, the domain after it.
 _EMAIL_LOCAL = re.compile(r"(?<![\w.%+-])\w[\w.%+'’-]{0,63}\Z")
+_LOCAL_PART_CHARS = re.compile(r"[\w.%+'’-]*")
 _EMAIL_DOMAIN = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*"
     r"\.[A-Za-z]{2,24}(?![\w-])"
@@ -501,6 +503,15 @@ class Redactor:
 # overlaps between detectors are resolved later.
 
 
+def _run_start(text: str, pos: int, chars: re.Pattern[str], limit: int) -> int:
+    """Where the run of `chars` that ends at `pos` starts, looking back at most `limit` characters.
+
+    A pattern that must end at `pos` is then searched from there: its first try usually matches, where a
+    search over the whole `limit` window would try every position before it.
+    """
+    return pos - chars.match(text[max(0, pos - limit) : pos][::-1]).end()
+
+
 def _private_keys(text: str, anchors: list[int]) -> list[_Span]:
     return [(m.start(), m.end(), "PRIVATE_KEY") for pos in anchors if (m := _PRIVATE_KEY.match(text, pos))]
 
@@ -512,7 +523,8 @@ def _jwts(text: str, anchors: list[int]) -> list[_Span]:
 def _urls(text: str, anchors: list[int]) -> list[_Span]:
     found = []
     for pos in anchors:
-        scheme, rest = _URL_SCHEME.search(text, max(0, pos - 21), pos), _URL_REST.match(text, pos)
+        scheme = _URL_SCHEME.search(text, _run_start(text, pos, _SCHEME_CHARS, 21), pos)
+        rest = _URL_REST.match(text, pos)
         if scheme is None or rest is None:
             continue
         start = scheme.start()
@@ -536,7 +548,7 @@ def _emails(text: str, anchors: list[int]) -> list[_Span]:
         after = text[domain.end() : domain.end() + 2]
         if after[:1] == ":" and after[1:] not in ("", " ", "\n", "\t"):
             continue  # an SSH remote such as git@github.com:org/repo.git
-        local = _EMAIL_LOCAL.search(text, max(0, pos - 64), pos)
+        local = _EMAIL_LOCAL.search(text, _run_start(text, pos, _LOCAL_PART_CHARS, 64), pos)
         if local is not None:
             found.append((local.start(), domain.end(), "EMAIL"))
     return found
