@@ -102,9 +102,11 @@ class _Cue:
 _SEPARATOR = "\n\x00\n"
 _BLOCK_CHARS = 1 << 20
 # A key pasted without its END line is redacted to the end of the message (the NUL of a joined block).
+_PEM_END = r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+# The body is consumed up to the first dash that starts the END line (or a NUL), not tried character by character.
 _PRIVATE_KEY = re.compile(
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[^\x00]*?"
-    r"(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|(?=\n\x00)|\Z)"
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+    rf"[^\x00-]*(?:-(?!{_PEM_END[1:]})[^\x00-]*)*(?:{_PEM_END}|(?=\n\x00)|\Z)"
 )
 _JWT = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{8,}")
 # A URL is found from its `://`: the scheme is the name just before it, the rest runs to a space or quote.
@@ -871,9 +873,10 @@ def _card_grouping_ok(raw: str) -> bool:
     groups = _CARD_SEPARATOR.split(raw)
     if len(groups) == 1:
         return True
-    if len({sep for sep in raw if sep in " -"}) > 1:
+    if " " in raw and "-" in raw:
         return False
-    return len(groups[0]) == 4 and all(1 <= len(group) <= 6 for group in groups[1:])
+    lengths = list(map(len, groups))
+    return lengths[0] == 4 and min(lengths) >= 1 and max(lengths) <= 6
 
 
 def _ssn_ok(area: str, group: str, serial: str) -> bool:
