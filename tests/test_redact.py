@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -94,6 +95,51 @@ def test_connection_string_keeps_its_shape() -> None:
 def test_whole_pem_block_is_one_placeholder() -> None:
     text = "key:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\nAAAA\n-----END OPENSSH PRIVATE KEY-----\nthanks"
     assert redact_text(text) == "key:\n[PRIVATE_KEY]\nthanks"
+
+
+def test_pem_block_without_its_end_line_is_redacted_to_the_end_of_the_message() -> None:
+    text = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1xyz\n-----END CERTIFICATE-----\nmore"
+    results = Redactor().redact_many([text, "next message 203.0.113.45"])
+    assert [r.text for r in results] == ["[PRIVATE_KEY]", "next message [IP_ADDRESS]"]
+
+
+def test_offsets_hold_in_text_outside_latin1() -> None:
+    # The anchor pass scans one byte per character; emoji and CJK before a finding must not shift it.
+    text = "🙂 こんにちは — mail jane@example.com, call +44 20 7946 0958 ✓ ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8 😀"
+    expected = "🙂 こんにちは — mail [EMAIL], call [PHONE] ✓ [API_KEY] 😀"
+    assert redact_text(text) == expected
+    assert [r.text for r in Redactor().redact_many([text, "ok", text])] == [expected, "ok", expected]
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [("apiKey", "API_KEY"), ("ApiKey", "API_KEY"), ("X-Api-Key", "API_KEY"), ("clientSecret", "API_KEY"),
+     ("AUTH_TOKEN", "API_KEY"), ("Password", "PASSWORD"), ("passPhrase", "PASSWORD"), ("DB_PASSWD", "PASSWORD")],
+)  # fmt: skip
+def test_secret_names_in_the_spellings_people_use(name: str, label: str) -> None:
+    assert redact_text(f'{name}: "f3Kq9ZpL2mXv8RtY6wBn4HcJ"') == f'{name}: "[{label}]"'
+
+
+def test_ssn_without_dashes_needs_a_cue() -> None:
+    assert redact_text("SSN: 123 45 6789") == "SSN: [SSN]"
+    assert redact_text("Social Security Number 123456789") == "Social Security Number [SSN]"
+    assert "[SSN]" not in redact_text("room 123 45 6789")  # valid as a phone number in some regions, not an SSN
+
+
+def test_ipv6_with_an_ipv4_tail_is_one_address() -> None:
+    assert redact_text("from ::ffff:192.0.2.1 and 64:ff9b::198.51.100.7.") == "from [IP_ADDRESS] and [IP_ADDRESS]."
+    assert redact_text("at 10:44:43 use std::vector") == "at 10:44:43 use std::vector"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_batch_scan_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+    was_enabled = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        Redactor().find_many(["mail jane@example.com", "nothing here"])
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
 
 
 def test_redact_many_equals_redact_one_by_one() -> None:

@@ -21,8 +21,8 @@ Decisions (also in the README):
   are kept.
 - Phone numbers in national format are accepted when valid in one of `DEFAULT_REGIONS`; numbers
   written with `+` or `00` are validated against their own country code.
-- A secret-looking name is recognised in lower, UPPER, Title and camel case (`apiKey`, `ClientSecret`);
-  other mixed spellings (`PassWord`) are not.
+- A secret-looking name is recognised in lower, UPPER, Capitalized, Title and camel case (`apiKey`,
+  `ClientSecret`, `passPhrase`); other mixed spellings (`pAsSwOrD`) are not.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ _PROVIDER_KEYS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
 # Names that make the value assigned to them a secret, in the spellings people write them in.
 # Names that make the value assigned to them a secret, in the spellings people write them in: a password
 # word makes it a PASSWORD, the others an API_KEY when it looks random.
-_PASSWORD_WORDS = [("password",), ("passwd",), ("pwd",), ("passphrase",)]
+_PASSWORD_WORDS = [("pass", "word"), ("passwd",), ("pwd",), ("pass", "phrase")]
 _SECRET_WORDS = [("secret",), ("token",), ("auth",), ("credential",), ("api", "key"), ("access", "key"),
                  ("private", "key")]  # fmt: skip
 # From a secret-looking name's keyword: the rest of the name, the operator, and the value on the same line.
@@ -238,7 +238,10 @@ _SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ ]?(\d{2})[ ]?(\d{4})(?![\d-])")
 
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
+    # with an IPv4 tail (`::ffff:192.0.2.1`), then the plain full and compressed forms
+    r"(?<![\w:.])(?:(?:[0-9A-Fa-f]{1,4}:){6}|(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?::(?:[0-9A-Fa-f]{1,4}:){0,5})"
+    r"(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)"
+    r"|(?<![\w:.])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])"
     r"|(?<![\w:.])(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?::(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,6})?"
     r"(?:%\w+)?(?![\w:])"
 )
@@ -304,12 +307,12 @@ def _case_spellings(phrase: str) -> set[str]:
 
 
 def _spellings(parts: tuple[str, ...]) -> set[str]:
-    """`api key` as api_key, API_KEY, Api_Key, api_Key, apiKey, ApiKey, apikey, APIKEY, api-key..."""
+    """`api key` as api_key, API_KEY, Api_key, Api_Key, api_Key, apikey, APIKEY, Apikey, ApiKey, apiKey, api-key..."""
     spellings = set()
     for joiner in ("_", "-", "") if len(parts) > 1 else ("",):
         lower = joiner.join(parts)
-        spellings |= {lower, lower.upper(), joiner.join(part.title() for part in parts)}
-        spellings.add(parts[0] + joiner + joiner.join(part.title() for part in parts[1:]))
+        titled = joiner.join(part.title() for part in parts)
+        spellings |= {lower, lower.upper(), lower.capitalize(), titled, parts[0] + titled[len(parts[0]) :]}
     return spellings
 
 
