@@ -214,7 +214,6 @@ _EMAIL_DOMAIN = re.compile(
 # Patterns scanned over a stretch of text start with a character class and check the character before
 # their first one in a lookbehind placed after it: a pattern that opens with a lookbehind is tried at
 # every position, one that opens with a class skips ahead at C speed.
-_IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 _IBAN_LETTER_VALUES = str.maketrans({letter: str(value) for value, letter in enumerate(string.ascii_uppercase, 10)})
 _IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
@@ -225,6 +224,11 @@ _IBAN_LENGTHS = {
     "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
     "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
 }  # fmt: skip
+# An IBAN is read to exactly its country's length (single spaces allowed between characters); the mod-97
+# check then decides, so one glued to the next word (`...0130 00ynx`) is still caught.
+_IBAN_BY_LENGTH = {
+    length: re.compile(rf"[A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]){{{length - 4}}}") for length in set(_IBAN_LENGTHS.values())
+}
 
 _CARD = re.compile(r"\d(?<![\d.,-]\d)(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
 _SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
@@ -269,6 +273,8 @@ _KEPT_IPS = {"127.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "::"}
 _PHONE = re.compile(
     r"(?<![\w.:/+#=-])(?:\+|00)?\(?\d[\d\s().-]{5,24}\d(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?(?![\w]|[.:/-]\w)"
 )
+# Where a phone number can start: the opening of `_PHONE`, up to its first digit.
+_PHONE_START = re.compile(r"(?<![\w.:/+#=-])(?:\+|00)?\(?\d")
 _PHONE_EXTENSION = re.compile(r"\s*(?:x|ext\.?|#)\s*\d{1,6}$")
 _DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$|^\d{4}-\d{2}-\d{2}|^\d{1,2}[:.]\d{2}$")
 # `order #`, `invoice no. `, `ISBN `, `ref: `: what precedes a number that is not a phone number.
@@ -290,6 +296,7 @@ _CHARACTER_CLASSES = bytes(
 _NUMERIC_RUN = re.compile(rb"0[0.]{5,}")
 # Where an IBAN can start: two capitals and two digits, not inside a word (`[A-Z]{2}\d{2}` after no `[A-Za-z0-9]`).
 _IBAN_START = re.compile(rb"AA00(?<![Aa0]AA00)")
+_WORD_CHARS = re.compile(r"\w*")
 _LAST_GROUP = re.compile(r"\s+\S+$")
 _NON_DIGITS = re.compile(r"\D")
 _DIGIT = re.compile(r"\d")
@@ -450,15 +457,17 @@ class Redactor:
         for run in _NUMERIC_RUN.finditer(classes):
             start, end = run.span()
             digits = count_in_classes(b"0", start, end)
-            taken = _ipv4(text, start, end) if digits >= 4 and count_in_text(".", start, end) >= 3 else []
+            # A run ends before a character outside it, which the detectors' trailing lookaheads must see.
+            context_end = end + 2
+            taken = _ipv4(text, start, context_end) if digits >= 4 and count_in_text(".", start, end) >= 3 else []
             if digits < 7:
                 found += taken
                 continue
             if digits >= 12:
-                taken += _cards(text, start, end)
+                taken += _cards(text, start, context_end)
             if digits >= 9:
                 cue = bisect.bisect_left(ssn_cues, start - 40)
-                taken += _ssns(text, start, end, cued=cue < len(ssn_cues) and ssn_cues[cue] < end)
+                taken += _ssns(text, start, context_end, cued=cue < len(ssn_cues) and ssn_cues[cue] < end)
             found += taken
             while next_iban < len(ibans) and ibans[next_iban][1] <= start:
                 next_iban += 1
@@ -466,28 +475,42 @@ class Redactor:
                 taken.append(ibans[next_iban])
             last_digit = classes.rfind(b"0", start, end)
             if not (taken and any(f[0] <= start and f[1] > last_digit for f in taken)):
-                # A phone number may start two characters before its run (`+(`) and end with an extension.
-                found += self._phones(text, max(0, start - 2), end + 12, taken)
+                found += self._phones(text, start, last_digit + 1, taken)
         return found
 
-    def _phones(self, text: str, lo: int, hi: int, taken: list[_Span]) -> list[_Span]:
-        """Phone numbers in text[lo:hi], skipping candidates that overlap a finding `taken` there already."""
-        found = []
-        for match in _PHONE.finditer(text, lo, hi):
-            candidate, start = match.group(), match.start()
-            if taken and any(f[0] < match.end() and start < f[1] for f in taken):
+    def _phones(self, text: str, run_start: int, digits_end: int, taken: list[_Span]) -> list[_Span]:
+        """Phone numbers that start in a run of digits, skipping candidates that overlap a finding `taken` there.
+
+        A number may start two characters before its run (`+(`) and run past its last digit (`x 12`, a
+        tab). Starts are looked for within the run only; each candidate is then matched against the text
+        that follows, far enough and never ending inside a word, so the pattern's lookahead sees the real
+        text. Candidates starting after the run are left to the next run.
+        """
+        found: list[_Span] = []
+        hi = _WORD_CHARS.match(text, digits_end + 32).end() + 2
+        position = max(0, run_start - 2)
+        while begin := _PHONE_START.search(text, position, digits_end):
+            match = _PHONE.match(text, begin.start(), hi)
+            if match is None:
+                position = begin.start() + 1
                 continue
-            # The candidate class allows spaces, so a following number can be glued on: drop trailing
-            # space-separated groups until the rest validates.
-            while candidate:
-                if self._is_phone(candidate, text, start):
-                    found.append((start, start + len(candidate), "PHONE"))
-                    break
-                trimmed = _LAST_GROUP.sub("", candidate)
-                if trimmed == candidate:
-                    break
-                candidate = trimmed
+            position = match.end()
+            if not (taken and any(f[0] < match.end() and match.start() < f[1] for f in taken)):
+                found += self._longest_valid_phone(text, match)
         return found
+
+    def _longest_valid_phone(self, text: str, match: re.Match[str]) -> list[_Span]:
+        # The candidate class allows spaces, so a following number can be glued on: drop trailing
+        # space-separated groups until the rest validates.
+        candidate, start = match.group(), match.start()
+        while candidate:
+            if self._is_phone(candidate, text, start):
+                return [(start, start + len(candidate), "PHONE")]
+            trimmed = _LAST_GROUP.sub("", candidate)
+            if trimmed == candidate:
+                break
+            candidate = trimmed
+        return []
 
     def _is_phone(self, candidate: str, text: str, start: int) -> bool:
         has_extension = "x" in candidate or "#" in candidate
@@ -624,12 +647,11 @@ def _ipv6(text: str, double_colons: list[int]) -> list[_Span]:
 def _ibans(text: str, classes: bytes) -> list[_Span]:
     found = []
     for anchor in _IBAN_START.finditer(classes):
-        match = _IBAN.match(text, anchor.start())
-        if match is None:
-            continue
-        compact = match.group().replace(" ", "")
-        if _IBAN_LENGTHS.get(compact[:2]) == len(compact) and _iban_checksum_ok(compact):
-            found.append((match.start(), match.end(), "IBAN"))
+        start = anchor.start()
+        length = _IBAN_LENGTHS.get(text[start : start + 2])
+        match = _IBAN_BY_LENGTH[length].match(text, start) if length else None
+        if match and _iban_checksum_ok(match.group().replace(" ", "")):
+            found.append((start, match.end(), "IBAN"))
     return found
 
 
