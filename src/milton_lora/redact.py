@@ -276,7 +276,7 @@ _PHONE = re.compile(
 # Where a phone number can start: the opening of `_PHONE`, up to its first digit.
 _PHONE_START = re.compile(r"(?<![\w.:/+#=-])(?:\+|00)?\(?\d")
 _PHONE_EXTENSION = re.compile(r"\s*(?:x|ext\.?|#)\s*\d{1,6}$")
-_DATE_LIKE = re.compile(r"^\d{1,4}([./-])\d{1,2}\1\d{1,4}$|^\d{4}-\d{2}-\d{2}|^\d{1,2}[:.]\d{2}$")
+_DATE_LIKE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}$|\d{4}-\d{2}-\d{2}|\d{1,2}[:.]\d{2}$")  # used with match
 # `order #`, `invoice no. `, `ISBN `, `ref: `: what precedes a number that is not a phone number.
 _NOT_PHONE_CUE = _Cue(
     r"\s*[:=]?\s*(?:rebmun|\.?on|#)?\s*",
@@ -516,7 +516,7 @@ class Redactor:
         has_extension = "x" in candidate or "#" in candidate
         core = (_PHONE_EXTENSION.sub("", candidate) if has_extension else candidate).strip()
         national = _NON_DIGITS.sub("", core)
-        if not 7 <= len(national) <= 15 or _DATE_LIKE.search(core) or _looks_like_version_or_decimal(core):
+        if not 7 <= len(national) <= 15 or _DATE_LIKE.match(core) or _looks_like_version_or_decimal(core):
             return False
         if _NOT_PHONE_CUE.ends(text[max(0, start - 24) : start]):
             return False
@@ -956,11 +956,18 @@ def _national_number_pattern(regions: tuple[str, ...]) -> re.Pattern[str]:
 def _valid_international(digits: str) -> bool:
     """`digits` (without `+` or `00`) start with a country code and a number valid in one of its regions."""
     for size in (1, 2, 3):
-        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]) if digits[:size] else -1)
-        if regions:
-            national = _national_number_pattern(tuple(region for region in regions if region != "001"))
-            return bool(national.fullmatch(digits[size:]))
+        national = _country_national_pattern(digits[:size])
+        if national is not None:
+            return national.fullmatch(digits, size) is not None
     return False
+
+
+@cache
+def _country_national_pattern(country_code: str) -> re.Pattern[str] | None:
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(country_code)) if country_code.isdigit() else None
+    if not regions:
+        return None
+    return _national_number_pattern(tuple(region for region in regions if region != "001"))
 
 
 def redact_jsonl_lines(redactor: Redactor, lines: list[str], source: str) -> tuple[list[str], Counter[str]]:
