@@ -386,14 +386,15 @@ class Redactor:
         latin = _one_byte_per_character(text)
         classes = latin.translate(_CHARACTER_CLASSES)
         anchors, keys = _ANCHORS.find(latin)
+        provider_keys = _provider_keys(text, keys)
         candidates = [
+            *provider_keys,
             *_private_keys(text, anchors[_Anchors.PEM]),
             *_jwts(text, anchors[_Anchors.JWT]),
             *_urls(text, anchors[_Anchors.URL]),
             *_emails(text, anchors[_Anchors.EMAIL]),
-            *_assignments(text, anchors[_Anchors.PASSWORD_NAME], anchors[_Anchors.SECRET_NAME]),
+            *_assignments(text, anchors[_Anchors.PASSWORD_NAME], anchors[_Anchors.SECRET_NAME], provider_keys),
             *_bearer_tokens(text, anchors[_Anchors.BEARER]),
-            *_provider_keys(text, keys),
             *_ipv6(text, anchors[_Anchors.DOUBLE_COLON]),
         ]
         ibans = _ibans(text, classes)
@@ -582,9 +583,13 @@ def _emails(text: str, anchors: list[int]) -> list[_Span]:
     return found
 
 
-def _assignments(text: str, password_names: list[int], secret_names: list[int]) -> list[_Span]:
+def _assignments(
+    text: str, password_names: list[int], secret_names: list[int], provider_keys: list[_Span]
+) -> list[_Span]:
     """Values assigned to secret-looking names: a PASSWORD where the name holds a password word (`DB_PASSWORD`),
-    else an API_KEY where the value looks random (`SECRET_KEY`, `apiToken`)."""
+    else an API_KEY where the value looks random (`SECRET_KEY`, `apiToken`). A value that is exactly a
+    provider key found already (`OPENAI_API_KEY=sk-...`) is not measured again."""
+    known_keys = set(provider_keys)
     assigned: dict[int, tuple[re.Match[str], bool]] = {}  # by the end of the name: `auth_token` has two anchors
     for pos in password_names:
         if match := _ASSIGNED_VALUE.match(text, pos):
@@ -600,10 +605,11 @@ def _assignments(text: str, password_names: list[int], secret_names: list[int]) 
         unbracketed = value.rstrip(")]}") if group == "bare" else value
         if _is_placeholder(unbracketed) or _looks_like_code(unbracketed):
             continue
+        span = (start, start + len(value), "API_KEY")
         if is_password:
             found.append((start, start + len(value), "PASSWORD"))
-        elif _high_entropy(value):
-            found.append((start, start + len(value), "API_KEY"))
+        elif span not in known_keys and _high_entropy(value):
+            found.append(span)
     return found
 
 
