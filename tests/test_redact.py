@@ -22,6 +22,8 @@ POSITIVES = {
         "ring +44 20 7946 0958 after six",
         "appelle le 06 12 34 56 78",
         "whatsapp +91 98765 43210",
+        "call me on 347233020",  # a bare run of fewer than 10 digits needs a phone cue
+        "I paid, call 0151 23456789",  # `paid` ends in `id`, which is no cue against a phone number
     ],
     "API_KEY": [
         "OPENAI_API_KEY=sk-proj-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9fG",
@@ -56,8 +58,9 @@ MUST_KEEP = {
     "unix_timestamp": ["created_at 1732406400"],
     "price": ["it costs $1,299.99 or 1.250.000 COP"],
     "order_number": ["order #112-4567890-1234567 shipped"],
+    "bare_number": ["room 347233020"],  # fewer than 10 digits with no phone cue
     "isbn": ["ISBN 978-3-16-148410-0"],
-    "git_sha": ["fixed in commit 9fceb02d0ae598e95dc970b74767f19372d61af8"],
+    "git_sha": ["fixed in commit 9fceb02d0ae598e95dc970b74767f19372d61af8", "commit 729354847476"],
     "uuid": ["request 123e4567-e89b-12d3-a456-426614174000 failed"],
     "port": ["listening on :8080 and port 5432"],
     "local_ip": ["bind 127.0.0.1 or 0.0.0.0 with mask 255.255.255.0"],

@@ -281,8 +281,16 @@ _DATE_LIKE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}$|\d{4}-\d{2}-\d{2}|\d{1
 _NOT_PHONE_CUE = _Cue(
     r"\s*[:=]?\s*(?:rebmun|\.?on|#)?\s*",
     ["order", "invoice", "ref", "reference", "isbn", "isbn-10", "isbn-13", "tracking", "ticket", "case", "po", "sku",
-     "account", "acct", "id", "no.", "#"],
-    whole_words=False,
+     "account", "acct", "id", "no.", "commit", "sha", "rev", "revision"],
+    whole_words=True,
+    symbols=["#"],
+)  # fmt: skip
+# `call me on `, `her number is `, `phone: `: what lets a bare run of fewer than 10 digits be a phone number.
+_PHONE_CUE = _Cue(
+    r"\s*[:=]?\s*(?:si\s+)?(?:(?:no|ta)\s+)?(?:em\s+)?",
+    ["call", "phone", "telephone", "tel", "tel.", "mobile", "cell", "whatsapp", "ring", "text", "sms", "fax", "reach",
+     "number", "handy", "telefon", "téléphone", "portable", "telefono", "teléfono", "móvil", "celular"],
+    whole_words=True,
 )  # fmt: skip
 # Character classes of a text, one byte per character: ASCII digits `0`, upper- and lower-case ASCII letters
 # `A` and `a`, the separators that numbers are written with `.`, anything else a space. Literal searches
@@ -519,12 +527,16 @@ class Redactor:
         national = _NON_DIGITS.sub("", core)
         if not 7 <= len(national) <= 15 or _DATE_LIKE.match(core) or _looks_like_version_or_decimal(core):
             return False
-        if _NOT_PHONE_CUE.ends(text[max(0, start - 24) : start]):
+        before = text[max(0, start - 24) : start]
+        if _NOT_PHONE_CUE.ends(before):
             return False
         if core.startswith(("+", "00")):
             return _valid_international(national[2:] if core.startswith("00") else national)
-        if not _SEPARATORS.search(core) and (len(national) < 10 or _UNIX_TIME.fullmatch(core)):
-            return False  # a bare run of digits that is short or a Unix timestamp is not a phone number
+        # A bare run of digits: a Unix timestamp is not a phone number, and one of fewer than 10 digits is
+        # taken for one only after a phone cue (`call me on 347233020`).
+        bare = not _SEPARATORS.search(core)
+        if bare and (_UNIX_TIME.fullmatch(core) or (len(national) < 10 and not _PHONE_CUE.ends(before))):
+            return False
         return bool(self._national.fullmatch(national))
 
 
