@@ -812,8 +812,8 @@ def _is_placeholder(value: str) -> bool:
     lowered = stripped.lower()
     if lowered in _PLACEHOLDER_WORDS or lowered.startswith(_PLACEHOLDER_PREFIXES):
         return True
-    if len(set(stripped) - _DASHES) <= 2:
-        return True  # xxxx, ****, 0000, x-x-x
+    if len(set(stripped[:8]) - _DASHES) <= 2 and len(set(stripped) - _DASHES) <= 2:
+        return True  # xxxx, ****, 0000, x-x-x (the first 8 characters settle it for almost every value)
     if value[:1] in ("$", "<", "{") and _PLACEHOLDER_SHAPE.fullmatch(value):
         return True  # ${VAR}, $VAR, <token>, {{ secret }}
     return value.startswith("%") and value.endswith("%")
