@@ -267,6 +267,8 @@ _IP_CUE = _Cue(
 )  # fmt: skip
 _PRODUCT_NAME = re.compile(r"[A-Z](?<!\w[A-Z])[\w+#-]*\s$")
 # Every IPv6 address holds `::` (an anchor of the Aho-Corasick pass) or three groups in a row; times do not.
+_IPV6_CHARS_BEFORE = re.compile(r"[0-9A-Fa-f:.]*")
+_IPV6_CHARS_AFTER = re.compile(r"[\w:.%]*")
 _IPV6_GROUPS = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _KEPT_IPS = {"127.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "::"}
 
@@ -647,10 +649,13 @@ def _provider_keys(text: str, anchors: list[tuple[int, re.Pattern[str]]]) -> lis
 
 def _ipv6(text: str, double_colons: list[int]) -> list[_Span]:
     anchors = double_colons + [m.start() for m in _IPV6_GROUPS.finditer(text)]
+    # An address holding an anchor lies within the run of address characters around it; the stretch ends
+    # two characters past that run so the pattern's lookahead sees the real text.
+    stretches = _merge_windows(
+        (_run_start(text, a, _IPV6_CHARS_BEFORE, 45), _IPV6_CHARS_AFTER.match(text, a).end() + 2) for a in anchors
+    )
     found = []
-    for match in (
-        m for lo, hi in _merge_windows((max(0, a - 40), a + 45) for a in anchors) for m in _IPV6.finditer(text, lo, hi)
-    ):
+    for match in (m for lo, hi in stretches for m in _IPV6.finditer(text, lo, hi)):
         address = match.group()
         if address in _KEPT_IPS or not any(ch.isdigit() for ch in address) or address.count(":") < 2:
             continue
