@@ -15,6 +15,7 @@ import string
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import quote
 
 import phonenumbers
@@ -119,6 +120,10 @@ class CorpusGenerator:
                 return candidate
         return example
 
+    def _moment(self) -> datetime:
+        # Faker's date()/time() draw up to "now", which would make the corpus change with the clock.
+        return self.en.date_time_between(datetime(1990, 1, 1), datetime(2030, 12, 31))
+
     def _random(self, alphabet: str, length: int) -> str:
         return "".join(self.rng.choice(alphabet) for _ in range(length))
 
@@ -202,10 +207,10 @@ class CorpusGenerator:
             ),
             lambda: (
                 rng.choice(["on ", "due ", "since "]),
-                self.en.date(pattern=rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y"])),
+                self._moment().strftime(rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y"])),
                 "date",
             ),
-            lambda: ("at ", self.en.time(pattern=rng.choice(["%H:%M", "%H:%M:%S"])), "time"),
+            lambda: ("at ", self._moment().strftime(rng.choice(["%H:%M", "%H:%M:%S"])), "time"),
             lambda: (
                 rng.choice(["timestamp ", "created_at=", "ts: "]),
                 str(rng.randint(1_500_000_000, 1_900_000_000)),
