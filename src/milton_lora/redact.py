@@ -1,12 +1,15 @@
 """PII and secret redaction: one engine used by the export on every message and by `milton-lora redact`.
 
 How it stays both accurate and fast (figures in the README, from `bench/redact_bench.py`):
-- One Aho-Corasick pass (`ahocorasick_rs`) finds every literal anchor at once: `@`, `://`, `eyJ`,
-  `-----BEGIN`, each provider's key prefix, `bearer`, and the secret-looking names (`password`,
-  `token`, `api_key`... in lower, UPPER, Title and camel case). Each detector then runs `match` at its
-  anchors only, so the text is scanned once instead of once per detector.
-- Numbers are found as runs of digits and separators; a run is handed only to the detectors its digit
-  count allows (cards need 12 digits, SSNs 9, phones 7; IPv4 needs three dots).
+- One Aho-Corasick pass (`ahocorasick_rs`) over the text, one byte per character, finds every literal
+  anchor at once: `@`, `://`, `::`, `eyJ`, `-----BEGIN`, each provider's key prefix, `bearer`, `ssn`,
+  and the secret-looking names (`password`, `token`, `api_key`...). Each detector then runs `match`
+  at its anchors only, so the text is scanned once instead of once per detector.
+- Numbers are found as runs of digits and separators on a byte-class copy of the text (`_NUMERIC_RUN`,
+  IBAN starts), and a run is handed only to the detectors its digit count allows (cards need 12
+  digits, SSNs 9, phones 7; IPv4 needs three dots).
+- Validation is done on precompiled patterns (one union of the regions' national number patterns, a
+  table for entropy), and the cyclic garbage collector is paused while a batch is scanned.
 - Every candidate is validated before it is replaced: Luhn for cards, mod-97 and per-country length
   for IBANs, `phonenumbers`' numbering plans for phone numbers, octet ranges and context for IPs,
   Shannon entropy for secrets assigned to secret-looking names, placeholders (`sk-xxxx`, `<token>`) refused.
@@ -20,7 +23,9 @@ Decisions (also in the README):
   (`version`, `v`, `release`, `upgrade to`, `==`, `@`...). Loopback/unspecified addresses and netmasks
   are kept.
 - Phone numbers in national format are accepted when valid in one of `DEFAULT_REGIONS`; numbers
-  written with `+` or `00` are validated against their own country code.
+  written with `+` or `00` are validated against their own country code. A bare run of fewer than 10
+  digits is a phone number only after a phone cue (`call me on`, `number is`, `tel`...).
+- An IBAN is read to its country's exact length and kept when its mod-97 check holds, whatever follows.
 - A secret-looking name is recognised in lower, UPPER, Capitalized, Title and camel case (`apiKey`,
   `ClientSecret`, `passPhrase`); other mixed spellings (`pAsSwOrD`) are not.
 """
@@ -129,7 +134,6 @@ _PROVIDER_KEYS: list[tuple[tuple[str, ...], re.Pattern[str]]] = [
     (("hf_",), re.compile(r"(?<!\w)hf_[A-Za-z0-9]{30,}")),
 ]
 
-# Names that make the value assigned to them a secret, in the spellings people write them in.
 # Names that make the value assigned to them a secret, in the spellings people write them in: a password
 # word makes it a PASSWORD, the others an API_KEY when it looks random.
 _PASSWORD_WORDS = [("pass", "word"), ("passwd",), ("pwd",), ("pass", "phrase")]
@@ -211,9 +215,6 @@ _EMAIL_DOMAIN = re.compile(
     r"\.[A-Za-z]{2,24}(?![\w-])"
 )
 
-# Patterns scanned over a stretch of text start with a character class and check the character before
-# their first one in a lookbehind placed after it: a pattern that opens with a lookbehind is tried at
-# every position, one that opens with a class skips ahead at C speed.
 _IBAN_LETTER_VALUES = str.maketrans({letter: str(value) for value, letter in enumerate(string.ascii_uppercase, 10)})
 _IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
@@ -230,6 +231,9 @@ _IBAN_BY_LENGTH = {
     length: re.compile(rf"[A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]){{{length - 4}}}") for length in set(_IBAN_LENGTHS.values())
 }
 
+# Patterns scanned over a stretch of text start with a character class and check the character before
+# their first one in a lookbehind placed after it: a pattern that opens with a lookbehind is tried at
+# every position, one that opens with a class skips ahead at C speed.
 _CARD = re.compile(r"\d(?<![\d.,-]\d)(?:[ -]?\d){12,18}(?![\d-]|[.,]\d)")
 _SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
 # `SSN: `, `social security no. `
