@@ -579,8 +579,8 @@ def _urls(text: str, anchors: list[int]) -> list[_Span]:
         credentials = _USERINFO.match(url)
         if credentials and credentials.group("scheme").lower() in _DB_SCHEMES:
             if not _is_placeholder(credentials.group("password")):
-                found.append((start + credentials.start("password"), start + credentials.end("password"),
-                                     "PASSWORD"))  # fmt: skip
+                begin, end = credentials.span("password")
+                found.append((start + begin, start + end, "PASSWORD"))
         elif (credentials and not _is_placeholder(credentials.group("password"))) or _url_has_token(url):
             found.append((start, start + len(url), "URL_WITH_TOKEN"))
     return found
