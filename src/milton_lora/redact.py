@@ -88,11 +88,17 @@ class Redaction:
 # --- patterns ------------------------------------------------------------------------------------
 
 
+def _backwards(text: str) -> str:
+    """The text lower-cased and reversed: what every `_Cue` reads, made once for all the cues asked of it."""
+    return text.lower()[::-1]
+
+
 class _Cue:
     """Does a short text end with a cue (a word or symbol) followed by `tail`, ignoring case?
 
-    Matched on the reversed text, where it is one `match` at the start instead of a `search(...$)` that
-    tries every position; `tail` is therefore written reversed. Whole words have a word boundary before them.
+    Matched on the text `_backwards`, where it is one `match` at the start instead of a `search(...$)`
+    that tries every position; `tail` is therefore written reversed. Whole words have a word boundary
+    before them.
     """
 
     def __init__(self, reversed_tail: str, words: Iterable[str], *, whole_words: bool, symbols: Iterable[str] = ()):
@@ -100,8 +106,9 @@ class _Cue:
         cues = [re.escape(word[::-1]) + boundary for word in words] + [re.escape(symbol[::-1]) for symbol in symbols]
         self._pattern = re.compile(f"{reversed_tail}(?:{'|'.join(cues)})")
 
-    def ends(self, text: str) -> bool:
-        return self._pattern.match(text.lower()[::-1]) is not None
+    def ends(self, backwards: str) -> bool:
+        """Whether the text that `backwards` is `_backwards` of ends with this cue."""
+        return self._pattern.match(backwards) is not None
 
 
 _SEPARATOR = "\n\x00\n"
@@ -533,7 +540,7 @@ class Redactor:
         national = _NON_DIGITS.sub("", core)
         if not 7 <= len(national) <= 15 or _DATE_LIKE.match(core) or _looks_like_version_or_decimal(core):
             return False
-        before = text[max(0, start - 24) : start]
+        before = _backwards(text[max(0, start - 24) : start])
         if _NOT_PHONE_CUE.ends(before):
             return False
         if core.startswith(("+", "00")):
@@ -698,7 +705,8 @@ def _ssns(text: str, lo: int, hi: int, *, cued: bool) -> list[_Span]:
         found += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(text, lo, hi) if _ssn_ok(*m.groups())]
     if cued:
         for match in _SSN_PLAIN.finditer(text, lo, hi):
-            if _ssn_ok(*match.groups()) and _SSN_CONTEXT.ends(text[max(0, match.start() - 40) : match.start()]):
+            before = text[max(0, match.start() - 40) : match.start()]
+            if _ssn_ok(*match.groups()) and _SSN_CONTEXT.ends(_backwards(before)):
                 found.append((match.start(), match.end(), "SSN"))
     return found
 
@@ -937,9 +945,10 @@ def _ssn_ok(area: str, group: str, serial: str) -> bool:
 
 def _is_version_context(before: str) -> bool:
     """A version cue (`v`, `version`, `upgrade to`, `==`) or a product name (`Python 7.7.19.3`) precedes."""
-    if _VERSION_CUE.ends(before):
+    backwards = _backwards(before)
+    if _VERSION_CUE.ends(backwards):
         return True
-    return not _IP_CUE.ends(before) and bool(_PRODUCT_NAME.search(before))
+    return not _IP_CUE.ends(backwards) and bool(_PRODUCT_NAME.search(before))
 
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"  # 0-255 without leading zeros
