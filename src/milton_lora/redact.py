@@ -630,11 +630,11 @@ def _assignments(
         unbracketed = value.rstrip(")]}") if group == "bare" else value
         if _is_placeholder(unbracketed) or _looks_like_code(unbracketed):
             continue
-        span = (start, start + len(value), "API_KEY")
+        end = start + len(value)
         if is_password:
-            found.append((start, start + len(value), "PASSWORD"))
-        elif span not in known_keys and _high_entropy(value):
-            found.append(span)
+            found.append((start, end, "PASSWORD"))
+        elif (start, end, "API_KEY") not in known_keys and _high_entropy(value):
+            found.append((start, end, "API_KEY"))
     return found
 
 
