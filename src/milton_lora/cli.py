@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -48,6 +49,22 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def settings_of(ctx: typer.Context) -> Settings:
     return ctx.find_root().obj
+
+
+def print_rows(
+    title: str, rows: Iterable[tuple[str, object]], value_header: str = "value", justify: JustifyMethod = "left"
+) -> None:
+    """The two-column table most commands print: what, and its value (as plain text, never markup)."""
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column(value_header, justify=justify)
+    for name, value in rows:
+        table.add_row(name, Text(str(value)))
+    console.print(table)
+
+
+def print_warning(message: str) -> None:
+    err_console.print(Text("warning: ", style="bold yellow") + Text(message))
 
 
 @app.callback()
@@ -99,13 +116,8 @@ def memory_import(
     if as_json:
         console.print_json(json.dumps(report.as_dict()))
         return
-    table = Table(title=f"Imported {path.name} ({report.format})")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for key, value in report.as_dict().items():
-        if key not in ("path", "format"):
-            table.add_row(key.replace("_", " "), str(value))
-    console.print(table)
+    rows = [(key.replace("_", " "), value) for key, value in report.as_dict().items() if key not in ("path", "format")]
+    print_rows(f"Imported {path.name} ({report.format})", rows, value_header="count", justify="right")
 
 
 @memory_app.command("stats")
@@ -121,12 +133,10 @@ def memory_stats(
     if as_json:
         console.print_json(json.dumps(stats))
         return
-    table = Table(title="Memory store")
-    table.add_column("what")
-    table.add_column("value")
-    for key, value in stats.items():
-        table.add_row(key.replace("_", " "), Text(json.dumps(value) if isinstance(value, dict) else str(value)))
-    console.print(table)
+    rows = [
+        (key.replace("_", " "), json.dumps(value) if isinstance(value, dict) else value) for key, value in stats.items()
+    ]
+    print_rows("Memory store", rows)
 
 
 @memory_app.command("add")
@@ -177,9 +187,6 @@ def export(
         console.print_json(json.dumps(summary.as_dict()))
         return
     title = "Export plan (dry run: nothing written)" if dry_run else f"Exported to {target}"
-    table = Table(title=title)
-    table.add_column("what")
-    table.add_column("value", justify="right")
     window = f"last {days} days" if days is not None else "all history"
     rows = [
         ("window", window),
@@ -191,9 +198,7 @@ def export(
         ("messages", summary.messages_exported),
         *((f"redacted [{label}]", n) for label, n in summary.redactions.items()),
     ]
-    for name, value in rows:
-        table.add_row(name, str(value))
-    console.print(table)
+    print_rows(title, rows, justify="right")
 
 
 # --- train ---------------------------------------------------------------------------------------
@@ -238,14 +243,9 @@ def train(
             )
         )
     plan = make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16)
-    table = Table(title="Training plan" + (" (dry run: nothing trained)" if dry_run else ""))
-    table.add_column("what")
-    table.add_column("value")
-    for name, value in plan.rows():
-        table.add_row(name, Text(value))
-    console.print(table)
+    print_rows("Training plan" + (" (dry run: nothing trained)" if dry_run else ""), plan.rows())
     for warning in plan.warnings:
-        err_console.print(Text("warning: ", style="bold yellow") + Text(warning))
+        print_warning(warning)
     if dry_run:
         return
     from milton_lora.registry import Registry
@@ -283,9 +283,6 @@ def agree_across_processes(value: str) -> str:
 
 def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path) -> None:
     results = metadata["results"]
-    table = Table(title=f"Trained {metadata['run_id']} (status: training)")
-    table.add_column("what")
-    table.add_column("value")
 
     def loss(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
@@ -301,9 +298,7 @@ def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path) -> 
         ("TensorBoard", f"tensorboard --logdir {run_dir / 'logs'}"),
         ("next", f"python scripts/eval_lora.py --run-id {metadata['run_id']}"),
     ]
-    for name, value in rows:
-        table.add_row(name, Text(value))
-    console.print(table)
+    print_rows(f"Trained {metadata['run_id']} (status: training)", rows)
 
 
 # --- evaluate ------------------------------------------------------------------------------------
@@ -370,12 +365,7 @@ def evaluate(
         auto_promote=not no_auto_promote, max_new_tokens=max_new_tokens, max_seq_length=max_length_of(record),
         batch_size=batch_size,
     )  # fmt: skip
-    table = Table(title="Evaluation plan" + (" (dry run: nothing evaluated or written)" if dry_run else ""))
-    table.add_column("what")
-    table.add_column("value")
-    for name, value in plan.rows():
-        table.add_row(name, Text(value))
-    console.print(table)
+    print_rows("Evaluation plan" + (" (dry run: nothing evaluated or written)" if dry_run else ""), plan.rows())
     if dry_run:
         return
     with console.status("evaluating (metrics, sanity prompts, benchmarks)..."):
@@ -458,10 +448,7 @@ def promote(
         entry = registry.archive(str(run_id), command)
         console.print(f"Archived {entry.run_id}.")
         if was_production:
-            err_console.print(
-                Text("warning: ", style="bold yellow")
-                + Text("nothing is in production now; a running server keeps serving it until the next promotion")
-            )
+            print_warning("nothing is in production now; a running server keeps serving it until the next promotion")
     elif rollback:
         current, target = registry.rollback_target()
         console.print(
@@ -556,7 +543,7 @@ def notify_server(settings: Settings) -> None:
     try:
         console.print(hot_swap(settings, registry_of(settings), env_api_key()))
     except MiltonError as exc:
-        err_console.print(Text("warning: ", style="bold yellow") + Text(f"{exc}; restart the server to serve it"))
+        print_warning(f"{exc}; restart the server to serve it")
 
 
 # --- serve ---------------------------------------------------------------------------------------
