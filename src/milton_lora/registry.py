@@ -242,6 +242,11 @@ class Registry:
                 "archived": "is archived (use --rollback to restore the previous production)",
             }[entry.status]
             raise MiltonError(f"{entry.run_id} {why}; re-run evaluation, or pass --force to promote it anyway")
+        self.check_servable(entry, max_lora_rank)
+
+    def check_servable(self, entry: Entry, max_lora_rank: int) -> None:
+        """The checks no flag skips before an adapter goes into production: its files and their sha256 as
+        registered, and vLLM's requirements."""
         self.check_integrity(entry)
         check_vllm_compatible(self.path_of(entry.adapter_path), max_lora_rank)
 
@@ -271,8 +276,7 @@ class Registry:
     def rollback(self, max_lora_rank: int, command: str) -> tuple[Entry | None, Entry]:
         with self._changing() as data:
             current, target = _rollback_plan(data)
-            self.check_integrity(target)
-            check_vllm_compatible(self.path_of(target.adapter_path), max_lora_rank)
+            self.check_servable(target, max_lora_rank)
             if current is not None:
                 _move(current, "archived", f"rolled back to {target.run_id}", command)
                 data.production_stack.pop()
