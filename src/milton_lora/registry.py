@@ -296,8 +296,7 @@ def _rollback_plan(data: RegistryFile) -> tuple[Entry | None, Entry]:
 
 
 def _move(entry: Entry, to: Status, reason: str, command: str) -> None:
-    entry.history.append(
-        Transition(at=now_iso(), from_status=entry.status, to_status=to, reason=reason, command=command)
-    )
+    at = now_iso()  # one instant: the transition's time is the entry's updated_at
+    entry.history.append(Transition(at=at, from_status=entry.status, to_status=to, reason=reason, command=command))
     entry.status = to
-    entry.updated_at = now_iso()
+    entry.updated_at = at
