@@ -25,8 +25,6 @@ from milton_lora.fileio import atomic_write_json
 from milton_lora.registry import Entry, Registry
 from milton_lora.settings import Settings
 
-ALIAS = "milton"
-
 
 @dataclass
 class ServerState:
