@@ -177,12 +177,16 @@ def evaluate_adapter(plan: EvalPlan, registry: Registry, command: str) -> dict[s
     return metrics
 
 
+# What the registry stores and the deltas compare.
+_HEADLINE_METRICS = ("eval_loss", "perplexity", "token_accuracy")
+
+
 def _summary(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {key: metrics[key] for key in ("eval_loss", "perplexity", "token_accuracy")}
+    return {key: metrics[key] for key in _HEADLINE_METRICS}
 
 
 def _delta(ours: dict[str, float], other: dict[str, float]) -> dict[str, float]:
-    return {key: ours[key] - other[key] for key in ("eval_loss", "perplexity", "token_accuracy")}
+    return {key: ours[key] - other[key] for key in _HEADLINE_METRICS}
 
 
 def _by_category(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
