@@ -124,14 +124,15 @@ def create_app(engine: Engine, api_key: str | None = None, capture: Capture | No
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         created = int(time.time())
-        data = [{"id": engine.base_name, "object": "model", "created": created, "owned_by": "milton-lora",
-                 "root": str(engine.base_path), "parent": None}]  # fmt: skip
+
+        def card(model_id: str, root: str, parent: str | None) -> dict[str, Any]:
+            return {"id": model_id, "object": "model", "created": created, "owned_by": "milton-lora", "root": root,
+                    "parent": parent}  # fmt: skip
+
+        data = [card(engine.base_name, str(engine.base_path), None)]
         if engine.alias_target:
-            data.append({"id": ALIAS, "object": "model", "created": created, "owned_by": "milton-lora",
-                         "root": engine.alias_target, "parent": engine.base_name})  # fmt: skip
-        for name in engine.names():
-            data.append({"id": name, "object": "model", "created": created, "owned_by": "milton-lora",
-                         "root": str(engine.adapters[name].path), "parent": engine.base_name})  # fmt: skip
+            data.append(card(ALIAS, engine.alias_target, engine.base_name))
+        data += [card(name, str(engine.adapters[name].path), engine.base_name) for name in engine.names()]
         return {"object": "list", "data": data}
 
     @app.post("/v1/load_lora_adapter")
