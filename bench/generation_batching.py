@@ -14,9 +14,9 @@ import time
 from importlib.resources import files
 from pathlib import Path
 
+from milton_lora.demo.tiny_model import build_tiny_model
 from milton_lora.evaluate.suites import load_benchmarks, load_sanity
 from milton_lora.inference import generate, load_for_inference
-from milton_lora.tiny_model import build_tiny_model
 
 
 def prompts(count: int) -> list[list[dict[str, str]]]:

@@ -75,8 +75,9 @@ HYPER = {"learning_rate": 1e-3, "lora_r": 16, "lora_alpha": 32, "epochs": 1, "wa
 
 
 def held_out_metrics(model, tokenizer, test: Path) -> dict[str, float]:
+    from milton_lora.chat.conversations import read_conversations
+    from milton_lora.chat.masks import tokenize_split
     from milton_lora.evaluate.metrics import masked_lm_metrics
-    from milton_lora.train.data import read_conversations, tokenize_split
 
     model.eval()
     split = tokenize_split(tokenizer, read_conversations(test), MAX_LENGTH)
@@ -87,10 +88,11 @@ def run_ours(model_dir: Path, train: Path, test: Path, work: Path) -> dict[str, 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from milton_lora.chat.tokenizer import load_tokenizer
     from milton_lora.config import TrainConfig
     from milton_lora.settings import Settings
     from milton_lora.train.checks import make_plan
-    from milton_lora.train.runner import load_tokenizer, run_training
+    from milton_lora.train.runner import run_training
 
     config = TrainConfig(
         base_model_path=str(model_dir), lora_r=HYPER["lora_r"], lora_alpha=HYPER["lora_alpha"], lora_dropout=0.0,
@@ -131,7 +133,7 @@ def run_baseline(model_dir: Path, train: Path, test: Path, work: Path) -> dict[s
                                target_modules="all-linear", task_type="CAUSAL_LM"),
     )  # fmt: skip
     output = trainer.train()
-    from milton_lora.train.runner import load_tokenizer
+    from milton_lora.chat.tokenizer import load_tokenizer
 
     metrics = held_out_metrics(trainer.model, load_tokenizer(model_dir), test)
     return {"tokens": trainer.state.num_input_tokens_seen, "seconds": output.metrics["train_runtime"],
@@ -179,7 +181,7 @@ def main() -> None:
         worker(options.worker, d / "model", d / "train.jsonl", d / "test.jsonl", d / options.worker)
         return
 
-    from milton_lora.tiny_model import build_tiny_model
+    from milton_lora.demo.tiny_model import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

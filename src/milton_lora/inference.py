@@ -1,9 +1,7 @@
 """Loading a base model for inference and greedy, batched chat generation that stops at end-of-turn.
 
-Shared by evaluation and the embedded server.
-
-Prompts are rendered with the model's chat template (which carries the BOS) and tokenized without
-special tokens; batches are left-padded so every row's next token lines up at the end.
+Shared by evaluation and the embedded server. Batches are left-padded so every row's next token
+lines up at the end; prompts of similar length share a batch.
 """
 
 from __future__ import annotations
@@ -13,14 +11,14 @@ from typing import Any
 
 import torch
 
-END_OF_TURN_TOKENS = ("<|eot_id|>", "<|end_of_text|>", "<|im_end|>", "<end_of_turn>")
+from milton_lora.chat.prompts import render_prompt, stop_token_ids
+from milton_lora.chat.tokenizer import load_tokenizer
+from milton_lora.libraries import quiet_libraries
 
 
 def load_for_inference(base: Path) -> tuple[Any, Any]:
     """(model in eval mode, tokenizer with a non-eos pad token): bf16 on a GPU with bf16, fp32 otherwise."""
     from transformers import AutoModelForCausalLM
-
-    from milton_lora.train.runner import load_tokenizer, quiet_libraries
 
     quiet_libraries()
     cuda = torch.cuda.is_available()
@@ -29,24 +27,6 @@ def load_for_inference(base: Path) -> tuple[Any, Any]:
     if cuda:
         model = model.to("cuda")
     return model.eval(), load_tokenizer(base)
-
-
-def stop_token_ids(tokenizer: Any, model: Any | None = None) -> list[int]:
-    """Every id that ends an assistant turn: the tokenizer's eos, the model's eos ids, known end-of-turn tokens."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if configured is not None:
-        ids.update([configured] if isinstance(configured, int) else configured)
-    vocab = tokenizer.get_vocab()
-    ids.update(vocab[token] for token in END_OF_TURN_TOKENS if token in vocab)
-    return sorted(ids)
-
-
-def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 @torch.no_grad()

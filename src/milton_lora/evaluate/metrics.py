@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from milton_lora.train.data import IGNORE
+from milton_lora.chat.masks import IGNORE
 
 
 @dataclass

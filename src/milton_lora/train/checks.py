@@ -16,7 +16,7 @@ from pathlib import Path
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.registry import validate_run_id
-from milton_lora.settings import Settings
+from milton_lora.settings import Settings, shipped
 
 
 @dataclass
@@ -60,14 +60,10 @@ class TrainPlan:
         ]
 
 
-# The configs shipped in this source checkout: the last place a bare config name is looked up.
-SHIPPED_CONFIGS = Path(__file__).resolve().parents[3] / "training" / "configs"
-
-
 def resolve_config_path(settings: Settings, given: Path) -> Path:
-    """Under MILTON_HOME (where the seed's relative paths live), else as given, else by name in
-    $MILTON_HOME/training/configs/, else the copy shipped with this checkout."""
-    candidates = (settings.resolve(given), given, settings.configs_dir / given.name, SHIPPED_CONFIGS / given.name)
+    """Under MILTON_HOME (where the documented relative paths live), else as given, else by name in
+    $MILTON_HOME/training/configs/, else among the configs shipped in the package."""
+    candidates = (settings.resolve(given), given, settings.configs_dir / given.name, shipped("configs", given.name))
     for candidate in candidates:
         if candidate.exists():
             return candidate

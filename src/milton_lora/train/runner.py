@@ -1,6 +1,6 @@
 """Run one training: base model + LoRA through TRL's SFTTrainer, logs, checkpoints, the adapter and its metadata.
 
-The data arrive pre-tokenized with our own assistant-only labels (see `data.py`); TRL keeps a
+The data arrive pre-tokenized with our own assistant-only labels (see `milton_lora.chat.masks`); TRL keeps a
 `labels` column as is and, with `packing`, packs best-fit-decreasing without padding. Packed rows
 carry position_ids and no attention mask, from which transformers builds a per-conversation mask,
 so packed conversations never attend to each other (tests compare packed and unpacked losses).
@@ -9,9 +9,7 @@ so packed conversations never attend to each other (tests compare packed and unp
 from __future__ import annotations
 
 import json
-import platform
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,16 +17,18 @@ from typing import Any
 
 import yaml
 
-from milton_lora import __version__
+from milton_lora.chat.conversations import read_conversations
+from milton_lora.chat.masks import TokenizedSplit, tokenize_split
+from milton_lora.chat.tokenizer import load_tokenizer
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
+from milton_lora.libraries import library_versions, quiet_libraries
+from milton_lora.settings import ADAPTER_METADATA
 from milton_lora.train.checks import TrainPlan
-from milton_lora.train.data import TokenizedSplit, read_conversations, require_chat_template, tokenize_split
 from milton_lora.train.progress import RichProgressCallback
 
 RUN_CONFIG = "config.yaml"
-PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|reserved_special_token_0|>")
 
 
 @dataclass
@@ -37,23 +37,6 @@ class TrainResult:
     adapter_dir: Path
     run_dir: Path
     metadata: dict[str, Any]
-
-
-def load_tokenizer(base: Path) -> Any:
-    """The base tokenizer with a pad token that is never a real end-of-sequence token."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    require_chat_template(tokenizer, str(base))
-    eos_ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|eot_id|>")}
-    if tokenizer.pad_token_id is None or tokenizer.pad_token_id in eos_ids:
-        vocab = tokenizer.get_vocab()
-        pad = next((token for token in PAD_CANDIDATES if token in vocab), None)
-        if pad is not None:
-            tokenizer.pad_token = pad
-        else:  # labels are built separately, so an eos-valued pad is only ever a filler in input_ids
-            tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def load_base_model(plan: TrainPlan) -> Any:
@@ -239,7 +222,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     metadata = build_metadata(plan, trainer, output, final_eval, train, test, train_seconds, trainable, total)
     with staged_new_directory(plan.adapter_dir) as staging:
         trainer.model.save_pretrained(staging)
-        (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
     writer.close()
     return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, metadata)
 
@@ -295,22 +278,3 @@ def data_provenance(plan: TrainPlan, train: TokenizedSplit, test: TokenizedSplit
         "truncated_examples": train.truncated + test.truncated,
         "dropped_without_labels": train.dropped_no_labels + test.dropped_no_labels,
     }
-
-
-def quiet_libraries() -> None:
-    """Our progress bar and summary replace the libraries' bars and deprecation chatter."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    # transformers 5.x renamed gradient_checkpointing; the old name works across the supported range.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
-
-
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import version
-
-    names = ("torch", "transformers", "peft", "trl", "accelerate", "datasets")
-    return {"python": platform.python_version(), "milton_lora": __version__, **{n: version(n) for n in names}}

@@ -10,17 +10,13 @@ so there is exactly one BOS (the template's; added here only when the template h
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
 from milton_lora.errors import MiltonError
 
 IGNORE = -100
-ROLES = ("system", "user", "assistant")
 
 
 @dataclass
@@ -36,38 +32,6 @@ class TokenizedSplit:
     @property
     def labelled_tokens(self) -> int:
         return sum(sum(label != IGNORE for label in e["labels"]) for e in self.examples)
-
-
-def read_conversations(path: Path) -> list[list[dict[str, str]]]:
-    """Read an exported JSONL file; errors name the file and line."""
-    if not path.exists():
-        raise MiltonError(f"{path}: not found; run `python scripts/export_training_data.py --days 30` first")
-    conversations = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise MiltonError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        messages = record.get("messages") if isinstance(record, dict) else None
-        if not isinstance(messages, list) or not all(_is_message(m) for m in messages):
-            raise MiltonError(
-                f'{path}:{number}: expected {{"messages": [{{"role": "system|user|assistant", "content": "..."}}]}}'
-            )
-        conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])
-    return conversations
-
-
-def _is_message(message: Any) -> bool:
-    return isinstance(message, dict) and message.get("role") in ROLES and isinstance(message.get("content"), str)
-
-
-def require_chat_template(tokenizer: PreTrainedTokenizerBase, source: str) -> None:
-    if not tokenizer.chat_template:
-        raise MiltonError(f"{source}: the tokenizer has no chat template; use an instruct/chat model")
-    if not tokenizer.is_fast:
-        raise MiltonError(f"{source}: a fast tokenizer (tokenizer.json) is needed to locate assistant tokens")
 
 
 def tokenize_conversation(

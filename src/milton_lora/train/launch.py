@@ -1,0 +1,67 @@
+"""From the `train` command's flags to a checked plan, and from a finished run to a registered adapter.
+
+A new run gets a fresh run id (agreed by every process of a torchrun job); `--resume RUN_ID` reads the
+config that run saved in `runs/<run_id>/config.yaml`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from milton_lora.config import TrainConfig, load_model
+from milton_lora.errors import MiltonError
+from milton_lora.registry import Registry, validate_run_id
+from milton_lora.settings import Settings
+from milton_lora.train.checks import TrainPlan, make_plan, new_run_id, resolve_config_path
+from milton_lora.train.runner import RUN_CONFIG, TrainResult, run_training
+
+
+def plan_training(settings: Settings, config: Path | None, resume: str | None) -> TrainPlan:
+    """Resolve the config (or the interrupted run's), pick the run id, run every safety check."""
+    if resume is not None:
+        run_id = validate_run_id(resume)
+        config_path = settings.runs_dir / run_id / RUN_CONFIG
+        if not config_path.exists():
+            raise MiltonError(f"{config_path}: not found; --resume takes the run id of an interrupted run")
+    elif config is None:
+        raise MiltonError("train: pass --config (e.g. --config training/configs/lora_default.yaml)")
+    else:
+        config_path = resolve_config_path(settings, config)
+    train_config = load_model(config_path, TrainConfig)
+    cuda, cuda_bf16 = accelerator_support()
+    if resume is None:
+        taken = [settings.resolve(train_config.adapters_dir), settings.resolve(train_config.runs_dir)]
+        run_id = agree_across_processes(new_run_id(train_config.run_name_prefix, taken, datetime.now()))
+    return make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16)
+
+
+def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> TrainResult:
+    """Train; on the main process register the adapter as `training` (other ranks return empty metadata)."""
+    result = run_training(plan, resume=resume)
+    if result.metadata:
+        Registry(settings.registry_path, plan.adapter_dir.parent, plan.run_dir.parent).register(
+            plan.run_id, str(plan.base_model), f"train --config {plan.config_path}"
+        )
+    return result
+
+
+def accelerator_support() -> tuple[bool, bool]:
+    """(CUDA available, CUDA with fast bf16), initialising a distributed group when launched by torchrun."""
+    import torch
+    from accelerate import PartialState
+
+    cuda = torch.cuda.is_available()
+    PartialState(cpu=not cuda)
+    return cuda, cuda and torch.cuda.is_bf16_supported()
+
+
+def agree_across_processes(value: str) -> str:
+    """Rank 0's value on every rank, so all processes of a torchrun job write the same run."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return str(holder[0])
