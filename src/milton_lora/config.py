@@ -14,10 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from milton_lora.errors import MiltonError
+from milton_lora.serve.vllm import VLLM_LORA_RANKS
 
 Model = TypeVar("Model", bound=BaseModel)
-
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 class StrictModel(BaseModel):
@@ -25,7 +24,7 @@ class StrictModel(BaseModel):
 
 
 class TrainConfig(StrictModel):
-    """A training run. The first block is the seed's YAML; the second what users asked for since."""
+    """A training run (`training/configs/*.yaml`): the documented keys first, then finer controls."""
 
     base_model_path: str = Field(description="Folder of the base model (config.json, tokenizer, weights).")
     run_name_prefix: str = Field("lora", description="Run ids are <prefix>_YYYYMMDD_HHMMSS.")

@@ -15,7 +15,6 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,15 +24,13 @@ from typing import Literal
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field, ValidationError
-from safetensors import safe_open
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file
-from milton_lora.settings import Settings
+from milton_lora.serve.vllm import check_vllm_compatible
+from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Settings
 
 Status = Literal["training", "candidate", "production", "archived"]
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-ADAPTER_CONFIG = "adapter_config.json"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _LOCK_TIMEOUT_S = 60
 
@@ -82,31 +79,6 @@ def validate_run_id(run_id: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def check_vllm_compatible(adapter_dir: Path, max_lora_rank: int) -> None:
-    """Raise unless vLLM would load this adapter: the same checks its LoRA loader makes."""
-    config_path = adapter_dir / ADAPTER_CONFIG
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MiltonError(f"{config_path}: unreadable adapter config ({exc})") from None
-    problems = []
-    rank = config.get("r")
-    if not isinstance(rank, int) or rank > max_lora_rank:
-        problems.append(f"rank {rank} is above the server's max LoRA rank {max_lora_rank} (serve.yaml max_lora_rank)")
-    if config.get("bias", "none") != "none":
-        problems.append(f"bias is '{config.get('bias')}', vLLM needs 'none'")
-    if config.get("use_dora"):
-        problems.append("DoRA adapters are not supported by vLLM")
-    if config.get("modules_to_save"):
-        problems.append(f"modules_to_save {config['modules_to_save']} is not supported by vLLM")
-    with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="pt") as weights:
-        odd = [k for k in weights.keys() if not k.endswith((".lora_A.weight", ".lora_B.weight"))]  # noqa: SIM118
-    if odd:
-        problems.append(f"tensors other than lora_A/lora_B weights: {', '.join(sorted(odd)[:3])}")
-    if problems:
-        raise MiltonError(f"{adapter_dir.name} cannot be served by vLLM: " + "; ".join(problems))
 
 
 class Registry:

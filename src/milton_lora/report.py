@@ -15,6 +15,7 @@ from typing import Any
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text
+from milton_lora.settings import ADAPTER_METADATA
 
 _CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -82,7 +83,7 @@ def build_report(run_id: str, run_dir: Path, adapter_dir: Path) -> str:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
     sanity_path = run_dir / "sanity_responses.json"
     sanity = json.loads(sanity_path.read_text()) if sanity_path.exists() else []
-    metadata_path = adapter_dir / "metadata.json"
+    metadata_path = adapter_dir / ADAPTER_METADATA
     training = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
     scalars = read_scalars(run_dir / "logs")
     losses = {name: scalars[tag] for name, tag in (("train loss", "train/loss"), ("eval loss", "eval/loss"))

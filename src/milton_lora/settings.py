@@ -1,4 +1,6 @@
-"""Where things live. The only place that reads the environment (`MILTON_HOME`, `MILTON_SERVE_API_KEY`).
+"""Where things live. The only place that reads the environment (`MILTON_HOME`, `MILTON_SERVE_API_KEY`)
+and the only place that joins path names onto the home: every file and folder of the `MILTON_HOME`
+layout is a property here.
 
 Everything else receives a `Settings` (or plain paths taken from it) as an argument.
 """
@@ -7,12 +9,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
+
+# The files of one adapter folder (`adapters/<run_id>/`), as peft writes them and vLLM reads them.
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_METADATA = "metadata.json"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Root of one Milton installation; the seed's relative paths all live under `home`."""
+    """Root of one Milton installation; every relative path of the documented workflow lives under `home`."""
 
     home: Path
 
@@ -35,6 +43,11 @@ class Settings:
         return self.home / "training" / "configs"
 
     @property
+    def eval_dir(self) -> Path:
+        """Own copies of the evaluation suites (`sanity_prompts.yaml`, `benchmarks.yaml`)."""
+        return self.home / "training" / "eval"
+
+    @property
     def adapters_dir(self) -> Path:
         return self.home / "adapters"
 
@@ -48,16 +61,42 @@ class Settings:
 
     @property
     def serve_config_path(self) -> Path:
-        return self.home / "training" / "configs" / "serve.yaml"
+        return self.configs_dir / "serve.yaml"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def server_log(self) -> Path:
+        return self.logs_dir / "server.log"
+
+    @property
+    def vllm_log(self) -> Path:
+        return self.logs_dir / "vllm.log"
+
+    @property
+    def server_dir(self) -> Path:
+        """The background server's pid and state files."""
+        return self.runs_dir / "server"
 
     @property
     def serve_state_path(self) -> Path:
-        return self.home / "runs" / "server" / "state.json"
+        return self.server_dir / "state.json"
+
+    @property
+    def server_pid_path(self) -> Path:
+        return self.server_dir / "server.pid"
 
     def resolve(self, path: Path | str) -> Path:
         """A path from a config or flag: absolute stays, relative is taken under `home`."""
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else self.home / candidate
+
+
+def shipped(*parts: str) -> Path:
+    """A file shipped inside the package (`milton_lora/data/`: training configs, evaluation suites)."""
+    return Path(str(files("milton_lora").joinpath("data", *parts)))
 
 
 def env_api_key() -> str | None:

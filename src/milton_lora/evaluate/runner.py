@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from milton_lora import __version__
+from milton_lora.chat.conversations import read_conversations
+from milton_lora.chat.masks import tokenize_split
 from milton_lora.errors import MiltonError
 from milton_lora.evaluate.metrics import masked_lm_metrics
 from milton_lora.evaluate.sandbox import SandboxLimits
 from milton_lora.evaluate.suites import BenchmarkFile, SanityFile, run_check
 from milton_lora.fileio import atomic_write_json, sha256_file
 from milton_lora.inference import generate, load_for_inference
-from milton_lora.registry import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Registry
-from milton_lora.train.data import read_conversations, tokenize_split
+from milton_lora.registry import Registry
+from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, ADAPTER_WEIGHTS
 
 
 @dataclass
@@ -66,7 +68,7 @@ class EvalPlan:
 
 def training_record(adapter_dir: Path) -> dict[str, Any]:
     """The adapter's metadata.json as training wrote it ({} for an adapter made elsewhere)."""
-    path = adapter_dir / "metadata.json"
+    path = adapter_dir / ADAPTER_METADATA
     try:
         return json.loads(path.read_text()) if path.exists() else {}
     except json.JSONDecodeError:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +15,7 @@ from pydantic import Field, model_validator
 
 from milton_lora.config import StrictModel, load_model
 from milton_lora.evaluate.sandbox import SandboxLimits, run_python
+from milton_lora.settings import shipped
 
 CATEGORIES = ("memory_retrieval", "briefing_generation", "code_execution", "safety_alignment", "task_understanding")
 _REFUSAL = re.compile(
@@ -83,7 +83,7 @@ def suite_path(home_eval_dir: Path, name: str, override: Path | None) -> Path:
     if override is not None:
         return override
     own = home_eval_dir / name
-    return own if own.exists() else Path(str(files("milton_lora") / "data" / name))
+    return own if own.exists() else shipped(name)
 
 
 def load_sanity(path: Path) -> SanityFile:

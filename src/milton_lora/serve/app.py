@@ -8,88 +8,31 @@ Decoding is greedy (temperature/top_p are accepted and ignored) and stops at end
 from __future__ import annotations
 
 import json
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from milton_lora.serve.engine import ALIAS, AdapterError, Engine
+from milton_lora.serve.engine import AdapterError, Engine
+from milton_lora.serve.protocol import (
+    ALIAS,
+    ChatRequest,
+    LoadAdapter,
+    PointAlias,
+    UnloadAdapter,
+    openai_error,
+    require_api_key,
+)
 
-DEFAULT_MAX_TOKENS = 512
 Capture = Callable[[list[dict[str, str]], str], None]
 AdapterFinder = Callable[[str], Path | None]
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[dict[str, Any]]
-
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
-
-
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    model: str
-    messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
-    max_tokens: int | None = Field(None, ge=1, le=8192)
-    max_completion_tokens: int | None = Field(None, ge=1, le=8192)
-
-    @field_validator("messages")
-    @classmethod
-    def _ends_with_user(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
-        if messages[-1].role == "assistant":
-            raise ValueError("the last message must not be from the assistant")
-        return messages
-
-    def conversation(self) -> list[dict[str, str]]:
-        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
-
-    def budget(self) -> int:
-        return self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS
-
-
-class LoadAdapter(BaseModel):
-    lora_name: str = Field(min_length=1)
-    lora_path: str = Field(min_length=1)
-
-
-class UnloadAdapter(BaseModel):
-    lora_name: str = Field(min_length=1)
-
-
-class PointAlias(BaseModel):
-    lora_name: str = Field(min_length=1)
-
-
-def openai_error(status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None) -> JSONResponse:  # fmt: skip
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
-
-
-def require_api_key(app: FastAPI, api_key: str | None) -> None:
-    """When a key is set, every /v1 and /admin request must carry `Authorization: Bearer <key>`."""
-
-    @app.middleware("http")
-    async def check_key(request: Request, call_next: Any) -> Any:
-        if api_key and request.url.path.startswith(("/v1", "/admin")):
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not secrets.compare_digest(given.encode(), api_key.encode()):
-                return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
-        return await call_next(request)
 
 
 def create_app(engine: Engine, api_key: str | None = None, capture: Capture | None = None,
@@ -219,41 +162,3 @@ async def _sse(completion_id: str, created: int, model: str, first: str | None, 
         yield event({"content": piece})
     yield event({}, "stop")
     yield "data: [DONE]\n\n"
-
-
-def create_proxy_app(upstream: str, alias_target: str | None, api_key: str | None = None) -> FastAPI:
-    """The public face of a vLLM backend: forwards to vLLM and gives it the stable `milton` alias it lacks.
-
-    Requests for `milton` are rewritten to the current versioned adapter name; `/admin/alias` moves
-    it; everything else (models, LoRA load/unload, streaming) passes through unchanged.
-    """
-    import httpx
-
-    app = FastAPI(title="Milton LoRA (vLLM proxy)", docs_url=None, redoc_url=None)
-    state = {"target": alias_target}
-    client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(600.0, connect=10.0))
-
-    require_api_key(app, api_key)
-
-    @app.post("/admin/alias")
-    async def point_alias(body: PointAlias) -> dict[str, str | None]:
-        previous, state["target"] = state["target"], body.lora_name
-        return {"alias": ALIAS, "target": body.lora_name, "previous": previous}
-
-    @app.api_route("/{path:path}", methods=["GET", "POST"])
-    async def forward(path: str, request: Request) -> Any:
-        body = await request.body()
-        if path == "v1/chat/completions" and body:
-            payload = json.loads(body)
-            if payload.get("model") == ALIAS:
-                if state["target"] is None:
-                    return openai_error(404, "The model `milton` does not exist.", "NotFoundError", "model_not_found")
-                payload["model"] = state["target"]
-                body = json.dumps(payload).encode()
-        headers = {"content-type": request.headers.get("content-type", "")}
-        upstream_request = client.build_request(request.method, "/" + path, content=body, headers=headers)
-        response = await client.send(upstream_request, stream=True)
-        return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
-                                 media_type=response.headers.get("content-type"))  # fmt: skip
-
-    return app

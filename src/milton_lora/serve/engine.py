@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from milton_lora.chat.prompts import render_prompt, stop_token_ids
 from milton_lora.errors import MiltonError
-from milton_lora.inference import generate, load_for_inference, render_prompt, stop_token_ids
-
-ALIAS = "milton"
+from milton_lora.inference import generate, load_for_inference
+from milton_lora.serve.protocol import ALIAS
 
 
 class AdapterError(MiltonError):

@@ -1,4 +1,6 @@
-"""Process management: run a server in the foreground, or start/stop one in the background.
+"""Running a server: in the foreground (embedded, or vLLM behind its proxy), or started and stopped in the
+background (what `scripts/start_all.sh` / `stop_all.sh` run), plus the opt-in capture of served
+conversations into the memory store.
 
 Background servers keep a pid file (`runs/server/server.pid`) and a log (`logs/server.log`); start
 waits until `/health` answers and is idempotent, stop is too.
@@ -6,6 +8,8 @@ waits until `/health` answers and is idempotent, stop is too.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -13,21 +17,13 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 from milton_lora.config import ServeConfig
 from milton_lora.errors import MiltonError
 from milton_lora.registry import Entry, Registry
-from milton_lora.serve.server import (
-    VLLM_ENV,
-    ServerState,
-    base_model_for,
-    capture_to_memory,
-    pid_alive,
-    versioned_name,
-    vllm_command,
-)
+from milton_lora.serve.state import ServerState, pid_alive, versioned_name, wait_healthy
+from milton_lora.serve.vllm import VLLM_START_TIMEOUT_S, create_proxy_app, start_vllm, vllm_command
 from milton_lora.settings import Settings, env_api_key
 
 
@@ -86,52 +82,66 @@ def _embedded_app(settings: Settings, config: ServeConfig, registry: Registry, b
 def _vllm_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path,
               production: Entry | None, served: str | None, api_key: str | None):  # type: ignore[no-untyped-def]  # fmt: skip
     """vLLM on the next port, our proxy (which adds the `milton` alias) on the configured one."""
-    from milton_lora.serve.app import create_proxy_app
-
     if production is None or served is None:
         raise MiltonError("backend vllm: promote an adapter to production first")
-    upstream_port = config.port + 1
-    command = vllm_command(config, base, served, registry.path_of(production.adapter_path), upstream_port)
-    log = (settings.home / "logs").joinpath("vllm.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        process = subprocess.Popen(command, env={**os.environ, **VLLM_ENV}, stdout=log.open("ab"),
-                                   stderr=subprocess.STDOUT)  # fmt: skip
-    except FileNotFoundError:
-        raise MiltonError("backend vllm: the `vllm` command is not installed (pip install vllm)") from None
-    _wait_healthy(f"http://127.0.0.1:{upstream_port}", 900, log, process)
-    return create_proxy_app(f"http://127.0.0.1:{upstream_port}", served, api_key), process
+    upstream = f"http://127.0.0.1:{config.port + 1}"
+    command = vllm_command(config, base, served, registry.path_of(production.adapter_path), config.port + 1)
+    process = start_vllm(command, settings.vllm_log)
+    wait_healthy(upstream, VLLM_START_TIMEOUT_S, settings.vllm_log, process)
+    return create_proxy_app(upstream, served, api_key), process
+
+
+def base_model_for(config: ServeConfig, settings: Settings, production: Entry | None) -> Path:
+    if config.base_model_path:
+        return settings.resolve(config.base_model_path)
+    if production and production.base_model_path:
+        return Path(production.base_model_path)
+    raise MiltonError(
+        f"{settings.serve_config_path}: no base_model_path and no production adapter to take it from; "
+        "set base_model_path or promote an adapter first"
+    )
+
+
+def capture_to_memory(db: Path) -> Any:
+    """A capture hook that stores each served conversation (grown versions replace shorter ones)."""
+    from milton_lora.memory import Conversation, MemoryStore, Message
+
+    def capture(messages: list[dict[str, str]], reply: str) -> None:
+        first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), 0)
+        key = hashlib.sha256(json.dumps(messages[: first_user + 1]).encode()).hexdigest()[:24]
+        now = datetime.now(timezone.utc)
+        turns = [Message(m["role"], m["content"], now) for m in messages] + [Message("assistant", reply, now)]
+        with MemoryStore(db) as store, store.transaction():
+            known = store.message_count("milton-serve", key)
+            if known is None or known < len(turns):
+                store.replace_conversation(
+                    Conversation("milton-serve", key, messages[first_user]["content"][:80], now, turns)
+                )
+
+    return capture
 
 
 # --- background --------------------------------------------------------------------------------
-
-
-def pid_file(settings: Settings) -> Path:
-    return settings.serve_state_path.parent / "server.pid"
-
-
-def log_file(settings: Settings) -> Path:
-    return settings.home / "logs" / "server.log"
 
 
 def start_background(settings: Settings, config: ServeConfig, timeout: float) -> str:
     running = ServerState.read(settings.serve_state_path)
     if running is not None:
         return f"already running at {running.url} (pid {running.pid})"
-    log = log_file(settings)
+    log = settings.server_log
     log.parent.mkdir(parents=True, exist_ok=True)
-    pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    settings.server_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "milton_lora", "--home", str(settings.home), "serve"],
         stdout=log.open("ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    pid_file(settings).write_text(f"{process.pid}\n")
-    _wait_healthy(connect_url(config), timeout, log, process)
+    settings.server_pid_path.write_text(f"{process.pid}\n")
+    wait_healthy(connect_url(config), timeout, log, process)
     return f"started at {connect_url(config)} (pid {process.pid}); log: {log}"
 
 
 def stop_background(settings: Settings, grace: float = 30.0) -> str:
-    path = pid_file(settings)
+    path = settings.server_pid_path
     state = ServerState.read(settings.serve_state_path)
     pid = state.pid if state else _read_pid(path)
     if pid is None:
@@ -154,18 +164,3 @@ def _read_pid(path: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if pid_alive(pid) else None
-
-
-def _wait_healthy(url: str, timeout: float, log: Path, process: subprocess.Popen) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-            raise MiltonError(f"server exited during start ({' '.join(tail) or 'no output'}); see {log}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise MiltonError(f"server did not answer {url}/health within {timeout:.0f} s; see {log}")

@@ -1,0 +1,129 @@
+"""Everything this tool knows about vLLM: its allowed LoRA ranks, the adapter checks its LoRA loader
+makes, the `vllm serve` command line and environment, starting it, and the proxy that gives it the
+stable `milton` alias it lacks.
+
+Kept light at import time (the config validator reads the ranks): FastAPI and safetensors are
+imported where they are used. The proxy's handlers are annotated with real classes (no postponed
+annotations in this module) because FastAPI resolves them from the function, not the module.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from milton_lora.errors import MiltonError
+from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+
+if TYPE_CHECKING:
+    from milton_lora.config import ServeConfig
+
+# The values vLLM accepts for --max-lora-rank.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# Lets the running server load and unload adapters (the hot swap).
+VLLM_ENV = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+VLLM_START_TIMEOUT_S = 900
+
+
+def vllm_rank(adapter_rank: int) -> int:
+    """The smallest rank vLLM accepts for --max-lora-rank that fits the adapter."""
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= adapter_rank:
+            return allowed
+    raise MiltonError(f"LoRA rank {adapter_rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]})")
+
+
+def check_vllm_compatible(adapter_dir: Path, max_lora_rank: int) -> None:
+    """Raise unless vLLM would load this adapter: the same checks its LoRA loader makes."""
+    from safetensors import safe_open
+
+    config_path = adapter_dir / ADAPTER_CONFIG
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MiltonError(f"{config_path}: unreadable adapter config ({exc})") from None
+    problems = []
+    rank = config.get("r")
+    if not isinstance(rank, int) or rank > max_lora_rank:
+        problems.append(f"rank {rank} is above the server's max LoRA rank {max_lora_rank} (serve.yaml max_lora_rank)")
+    if config.get("bias", "none") != "none":
+        problems.append(f"bias is '{config.get('bias')}', vLLM needs 'none'")
+    if config.get("use_dora"):
+        problems.append("DoRA adapters are not supported by vLLM")
+    if config.get("modules_to_save"):
+        problems.append(f"modules_to_save {config['modules_to_save']} is not supported by vLLM")
+    with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="pt") as weights:
+        odd = [k for k in weights.keys() if not k.endswith((".lora_A.weight", ".lora_B.weight"))]  # noqa: SIM118
+    if odd:
+        problems.append(f"tensors other than lora_A/lora_B weights: {', '.join(sorted(odd)[:3])}")
+    if problems:
+        raise MiltonError(f"{adapter_dir.name} cannot be served by vLLM: " + "; ".join(problems))
+
+
+def vllm_command(config: "ServeConfig", base: Path, adapter_name: str, adapter_dir: Path, port: int) -> list[str]:
+    """`vllm serve` with runtime LoRA loading and the production adapter preloaded under its versioned name."""
+    rank = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())["r"]
+    module = {"name": adapter_name, "path": str(adapter_dir), "base_model_name": config.base_model_name or base.name}
+    return [
+        "vllm", "serve", str(base),
+        "--served-model-name", config.base_model_name or base.name,
+        "--host", config.host, "--port", str(port),
+        "--enable-lora",
+        "--max-lora-rank", str(vllm_rank(rank)),
+        "--lora-modules", json.dumps(module),
+        *config.vllm_extra_args,
+    ]  # fmt: skip
+
+
+def start_vllm(command: list[str], log: Path) -> subprocess.Popen:
+    """Start `vllm serve` with its output appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return subprocess.Popen(
+            command, env={**os.environ, **VLLM_ENV}, stdout=log.open("ab"), stderr=subprocess.STDOUT
+        )
+    except FileNotFoundError:
+        raise MiltonError("backend vllm: the `vllm` command is not installed (pip install vllm)") from None
+
+
+def create_proxy_app(upstream: str, alias_target: "str | None", api_key: "str | None" = None) -> Any:
+    """The public face of a vLLM backend: forwards to vLLM and gives it the stable `milton` alias it lacks.
+
+    Requests for `milton` are rewritten to the current versioned adapter name; `/admin/alias` moves
+    it; everything else (models, LoRA load/unload, streaming) passes through unchanged.
+    """
+    import httpx
+    from fastapi import FastAPI, Request
+    from fastapi.responses import StreamingResponse
+
+    from milton_lora.serve.protocol import ALIAS, PointAlias, openai_error, require_api_key
+
+    app = FastAPI(title="Milton LoRA (vLLM proxy)", docs_url=None, redoc_url=None)
+    state = {"target": alias_target}
+    client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(600.0, connect=10.0))
+
+    require_api_key(app, api_key)
+
+    @app.post("/admin/alias")
+    async def point_alias(body: PointAlias) -> dict:
+        previous, state["target"] = state["target"], body.lora_name
+        return {"alias": ALIAS, "target": body.lora_name, "previous": previous}
+
+    @app.api_route("/{path:path}", methods=["GET", "POST"])
+    async def forward(path: str, request: Request) -> Any:
+        body = await request.body()
+        if path == "v1/chat/completions" and body:
+            payload = json.loads(body)
+            if payload.get("model") == ALIAS:
+                if state["target"] is None:
+                    return openai_error(404, "The model `milton` does not exist.", "NotFoundError", "model_not_found")
+                payload["model"] = state["target"]
+                body = json.dumps(payload).encode()
+        headers = {"content-type": request.headers.get("content-type", "")}
+        upstream_request = client.build_request(request.method, "/" + path, content=body, headers=headers)
+        response = await client.send(upstream_request, stream=True)
+        return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
+                                 media_type=response.headers.get("content-type"))  # fmt: skip
+
+    return app
