@@ -1,0 +1,35 @@
+"""The root `milton-lora` Typer app and its sub-apps; the command modules register on them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from milton_lora.settings import Settings
+
+app = typer.Typer(
+    name="milton-lora",
+    help="Turn your own assistant conversations into a personal LoRA adapter, safely.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+memory_app = typer.Typer(
+    help="The local conversation store: import history, add turns, show stats.", no_args_is_help=True
+)
+app.add_typer(memory_app, name="memory")
+
+server_app = typer.Typer(help="Start, stop or check the background server (what scripts/start_all.sh runs).")
+app.add_typer(server_app, name="server")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Milton home (default: $MILTON_HOME, else the current directory).")
+    ] = None,
+) -> None:
+    ctx.obj = Settings.from_env(home)

@@ -1,0 +1,148 @@
+"""`milton-lora promote` (= `scripts/promote_adapter.py`): the lifecycle, the confirmation block, hot swap."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from milton_lora.cli.app import app
+from milton_lora.cli.common import (
+    confirm_or_abort,
+    console,
+    print_warning,
+    registry_of,
+    serve_config_of,
+    settings_of,
+)
+from milton_lora.errors import MiltonError
+from milton_lora.settings import Settings
+
+if TYPE_CHECKING:
+    from milton_lora.registry import Entry, Registry
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    run_id: Annotated[str | None, typer.Argument(help="The adapter's run id (lora_YYYYMMDD_HHMMSS).")] = None,
+    to_production: Annotated[bool, typer.Option("--to-production", help="Make it the production adapter.")] = False,
+    archive: Annotated[bool, typer.Option("--archive", help="Archive it.")] = False,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Restore the previous production adapter.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List registered adapters, newest last.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: print a JSON array.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote without passing evaluation and without asking.")
+    ] = False,
+) -> None:
+    """Move adapters through the lifecycle: candidate → production, archive, roll back, list."""
+    settings = settings_of(ctx)
+    registry = registry_of(settings)
+    actions = [to_production, archive, rollback, list_]
+    if sum(actions) != 1:
+        raise MiltonError("promote: choose exactly one of --to-production, --archive, --rollback, --list")
+    if (to_production or archive) and run_id is None:
+        raise MiltonError("promote: give the run id to promote or archive (see --list)")
+    if list_:
+        show_registry(registry, as_json)
+        return
+    command = "promote " + " ".join(
+        part
+        for part in (run_id or "", "--to-production" * to_production, "--archive" * archive,
+                     "--rollback" * rollback, "--force" * force)
+        if part
+    )  # fmt: skip
+    max_rank = serve_config_of(settings).max_lora_rank
+    if archive:
+        was_production = registry.get(str(run_id)).status == "production"
+        entry = registry.archive(str(run_id), command)
+        console.print(f"Archived {entry.run_id}.")
+        if was_production:
+            print_warning("nothing is in production now; a running server keeps serving it until the next promotion")
+    elif rollback:
+        current, target = registry.rollback_target()
+        console.print(
+            f"Rolling back: {current.run_id if current else 'no production adapter'} → {target.run_id} "
+            f"(restoring the previous production adapter)"
+        )
+        confirm_or_abort(force)
+        current, target = registry.rollback(max_rank, command)
+        console.print(
+            f"[green]{target.run_id} is in production again[/]" + (f"; {current.run_id} archived" if current else "")
+        )
+        notify_server(settings)
+    else:
+        entry = registry.get(str(run_id))
+        registry.check_promotable(entry, force, max_rank)
+        print_promotion_block(entry, registry.load().production(), console)
+        confirm_or_abort(force)
+        previous = registry.promote_to_production(entry.run_id, force, max_rank, command)
+        console.print(
+            f"[green]{entry.run_id} is now in production[/]" + (f"; {previous.run_id} archived" if previous else "")
+        )
+        notify_server(settings)
+
+
+def print_promotion_block(entry: Entry, current: Entry | None, out: Console) -> None:
+    """The confirmation block: what changes, what gets archived, and the evidence."""
+
+    def metric(name: str, fmt: str) -> str:
+        value = entry.metrics.get(name)
+        return "n/a (not evaluated)" if value is None else format(value, fmt)
+
+    rule = "=" * 60
+    pass_rate = "n/a (not evaluated)" if entry.pass_rate is None else f"{entry.pass_rate:.1%}"
+    lines = [
+        rule,
+        "PROMOTE ADAPTER TO PRODUCTION",
+        rule,
+        f"New adapter:        {entry.run_id}",
+        f"Status change:      {entry.status} → production",
+        f"Current production: {current.run_id + ' (will be archived)' if current else 'none'}",
+        "",
+        "Metrics:",
+        f"  Perplexity:       {metric('perplexity', '.3f')}",
+        f"  Eval loss:        {metric('eval_loss', '.4f')}",
+        f"  Token accuracy:   {metric('token_accuracy', '.2%')}",
+        f"  Task pass rate:   {pass_rate}",
+        rule,
+    ]
+    out.print("\n".join(lines), highlight=False, markup=False)
+
+
+def show_registry(registry: Registry, as_json: bool) -> None:
+    entries = sorted(registry.load().adapters.values(), key=lambda e: (e.created_at, e.run_id))
+    if as_json:
+        rows = [
+            {"run_id": e.run_id, "status": e.status, "created_at": e.created_at, "pass_rate": e.pass_rate,
+             "is_production": e.status == "production"}
+            for e in entries
+        ]  # fmt: skip
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"Adapters ({registry.path})")
+    for column in ("Run ID", "Status", "Created", "Pass Rate"):
+        table.add_column(column)
+    for e in entries:
+        status = f"★ {e.status}" if e.status == "production" else e.status
+        rate = "-" if e.pass_rate is None else f"{e.pass_rate:.1%}"
+        table.add_row(e.run_id, status, e.created_at.replace("T", " ")[:19], rate)
+    console.print(table if entries else "No adapters registered yet; train one with scripts/train_lora.py")
+
+
+def notify_server(settings: Settings) -> None:
+    """Tell a running server about the new production adapter (a no-op when none runs).
+
+    The registry change has already happened, so a failed swap is a warning, not a failure.
+    """
+    from milton_lora.serve.state import hot_swap
+    from milton_lora.settings import env_api_key
+
+    try:
+        console.print(hot_swap(settings, registry_of(settings), env_api_key()))
+    except MiltonError as exc:
+        print_warning(f"{exc}; restart the server to serve it")

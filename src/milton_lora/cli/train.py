@@ -1,0 +1,65 @@
+"""`milton-lora train` (= `scripts/train_lora.py`): safety checks, the plan, the run, its summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from milton_lora.cli.app import app
+from milton_lora.cli.common import (
+    print_rows,
+    print_warning,
+    settings_of,
+)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Training YAML; a bare name resolves in training/configs/.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run the safety checks, print the plan, train nothing.")
+    ] = False,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
+    ] = None,
+) -> None:
+    """Train a LoRA adapter from exported conversations and register it as `training`."""
+    from milton_lora.train.launch import plan_training
+
+    settings = settings_of(ctx)
+    plan = plan_training(settings, config, resume)
+    print_rows("Training plan" + (" (dry run: nothing trained)" if dry_run else ""), plan.rows())
+    for warning in plan.warnings:
+        print_warning(warning)
+    if dry_run:
+        return
+    from milton_lora.train.launch import train_and_register
+
+    result = train_and_register(settings, plan, resume=resume is not None)
+    if result.metadata:  # empty on the other processes of a distributed run
+        print_training_summary(result.metadata, plan.adapter_dir, plan.run_dir)
+
+
+def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path) -> None:
+    results = metadata["results"]
+
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    rows = [
+        ("steps", str(results["global_steps"])),
+        ("final train loss", loss(results["final_train_loss"])),
+        ("final eval loss", loss(results["final_eval_loss"])),
+        ("tokens seen", f"{results['tokens_seen']:,} ({results['tokens_per_second']:,} tok/s)"),
+        ("trainable parameters", f"{metadata['trainable_parameters']:,} of {metadata['total_parameters']:,}"),
+        ("time", f"{metadata['timings']['train_seconds']} s"),
+        ("adapter", str(adapter_dir)),
+        ("TensorBoard", f"tensorboard --logdir {run_dir / 'logs'}"),
+        ("next", f"python scripts/eval_lora.py --run-id {metadata['run_id']}"),
+    ]
+    print_rows(f"Trained {metadata['run_id']} (status: training)", rows)
