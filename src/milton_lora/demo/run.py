@@ -1,6 +1,7 @@
-"""`make demo`: the seed's whole weekly loop, for real, on a tiny local model in a throwaway home.
+"""`make demo`: the documented weekly loop, for real, on a tiny local model in a throwaway home.
 
-Every step runs the same command line a user types (the seed's scripts where they exist), as its own
+Every step runs the same command line a user types (the documented `scripts/*.py` when this is a source
+checkout), as its own
 process with MILTON_HOME set to the demo folder, so the demo proves the guide. The folder is marked
 as a demo home; an existing folder without the mark is refused, so a mistyped --home never wipes
 real memory or adapters.
@@ -20,14 +21,13 @@ import httpx
 from rich.console import Console
 from rich.rule import Rule
 
+from milton_lora.demo.samples import write_cpu_config, write_sample_exports
+from milton_lora.demo.tiny_model import build_tiny_model
 from milton_lora.errors import MiltonError
-from milton_lora.samples import write_cpu_config, write_sample_exports
-from milton_lora.settings import Settings
-from milton_lora.tiny_model import build_tiny_model
+from milton_lora.settings import Settings, shipped
 
 MARK = ".milton-demo"
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED_CONFIG = REPO / "training" / "configs" / "lora_light.yaml"
+REPO = Path(__file__).resolve().parents[3]
 
 
 def prepare_home(home: Path) -> None:
@@ -40,7 +40,7 @@ def prepare_home(home: Path) -> None:
 
 
 def command(name: str, *args: str) -> list[str]:
-    """The seed script when this is a source checkout, else the same sub-command of the CLI."""
+    """The documented script when this is a source checkout, else the same sub-command of the CLI."""
     script = REPO / "scripts" / f"{name}.py"
     cli_name = {"export_training_data": "export", "train_lora": "train", "eval_lora": "eval",
                 "promote_adapter": "promote"}.get(name, name)  # fmt: skip
@@ -88,13 +88,13 @@ def run_demo(settings: Settings, port: int, console: Console) -> None:
     demo = Demo(settings, port, console)
     console.print(f"[bold]Milton LoRA demo[/] in {home} (throwaway; your real memory and adapters are untouched)")
 
-    from milton_lora.train.runner import quiet_libraries
+    from milton_lora.libraries import quiet_libraries
 
     quiet_libraries()
     model_dir = build_tiny_model(home / "models" / "base" / "tiny")
     console.print(f"Built a tiny Llama-architecture model with a locally trained tokenizer: {model_dir}")
     samples = write_sample_exports(home / "samples", datetime.now(timezone.utc))
-    write_cpu_config(home / "training/configs/lora_light.yaml", model_dir, SHIPPED_CONFIG)
+    write_cpu_config(home / "training/configs/lora_light.yaml", model_dir, shipped("configs", "lora_light.yaml"))
     (home / "training/configs/serve.yaml").write_text(f"port: {port}\n")
 
     for fmt, path in samples.items():
