@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from milton_lora.cli import main
+from milton_lora.demo.tiny_model import build_tiny_model
 from milton_lora.settings import Settings
-from milton_lora.tiny_model import build_tiny_model
 
 SHIPPED = Path(__file__).resolve().parents[1] / "training" / "configs"
 
@@ -40,7 +40,7 @@ def trained_home(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     """
     from datetime import datetime, timezone
 
-    from milton_lora.samples import write_cpu_config, write_sample_exports
+    from milton_lora.demo.samples import write_cpu_config, write_sample_exports
 
     root = tmp_path_factory.mktemp("trained") / "home"
     for path in write_sample_exports(root.parent / "samples", datetime.now(timezone.utc)).values():

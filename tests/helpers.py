@@ -18,7 +18,7 @@ PYTHON = sys.executable
 def run_subprocess(
     args: list[str], cwd: Path, env_home: Path | None = None, stdin: str | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """Run a real process (a seed script or `python -m milton_lora`) with MILTON_HOME set.
+    """Run a real process (a documented script or `python -m milton_lora`) with MILTON_HOME set.
 
     A leading "python" means this interpreter, so the test uses the project's virtualenv.
     """

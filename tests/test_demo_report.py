@@ -1,4 +1,4 @@
-"""The whole loop: `make demo`'s pipeline (the seed's command lines in order) and the HTML report."""
+"""The whole loop: `make demo`'s pipeline (the documented command lines in order) and the HTML report."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class Collector(HTMLParser):
 
 
 @pytest.mark.slow
-def test_demo_runs_the_seed_workflow_end_to_end(tmp_path: Path) -> None:
+def test_demo_runs_the_documented_workflow_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -52,7 +52,7 @@ def test_demo_runs_the_seed_workflow_end_to_end(tmp_path: Path) -> None:
 
 
 def test_demo_refuses_a_folder_that_is_not_a_demo_home(tmp_path: Path) -> None:
-    from milton_lora.demo import prepare_home
+    from milton_lora.demo.run import prepare_home
 
     precious = tmp_path / "real"
     (precious / "memory").mkdir(parents=True)

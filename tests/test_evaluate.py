@@ -27,7 +27,7 @@ def only_run_id(home: Path) -> str:
     return run_id
 
 
-def test_seed_command_line_on_trained_tiny_adapter_stays_training(home: Path) -> None:
+def test_documented_command_line_on_trained_tiny_adapter_stays_training(home: Path) -> None:
     run_id = only_run_id(home)
     result = run_subprocess(["python", "scripts/eval_lora.py", "--run-id", run_id, *FAST], REPO, home)
     assert result.returncode == 0, result.stderr

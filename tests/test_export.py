@@ -1,4 +1,4 @@
-"""Export: windows, stable split, duplicates, redaction, dry run and atomicity, through the CLI and the seed script."""
+"""Export: windows, stable split, duplicates, redaction, dry run, atomicity, via the CLI and the documented script."""
 
 from __future__ import annotations
 
@@ -136,9 +136,9 @@ def test_missing_store_and_bad_days(settings: Settings, tmp_path: Path) -> None:
         export_training_data(settings.memory_db, tmp_path, 0)
 
 
-def test_seed_command_lines_on_imported_history(home: Path, tmp_path: Path) -> None:
-    """The three seed command lines, run as real processes on a store filled by the three importers."""
-    from milton_lora.samples import write_sample_exports
+def test_documented_command_lines_on_imported_history(home: Path, tmp_path: Path) -> None:
+    """The three documented command lines, run as real processes on a store filled by the three importers."""
+    from milton_lora.demo.samples import write_sample_exports
 
     for path in write_sample_exports(tmp_path / "samples", datetime.now(timezone.utc)).values():
         assert (

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from milton_lora.demo.samples import DIALOGUES, write_sample_exports
 from milton_lora.errors import MiltonError
 from milton_lora.memory import MemoryStore
 from milton_lora.memory.importers import import_file
-from milton_lora.samples import DIALOGUES, write_sample_exports
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 

@@ -14,7 +14,8 @@ import pytest
 
 from helpers import PYTHON, REPO
 from milton_lora.errors import MiltonError
-from milton_lora.registry import Registry, check_vllm_compatible, validate_run_id
+from milton_lora.registry import Registry, validate_run_id
+from milton_lora.serve.vllm import check_vllm_compatible
 from milton_lora.settings import Settings
 
 

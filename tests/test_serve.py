@@ -18,7 +18,7 @@ import yaml
 from helpers import PYTHON, REPO, copy_home, registry_of, run_subprocess
 from milton_lora.config import ServeConfig
 from milton_lora.memory import MemoryStore
-from milton_lora.serve.server import vllm_command, vllm_rank
+from milton_lora.serve.vllm import vllm_command, vllm_rank
 
 
 def free_port() -> int:
@@ -245,7 +245,7 @@ def test_vllm_proxy_adds_the_alias(server: Server) -> None:
     """The proxy in front of vLLM, exercised against a real OpenAI/vLLM-compatible upstream."""
     from fastapi.testclient import TestClient
 
-    from milton_lora.serve.app import create_proxy_app
+    from milton_lora.serve.vllm import create_proxy_app
 
     target = {m["id"] for m in httpx.get(f"{server.url}/v1/models").json()["data"]} - {"milton", "tiny"}
     (versioned,) = target

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from milton_lora.demo.tiny_model import BOS, EOT, SPECIAL_TOKENS, build_tiny_model
 from milton_lora.fileio import sha256_file
-from milton_lora.tiny_model import BOS, EOT, SPECIAL_TOKENS, build_tiny_model
 
 
 def test_tiny_model_loads_with_auto_classes_and_generates(tiny_model_dir: Path) -> None:

@@ -16,14 +16,14 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from helpers import PYTHON, REPO, copy_home, run_subprocess
+from milton_lora.chat.masks import IGNORE, tokenize_conversation
+from milton_lora.chat.tokenizer import load_tokenizer
 from milton_lora.config import TrainConfig, load_model
+from milton_lora.demo.samples import write_cpu_config
 from milton_lora.errors import MiltonError
 from milton_lora.registry import Registry
 from milton_lora.report import read_scalars
-from milton_lora.samples import write_cpu_config
 from milton_lora.settings import Settings
-from milton_lora.train.data import IGNORE, tokenize_conversation
-from milton_lora.train.runner import load_tokenizer
 
 SHIPPED = REPO / "training" / "configs"
 CONVERSATION = [
@@ -252,7 +252,7 @@ def test_trained_adapter_outputs(trained_home: Path, tiny_model_dir: Path) -> No
     assert entry.status == "training" and entry.base_model_path == str(tiny_model_dir)
 
 
-def test_seed_command_line_trains_end_to_end(trained_home: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_documented_command_line_trains_end_to_end(trained_home: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
     home = copy_home(trained_home, tmp_path / "home")
     write_cpu_config(home / "training/configs/lora_default.yaml", tiny_model_dir, SHIPPED / "lora_default.yaml",
                      max_steps=4)  # fmt: skip
