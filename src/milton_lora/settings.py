@@ -99,6 +99,15 @@ def shipped(*parts: str) -> Path:
     return Path(str(files("milton_lora").joinpath("data", *parts)))
 
 
+def default_cache_dir() -> Path:
+    """Where downloaded packages and converted base models are kept: `$MILTON_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/milton-lora`, else `~/.cache/milton-lora`."""
+    explicit = os.environ.get("MILTON_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "milton-lora"
+
+
 def env_api_key() -> str | None:
     """The serving API key, read here at the edge so the server receives it explicitly."""
     return os.environ.get("MILTON_SERVE_API_KEY") or None

