@@ -130,7 +130,7 @@ def test_list_table_and_json(registry: Registry, adapters: list[str], cli) -> No
     rows = json.loads(cli("promote", "--list", "--json").stdout)
     assert [r["run_id"] for r in rows] == adapters
     assert [r["is_production"] for r in rows] == [False, True, False]
-    assert set(rows[0]) == {"run_id", "status", "created_at", "pass_rate", "is_production"}
+    assert set(rows[0]) == {"run_id", "status", "created_at", "pass_rate", "is_production", "note"}
     table = cli("promote", "--list").stdout
     assert "★ production" in table and "95.0%" in table
 
@@ -225,3 +225,56 @@ def test_kill_mid_write_leaves_a_valid_registry(registry: Registry, adapters: li
         assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
         data = registry.load()
         assert sum(e.status == "production" for e in data.adapters.values()) == 1
+
+
+def test_notes_and_history_survive_a_reload(registry: Registry, adapters: list[str], settings: Settings, cli) -> None:
+    a, b, _ = adapters
+    assert cli("promote", a, "--to-production", "--force", "--note", "knows the Tuesday standup").exit_code == 0
+    assert cli("promote", b, "--to-production", "--force").exit_code == 0
+    assert cli("promote", "--rollback", "--force", "--note", "B forgot the dog's name").exit_code == 0
+
+    reloaded = Registry.of(Settings.from_env(settings.home))  # a fresh object reading the file
+    whos = {t.who for _, t in reloaded.history()}
+    assert whos == {registry.who} and registry.who
+    a_history = reloaded.history(a)
+    assert [t.to_status for _, t in a_history] == ["training", "candidate", "production", "archived", "production"]
+    assert a_history[2][1].note == "knows the Tuesday standup" and a_history[-1][1].note == "B forgot the dog's name"
+
+    shown = cli("promote", "--history", "--json")
+    records = json.loads(shown.stdout)
+    assert [r["run_id"] for r in records].count(b) == 4
+    assert {"at", "from", "to", "who", "note", "reason"} <= set(records[-1])
+    assert records == sorted(records, key=lambda r: r["at"])
+    table = cli("promote", a, "--history")
+    assert table.exit_code == 0 and "B forgot the dog's name" in table.stdout and registry.who in table.stdout
+    listed = {row["run_id"]: row["note"] for row in json.loads(cli("promote", "--list", "--json").stdout)}
+    assert listed[a] == "B forgot the dog's name" and listed[b] == "B forgot the dog's name"
+    assert "Tuesday" not in cli("promote", "--list").stdout  # the latest note only
+
+
+def test_run_id_aliases_and_suggestions(registry: Registry, adapters: list[str], cli) -> None:
+    a, b, c = adapters
+    assert registry.resolve("latest") == c and registry.resolve("latest-candidate") == c
+    with pytest.raises(MiltonError, match="no adapter is in production"):
+        registry.resolve("production")
+    assert cli("promote", "latest-candidate", "--to-production", "--force").exit_code == 0
+    assert registry.resolve("production") == c and registry.resolve("latest-candidate") == b
+    assert cli("promote", "production", "--archive").exit_code == 0
+    assert statuses(registry)[c] == "archived"
+
+    typo = cli("promote", "lora_20261101_00003", "--to-production")
+    assert typo.exit_code == 1
+    assert f"closest, newest first: {c}, {b}, {a}" in typo.stderr and "Traceback" not in typo.stderr
+
+
+def test_latest_resolves_for_eval_and_report(trained_home: Path, tmp_path: Path, cli) -> None:
+    from helpers import copy_home
+
+    home = copy_home(trained_home, tmp_path / "home")
+    (run_id,) = [p.name for p in (home / "adapters").iterdir()]
+    planned = cli("--home", str(home), "eval", "--run-id", "latest", "--dry-run")
+    assert planned.exit_code == 0 and run_id in planned.stdout
+    cli("--home", str(home), "promote", "latest", "--archive", "--note", "kept for the record")
+    report = cli("--home", str(home), "report", "latest")
+    assert report.exit_code == 0, report.stderr
+    assert "kept for the record" in (home / "runs" / run_id / "report.html").read_text()

@@ -11,10 +11,14 @@ Decisions:
 - Rollback walks back through the production stack: promote A, B, C then rollback twice gives A.
 - Every change happens under a file lock and is written atomically; the registry file is never
   rewritten when it cannot be read, so a hand-edit gone wrong is reported, not repaired silently.
+- Every transition records who made it (the OS user) and, when given (`--note`), why.
+- Wherever a run id is taken, `latest` (the newest adapter), `latest-candidate` and `production` name
+  one; an unknown id is an error listing the closest existing ids, newest first.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file
 from milton_lora.serve.vllm import check_vllm_compatible
-from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Settings
+from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Settings, current_user
 
 Status = Literal["training", "candidate", "production", "archived"]
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -41,6 +45,8 @@ class Transition(BaseModel):
     to_status: Status = Field(alias="to")
     reason: str
     command: str
+    who: str | None = None
+    note: str | None = None
 
     model_config = {"populate_by_name": True}
 
@@ -67,6 +73,18 @@ class RegistryFile(BaseModel):
     def production(self) -> Entry | None:
         return next((e for e in self.adapters.values() if e.status == "production"), None)
 
+    def newest_first(self) -> list[Entry]:
+        return sorted(self.adapters.values(), key=lambda e: (e.created_at, e.run_id), reverse=True)
+
+
+def latest_note(entry: Entry) -> str | None:
+    """The note of the most recent transition that has one (why it was promoted, rolled back...)."""
+    return next((t.note for t in reversed(entry.history) if t.note), None)
+
+
+# Names that stand for a run id wherever one is taken.
+RUN_ALIASES = ("latest", "latest-candidate", "production")
+
 
 def validate_run_id(run_id: str) -> str:
     """Refuse ids that could address files outside `adapters/` or `runs/`."""
@@ -84,16 +102,17 @@ def now_iso() -> str:
 class Registry:
     """All reads and writes of `registry.json`. Each public method is one locked, atomic change."""
 
-    def __init__(self, path: Path, adapters_dir: Path, runs_dir: Path):
+    def __init__(self, path: Path, adapters_dir: Path, runs_dir: Path, who: str | None = None):
         self.path = path
         self.adapters_dir = adapters_dir
         self.runs_dir = runs_dir
+        self.who = who  # recorded on every transition this object makes
         self._lock = FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT_S)
 
     @classmethod
     def of(cls, settings: Settings) -> Registry:
-        """The registry of one MILTON_HOME, at the paths its settings name."""
-        return cls(settings.registry_path, settings.adapters_dir, settings.runs_dir)
+        """The registry of one MILTON_HOME, at the paths its settings name, acting as the current OS user."""
+        return cls(settings.registry_path, settings.adapters_dir, settings.runs_dir, current_user())
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -127,6 +146,58 @@ class Registry:
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / validate_run_id(run_id)
+
+    def resolve(self, name: str) -> str:
+        """The run id `name` stands for: itself when it exists, or what an alias (`latest`,
+        `latest-candidate`, `production`) points at; else an error listing the closest ids, newest first."""
+        data = self.load()
+        if name in RUN_ALIASES:
+            return self._alias(data, name)
+        validate_run_id(name)
+        if name in data.adapters or (self.adapters_dir / name).is_dir():
+            return name
+        known = [e.run_id for e in data.newest_first()] + self._unregistered_newest_first(data)
+        close = set(difflib.get_close_matches(name, known, n=5, cutoff=0.6))
+        suggestions = [run_id for run_id in known if run_id in close] or known[:3]
+        hint = f"closest, newest first: {', '.join(suggestions)}" if suggestions else "no adapters yet"
+        raise MiltonError(
+            f"no adapter {name}: not found in registry nor in {self.adapters_dir} ({hint}; or say latest, "
+            f"latest-candidate, production); a folder made elsewhere is registered by evaluating it: "
+            f"python scripts/eval_lora.py --run-id {name}"
+        )
+
+    def _alias(self, data: RegistryFile, name: str) -> str:
+        if name == "production":
+            production = data.production()
+            found = [production.run_id] if production else []
+        elif name == "latest-candidate":
+            found = [e.run_id for e in data.newest_first() if e.status == "candidate"]
+        else:
+            found = [e.run_id for e in data.newest_first()] or self._unregistered_newest_first(data)
+        if not found:
+            what = {"production": "no adapter is in production", "latest-candidate": "no adapter is a candidate"}
+            raise MiltonError(f"'{name}': {what.get(name, 'no adapters yet')}; see `promote --list`")
+        return found[0]
+
+    def _unregistered_newest_first(self, data: RegistryFile) -> list[str]:
+        """Adapter folders that are not registered (made elsewhere), newest first."""
+        if not self.adapters_dir.is_dir():
+            return []
+        folders = [p for p in self.adapters_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        return [p.name for p in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True)
+                if p.name not in data.adapters]  # fmt: skip
+
+    def note_of(self, run_id: str) -> str | None:
+        """The latest note recorded for an adapter (None when it is not registered or has none)."""
+        entry = self.load().adapters.get(run_id)
+        return latest_note(entry) if entry else None
+
+    def history(self, run_id: str | None = None) -> list[tuple[str, Transition]]:
+        """Every transition (of one adapter, or all), oldest first: (run id, transition)."""
+        data = self.load()
+        entries = [self._entry(data, run_id)] if run_id else list(data.adapters.values())
+        rows = [(entry.run_id, transition) for entry in entries for transition in entry.history]
+        return sorted(rows, key=lambda row: row[1].at)
 
     def _entry(self, data: RegistryFile, run_id: str) -> Entry:
         validate_run_id(run_id)
@@ -170,9 +241,10 @@ class Registry:
                 base_model_path=base_model_path,
                 sha256=sha256_file(weights),
             )
-            entry.history.append(
-                Transition(at=at, from_status=None, to_status="training", reason="registered", command=command)
+            registered = Transition(
+                at=at, from_status=None, to_status="training", reason="registered", command=command, who=self.who
             )
+            entry.history.append(registered)
             data.adapters[run_id] = entry
             return entry
 
@@ -190,18 +262,20 @@ class Registry:
             entry.pass_rate = pass_rate
             entry.updated_at = now_iso()
             if promote and entry.status == "training":
-                _move(entry, "candidate", f"evaluation pass rate {pass_rate:.1%}", command)
+                self._move(entry, "candidate", f"evaluation pass rate {pass_rate:.1%}", command)
             return entry
 
-    def promote_to_production(self, run_id: str, force: bool, max_lora_rank: int, command: str) -> Entry | None:
+    def promote_to_production(
+        self, run_id: str, force: bool, max_lora_rank: int, command: str, note: str | None = None
+    ) -> Entry | None:
         """Make `run_id` production and archive the current one; returns the archived entry, if any."""
         with self._changing() as data:
             entry = self._entry(data, run_id)
             self.check_promotable(entry, force, max_lora_rank)
             previous = data.production()
             if previous is not None:
-                _move(previous, "archived", f"replaced by {run_id}", command)
-            _move(entry, "production", "promoted" + (" with --force" if force else ""), command)
+                self._move(previous, "archived", f"replaced by {run_id}", command, note)
+            self._move(entry, "production", "promoted" + (" with --force" if force else ""), command, note)
             data.production_stack.append(run_id)
             return previous
 
@@ -233,27 +307,35 @@ class Registry:
                 "re-run evaluation"
             )
 
-    def archive(self, run_id: str, command: str) -> Entry:
+    def archive(self, run_id: str, command: str, note: str | None = None) -> Entry:
         with self._changing() as data:
             entry = self._entry(data, run_id)
             if entry.status == "archived":
                 raise MiltonError(f"{run_id} is already archived")
-            _move(entry, "archived", "archived by hand", command)
+            self._move(entry, "archived", "archived by hand", command, note)
             return entry
 
     def rollback_target(self) -> tuple[Entry | None, Entry]:
         """(current production or None, the adapter a rollback would restore); raises if there is none."""
         return _rollback_plan(self.load())
 
-    def rollback(self, max_lora_rank: int, command: str) -> tuple[Entry | None, Entry]:
+    def rollback(self, max_lora_rank: int, command: str, note: str | None = None) -> tuple[Entry | None, Entry]:
         with self._changing() as data:
             current, target = _rollback_plan(data)
             self.check_servable(target, max_lora_rank)
             if current is not None:
-                _move(current, "archived", f"rolled back to {target.run_id}", command)
+                self._move(current, "archived", f"rolled back to {target.run_id}", command, note)
                 data.production_stack.pop()
-            _move(target, "production", f"rollback from {current.run_id if current else 'no production'}", command)
+            came_from = current.run_id if current else "no production"
+            self._move(target, "production", f"rollback from {came_from}", command, note)
             return current, target
+
+    def _move(self, entry: Entry, to: Status, reason: str, command: str, note: str | None = None) -> None:
+        at = now_iso()  # one instant: the transition's time is the entry's updated_at
+        entry.history.append(Transition(at=at, from_status=entry.status, to_status=to, reason=reason,
+                                        command=command, who=self.who, note=note))  # fmt: skip
+        entry.status = to
+        entry.updated_at = at
 
 
 def _rollback_plan(data: RegistryFile) -> tuple[Entry | None, Entry]:
@@ -265,10 +347,3 @@ def _rollback_plan(data: RegistryFile) -> tuple[Entry | None, Entry]:
     if not candidates:
         raise MiltonError("nothing to roll back to: no earlier production adapter in the registry")
     return current, data.adapters[candidates[0]]
-
-
-def _move(entry: Entry, to: Status, reason: str, command: str) -> None:
-    at = now_iso()  # one instant: the transition's time is the entry's updated_at
-    entry.history.append(Transition(at=at, from_status=entry.status, to_status=to, reason=reason, command=command))
-    entry.status = to
-    entry.updated_at = at

@@ -76,7 +76,7 @@ def line_chart(series: dict[str, list[tuple[int, float]]], title: str, width: in
     return "".join(parts)
 
 
-def build_report(run_id: str, run_dir: Path, adapter_dir: Path) -> str:
+def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None) -> str:
     metrics_path = run_dir / "metrics.json"
     if not run_dir.exists():
         raise MiltonError(f"{run_dir}: no such run; train it first")
@@ -88,7 +88,8 @@ def build_report(run_id: str, run_dir: Path, adapter_dir: Path) -> str:
     scalars = read_scalars(run_dir / "logs")
     losses = {name: scalars[tag] for name, tag in (("train loss", "train/loss"), ("eval loss", "eval/loss"))
               if tag in scalars}  # fmt: skip
-    body = [f"<h1>Milton LoRA run {escape(run_id)}</h1>", _training_summary(training),
+    noted = f'<p class="note"><b>Latest note:</b> {escape(note)}</p>' if note else ""
+    body = [f"<h1>Milton LoRA run {escape(run_id)}</h1>", noted, _training_summary(training),
             "<h2>Loss curves</h2>", line_chart(losses, "loss (assistant tokens)"),
             line_chart({"learning rate": scalars.get("train/learning_rate", [])}, "learning rate")]  # fmt: skip
     if metrics:
@@ -100,9 +101,9 @@ def build_report(run_id: str, run_dir: Path, adapter_dir: Path) -> str:
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
 
 
-def write_report(run_id: str, run_dir: Path, adapter_dir: Path) -> Path:
+def write_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None) -> Path:
     path = run_dir / "report.html"
-    atomic_write_text(path, build_report(run_id, run_dir, adapter_dir))
+    atomic_write_text(path, build_report(run_id, run_dir, adapter_dir, note))
     return path
 
 

@@ -7,6 +7,7 @@ Everything else receives a `Settings` (or plain paths taken from it) as an argum
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass
 from importlib.resources import files
@@ -106,6 +107,14 @@ def default_cache_dir() -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "milton-lora"
+
+
+def current_user() -> str | None:
+    """Who runs this command (the OS user), recorded on every registry transition."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
 
 
 def env_api_key() -> str | None:

@@ -21,7 +21,9 @@ from milton_lora.errors import MiltonError
 @app.command("eval")
 def evaluate(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Option("--run-id", help="The adapter to evaluate (lora_YYYYMMDD_HHMMSS).")],
+    run_id: Annotated[
+        str, typer.Option("--run-id", help="The adapter to evaluate (lora_YYYYMMDD_HHMMSS, latest, production...).")
+    ],
     no_auto_promote: Annotated[
         bool, typer.Option("--no-auto-promote", help="Record results but leave the status as it is.")
     ] = False,
@@ -53,11 +55,11 @@ def evaluate(
         training_record,
     )
     from milton_lora.evaluate.suites import load_benchmarks, load_sanity, suite_path
-    from milton_lora.registry import validate_run_id
 
     settings = settings_of(ctx)
     registry = registry_of(settings)
-    adapter_dir = registry.adapter_dir(validate_run_id(run_id))
+    run_id = registry.resolve(run_id)
+    adapter_dir = registry.adapter_dir(run_id)
     check_adapter_files(adapter_dir, run_id)
     production = registry.load().production()
     production_dir = registry.path_of(production.adapter_path) if production and production.run_id != run_id else None

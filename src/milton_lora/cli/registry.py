@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from milton_lora.cli.app import app
 from milton_lora.cli.common import (
@@ -29,62 +30,83 @@ if TYPE_CHECKING:
 @app.command()
 def promote(
     ctx: typer.Context,
-    run_id: Annotated[str | None, typer.Argument(help="The adapter's run id (lora_YYYYMMDD_HHMMSS).")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(help="The adapter's run id, or latest, latest-candidate, production.")
+    ] = None,
     to_production: Annotated[bool, typer.Option("--to-production", help="Make it the production adapter.")] = False,
     archive: Annotated[bool, typer.Option("--archive", help="Archive it.")] = False,
     rollback: Annotated[bool, typer.Option("--rollback", help="Restore the previous production adapter.")] = False,
     list_: Annotated[bool, typer.Option("--list", help="List registered adapters, newest last.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="With --list: print a JSON array.")] = False,
+    history: Annotated[
+        bool, typer.Option("--history", help="Every transition (of RUN_ID, or all): when, from, to, who, why.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list or --history: print JSON.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Promote without passing evaluation and without asking.")
     ] = False,
+    note: Annotated[
+        str | None, typer.Option("--note", help="Why: stored in the registry history (see --history).")
+    ] = None,
 ) -> None:
-    """Move adapters through the lifecycle: candidate → production, archive, roll back, list."""
+    """Move adapters through the lifecycle: candidate → production, archive, roll back, list, history."""
     settings = settings_of(ctx)
     registry = registry_of(settings)
-    actions = [to_production, archive, rollback, list_]
-    if sum(actions) != 1:
-        raise MiltonError("promote: choose exactly one of --to-production, --archive, --rollback, --list")
+    if sum([to_production, archive, rollback, list_, history]) != 1:
+        raise MiltonError("promote: choose exactly one of --to-production, --archive, --rollback, --list, --history")
     if (to_production or archive) and run_id is None:
         raise MiltonError("promote: give the run id to promote or archive (see --list)")
     if list_:
         show_registry(registry, as_json)
         return
-    command = "promote " + " ".join(
-        part
-        for part in (run_id or "", "--to-production" * to_production, "--archive" * archive,
-                     "--rollback" * rollback, "--force" * force)
-        if part
-    )  # fmt: skip
+    run_id = registry.resolve(run_id) if run_id is not None else None
+    if history:
+        show_history(registry, run_id, as_json)
+        return
+    flags = ("--to-production" * to_production, "--archive" * archive, "--rollback" * rollback, "--force" * force)
+    command = " ".join(part for part in ("promote", run_id or "", *flags) if part)
     max_rank = serve_config_of(settings).max_lora_rank
     if archive:
-        was_production = registry.get(str(run_id)).status == "production"
-        entry = registry.archive(str(run_id), command)
-        console.print(f"Archived {entry.run_id}.")
-        if was_production:
-            print_warning("nothing is in production now; a running server keeps serving it until the next promotion")
+        archive_adapter(registry, str(run_id), command, note)
     elif rollback:
-        current, target = registry.rollback_target()
-        console.print(
-            f"Rolling back: {current.run_id if current else 'no production adapter'} → {target.run_id} "
-            f"(restoring the previous production adapter)"
-        )
-        confirm_or_abort(force)
-        current, target = registry.rollback(max_rank, command)
-        console.print(
-            f"[green]{target.run_id} is in production again[/]" + (f"; {current.run_id} archived" if current else "")
-        )
-        notify_server(settings)
+        roll_back(settings, registry, max_rank, command, force, note)
     else:
-        entry = registry.get(str(run_id))
-        registry.check_promotable(entry, force, max_rank)
-        print_promotion_block(entry, registry.load().production(), console)
-        confirm_or_abort(force)
-        previous = registry.promote_to_production(entry.run_id, force, max_rank, command)
-        console.print(
-            f"[green]{entry.run_id} is now in production[/]" + (f"; {previous.run_id} archived" if previous else "")
-        )
-        notify_server(settings)
+        promote_adapter(settings, registry, str(run_id), max_rank, command, force, note)
+
+
+def archive_adapter(registry: Registry, run_id: str, command: str, note: str | None) -> None:
+    was_production = registry.get(run_id).status == "production"
+    entry = registry.archive(run_id, command, note)
+    console.print(f"Archived {entry.run_id}.")
+    if was_production:
+        print_warning("nothing is in production now; a running server keeps serving it until the next promotion")
+
+
+def roll_back(settings: Settings, registry: Registry, max_rank: int, command: str, force: bool,
+              note: str | None) -> None:  # fmt: skip
+    current, target = registry.rollback_target()
+    console.print(
+        f"Rolling back: {current.run_id if current else 'no production adapter'} → {target.run_id} "
+        f"(restoring the previous production adapter)"
+    )
+    confirm_or_abort(force)
+    current, target = registry.rollback(max_rank, command, note)
+    console.print(
+        f"[green]{target.run_id} is in production again[/]" + (f"; {current.run_id} archived" if current else "")
+    )
+    notify_server(settings)
+
+
+def promote_adapter(settings: Settings, registry: Registry, run_id: str, max_rank: int, command: str, force: bool,
+                    note: str | None) -> None:  # fmt: skip
+    entry = registry.get(run_id)
+    registry.check_promotable(entry, force, max_rank)
+    print_promotion_block(entry, registry.load().production(), console)
+    confirm_or_abort(force)
+    previous = registry.promote_to_production(entry.run_id, force, max_rank, command, note)
+    console.print(
+        f"[green]{entry.run_id} is now in production[/]" + (f"; {previous.run_id} archived" if previous else "")
+    )
+    notify_server(settings)
 
 
 def print_promotion_block(entry: Entry, current: Entry | None, out: Console) -> None:
@@ -115,23 +137,40 @@ def print_promotion_block(entry: Entry, current: Entry | None, out: Console) -> 
 
 
 def show_registry(registry: Registry, as_json: bool) -> None:
-    entries = sorted(registry.load().adapters.values(), key=lambda e: (e.created_at, e.run_id))
+    from milton_lora.registry import latest_note
+
+    entries = list(reversed(registry.load().newest_first()))
     if as_json:
         rows = [
             {"run_id": e.run_id, "status": e.status, "created_at": e.created_at, "pass_rate": e.pass_rate,
-             "is_production": e.status == "production"}
+             "is_production": e.status == "production", "note": latest_note(e)}
             for e in entries
         ]  # fmt: skip
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title=f"Adapters ({registry.path})")
-    for column in ("Run ID", "Status", "Created", "Pass Rate"):
+    for column in ("Run ID", "Status", "Created", "Pass Rate", "Note"):
         table.add_column(column)
     for e in entries:
         status = f"★ {e.status}" if e.status == "production" else e.status
         rate = "-" if e.pass_rate is None else f"{e.pass_rate:.1%}"
-        table.add_row(e.run_id, status, e.created_at.replace("T", " ")[:19], rate)
+        table.add_row(e.run_id, status, e.created_at.replace("T", " ")[:19], rate, Text(latest_note(e) or ""))
     console.print(table if entries else "No adapters registered yet; train one with scripts/train_lora.py")
+
+
+def show_history(registry: Registry, run_id: str | None, as_json: bool) -> None:
+    rows = registry.history(run_id)
+    if as_json:
+        records = [{"run_id": rid, **t.model_dump(by_alias=True)} for rid, t in rows]
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        return
+    if not rows:
+        console.print("No transitions recorded yet.")
+        return
+    console.print(f"History of {run_id or 'every adapter'} ({registry.path}), oldest first:")
+    for rid, t in rows:  # one line each, so notes are never wrapped or cut
+        moved = f"{t.from_status or '(new)'} → {t.to_status}"
+        console.print(Text(f"{t.at.replace('T', ' ')[:19]}  {rid}  {moved}  by {t.who or '?'}: {t.note or t.reason}"))
 
 
 def notify_server(settings: Settings) -> None:

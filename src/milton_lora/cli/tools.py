@@ -39,13 +39,16 @@ def tiny_model(
 @app.command()
 def report(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run to report on.")],
+    run_id: Annotated[
+        str, typer.Argument(help="The run to report on (a run id, latest, latest-candidate, production).")
+    ],
 ) -> None:
     """Write runs/<run_id>/report.html: loss curves, metrics vs base and production, benchmarks, sanity answers."""
     from milton_lora.report import write_report
 
     registry = registry_of(settings_of(ctx))
-    path = write_report(run_id, registry.run_dir(run_id), registry.adapter_dir(run_id))
+    run_id = registry.resolve(run_id)
+    path = write_report(run_id, registry.run_dir(run_id), registry.adapter_dir(run_id), registry.note_of(run_id))
     console.print(f"Report written to {path}")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from milton_lora.config import TrainConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.registry import Registry, validate_run_id
-from milton_lora.settings import Settings
+from milton_lora.settings import Settings, current_user
 from milton_lora.train.checks import TrainPlan, make_plan, new_run_id, resolve_config_path
 from milton_lora.train.runner import RUN_CONFIG, TrainResult, run_training
 
@@ -40,7 +40,7 @@ def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> Tra
     """Train; on the main process register the adapter as `training` (other ranks return empty metadata)."""
     result = run_training(plan, resume=resume)
     if result.metadata:
-        Registry(settings.registry_path, plan.adapter_dir.parent, plan.run_dir.parent).register(
+        Registry(settings.registry_path, plan.adapter_dir.parent, plan.run_dir.parent, current_user()).register(
             plan.run_id, str(plan.base_model), f"train --config {plan.config_path}"
         )
     return result
