@@ -141,7 +141,7 @@ class HealthMonitor:
             NON_FINITE, step, f"{what} at step {step}",
             f"the run diverged: lower learning_rate ({c.learning_rate:g} -> {c.learning_rate / 10:g}), "
             f"raise warmup_steps ({c.warmup_steps} -> {max(2 * c.warmup_steps, 10)}), keep max_grad_norm "
-            f"({c.max_grad_norm:g}) and start a new run; the curve is in TensorBoard and `milton-lora report`",
+            f"({c.max_grad_norm:g}) and start a new run",
         )  # fmt: skip
 
     def _train_loss(self, point: Point) -> list[Signal | None]:
@@ -298,5 +298,6 @@ class HealthCallback(TrainerCallback):
         kept = f"last good checkpoint {checkpoint}" if checkpoint else "no good checkpoint (none was saved before it)"
         return (
             f"{run_dir}: training stopped: {signal.message}; {kept}; no adapter was written "
-            f"(health record: {run_dir / RUN_HEALTH}). Advice: {signal.advice}"
+            f"(health record: {run_dir / RUN_HEALTH}). Advice: {signal.advice}; the curve: `milton-lora report "
+            f"{run_dir.name}`"
         )
