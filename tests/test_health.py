@@ -160,6 +160,17 @@ def test_the_last_good_checkpoint_gave_a_finite_loss(tmp_path: Path) -> None:
     assert last_good_checkpoint(tmp_path, last_finite_step=1) is None
 
 
+def test_the_loss_chart_marks_each_signal_and_leaves_out_non_finite_values() -> None:
+    from milton_lora.report import line_chart
+
+    signals = [{"kind": kind, "step": step, "message": f"{kind} <at> {step}"}
+               for kind, step in ((SPIKE, 3), (OVERFITTING, 2), (NON_FINITE, 6))]  # fmt: skip
+    svg = line_chart({"train loss": [(1, 2.0), (2, 1.5), (3, 4.0), (4, math.nan)]}, "loss", markers=signals)
+    assert [svg.count(f'class="marker {kind}"') for kind in (SPIKE, OVERFITTING, NON_FINITE)] == [1, 1, 1]
+    assert "step 6</text>" in svg and "nan" not in svg.lower().replace("nan/inf", "")  # the axis reaches the marker
+    assert "non_finite &lt;at&gt; 6" in svg and "overfitting from here" in svg
+
+
 # --- batch arithmetic ----------------------------------------------------------------------------
 
 
@@ -224,7 +235,7 @@ def test_a_dead_network_is_reported_as_no_progress(trained_home: Path, tmp_path:
     (adapter,) = (home / "adapters").glob("dead_*")
     health = json.loads((adapter / "metadata.json").read_text())["health"]
     assert health["status"] == "warnings" and [s["kind"] for s in health["signals"]] == [PLATEAU]
-    assert "loss has not moved in the first epoch" in result.stdout
+    assert "warning: loss has not moved in the first epoch" in " ".join(result.stderr.split())
 
 
 def test_the_trained_adapter_records_its_health(trained_home: Path) -> None:
