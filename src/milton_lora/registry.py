@@ -166,6 +166,12 @@ class Registry:
             f"python scripts/eval_lora.py --run-id {name}"
         )
 
+    def is_stopped_run(self, name: str) -> bool:
+        """Whether `name` is a run that left a folder under runs/ but no adapter (a run stopped by its health
+        checks): `report` still draws its curves."""
+        validate_run_id(name)
+        return self.run_dir(name).is_dir() and not self.adapter_dir(name).is_dir()
+
     def _alias(self, data: RegistryFile, name: str) -> str:
         if name == "production":
             production = data.production()

@@ -1,21 +1,23 @@
 """`runs/<run_id>/report.html`: one self-contained page about a run.
 
-Loss curves (train and eval, read back from the TensorBoard event files) drawn as inline SVG, the
-held-out metrics against the base model and production, benchmark results by category and per test,
-and the sanity answers next to the base model's. No external files, scripts or fonts: it opens in
-any browser, offline, and can be mailed as is.
+Loss curves (train and eval, read back from the TensorBoard event files) drawn as inline SVG with the
+training health signals marked on them (from the adapter's metadata.json, or the health.json a run
+stopped for a non-finite loss leaves), the held-out metrics against the base model and production,
+benchmark results by category and per test, and the sanity answers next to the base model's. No
+external files, scripts or fonts: it opens in any browser, offline, and can be mailed as is.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text
-from milton_lora.settings import ADAPTER_METADATA
+from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH
 
 _CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -38,13 +40,18 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
 
 
-def line_chart(series: dict[str, list[tuple[int, float]]], title: str, width: int = 640, height: int = 280) -> str:
-    """An inline SVG line chart with axes labels; one polyline per series."""
+def line_chart(series: dict[str, list[tuple[int, float]]], title: str, width: int = 640, height: int = 280,
+               markers: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
+    """An inline SVG line chart with axes labels; one polyline per series (non-finite values left out), and
+    a dashed vertical line for each marker (`step`, `kind`, `message`: the training health signals)."""
+    series = {name: [(s, v) for s, v in values if math.isfinite(v)] for name, values in series.items()}
     points = [p for values in series.values() for p in values]
     if not points:
         return f'<p class="muted">{escape(title)}: no data logged.</p>'
+    markers = markers or []
     pad = 48
-    x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
+    steps = [p[0] for p in points] + [m["step"] for m in markers]
+    x_lo, x_hi = min(steps), max(steps)
     y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
     x_span, y_span = (x_hi - x_lo) or 1, (y_hi - y_lo) or 1
 
@@ -61,8 +68,8 @@ def line_chart(series: dict[str, list[tuple[int, float]]], title: str, width: in
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
              f'<text x="{pad}" y="{height - pad + 18}" font-size="11">step {x_lo}</text>',
              f'<text x="{width - pad - 60}" y="{height - pad + 18}" font-size="11">step {x_hi}</text>',
-             f'<text x="4" y="{pad + 4}" font-size="11">{y_hi:.3f}</text>',
-             f'<text x="4" y="{height - pad}" font-size="11">{y_lo:.3f}</text>']  # fmt: skip
+             f'<text x="4" y="{pad + 4}" font-size="11">{y_hi:.4g}</text>',
+             f'<text x="4" y="{height - pad}" font-size="11">{y_lo:.4g}</text>']  # fmt: skip
     for index, (name, values) in enumerate(series.items()):
         color = colors[index % len(colors)]
         coords = " ".join(xy(step, value) for step, value in values)
@@ -72,8 +79,22 @@ def line_chart(series: dict[str, list[tuple[int, float]]], title: str, width: in
             parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>')
         parts.append(f'<text x="{width - pad - 110}" y="{pad + 16 * index}" font-size="12" fill="{color}">'
                      f"{escape(name)}</text>")  # fmt: skip
+    parts += [_marker(m, xy(m["step"], y_hi).split(",")[0], pad, height) for m in markers]
     parts.append("</svg>")
     return "".join(parts)
+
+
+_MARKER_STYLE = {"non_finite": ("#b3261e", "nan/inf"), "spike": ("#e8710a", "spike"),
+                 "divergence": ("#b3261e", "diverging"), "overfitting": ("#a142f4", "overfitting from here"),
+                 "plateau": ("#777", "no progress")}  # fmt: skip
+
+
+def _marker(marker: dict[str, Any], x: str, pad: int, height: int) -> str:
+    color, label = _MARKER_STYLE.get(marker["kind"], ("#777", marker["kind"]))
+    return (f'<g class="marker {escape(marker["kind"])}"><title>{escape(marker["message"])}</title>'
+            f'<line x1="{x}" y1="{pad}" x2="{x}" y2="{height - pad}" stroke="{color}" stroke-dasharray="4 3"/>'
+            f'<text x="{x}" y="{pad - 4}" font-size="10" fill="{color}" text-anchor="middle">{label}</text>'
+            "</g>")  # fmt: skip
 
 
 def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None) -> str:
@@ -85,12 +106,13 @@ def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None
     sanity = json.loads(sanity_path.read_text()) if sanity_path.exists() else []
     metadata_path = adapter_dir / ADAPTER_METADATA
     training = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
+    health = training.get("health") or _read_json(run_dir / RUN_HEALTH) or {}
     scalars = read_scalars(run_dir / "logs")
     losses = {name: scalars[tag] for name, tag in (("train loss", "train/loss"), ("eval loss", "eval/loss"))
               if tag in scalars}  # fmt: skip
     noted = f'<p class="note"><b>Latest note:</b> {escape(note)}</p>' if note else ""
-    body = [f"<h1>Milton LoRA run {escape(run_id)}</h1>", noted, _training_summary(training),
-            "<h2>Loss curves</h2>", line_chart(losses, "loss (assistant tokens)"),
+    body = [f"<h1>Milton LoRA run {escape(run_id)}</h1>", noted, _training_summary(training), _health(health),
+            "<h2>Loss curves</h2>", line_chart(losses, "loss (assistant tokens)", markers=health.get("signals")),
             line_chart({"learning rate": scalars.get("train/learning_rate", [])}, "learning rate")]  # fmt: skip
     if metrics:
         body += [_metrics_table(metrics), _benchmarks(metrics["benchmarks"])]
@@ -116,6 +138,25 @@ def _training_summary(training: dict[str, Any]) -> str:
             ("final eval loss", results.get("final_eval_loss")), ("tokens/s", results.get("tokens_per_second")),
             ("trainable parameters", training.get("trainable_parameters"))]  # fmt: skip
     return _table(["", ""], [[escape(str(k)), escape(str(v))] for k, v in rows])
+
+
+def _health(health: dict[str, Any]) -> str:
+    """Training health: each signal with its advice; a stopped run also names its last good checkpoint."""
+    if not health:
+        return ""
+    rows = [[escape(s["kind"].replace("_", " ")), str(s["step"]), escape(s["message"]), escape(s["advice"])]
+            for s in health["signals"]]  # fmt: skip
+    if not rows:
+        return '<p class="pass">Training health: ok (no non-finite loss, spike, divergence, overfitting, plateau).</p>'
+    stopped = ""
+    if health["status"] == "stopped":
+        stopped = (f'<p class="fail">Stopped: no adapter was written; last good checkpoint: '
+                   f"{escape(str(health.get('last_good_checkpoint') or 'none'))}</p>")  # fmt: skip
+    return "<h2>Training health</h2>" + stopped + _table(["signal", "step", "what", "what to change"], rows)
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _metrics_table(metrics: dict[str, Any]) -> str:

@@ -17,6 +17,8 @@ from pathlib import Path
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_METADATA = "metadata.json"
+# A run stopped for a non-finite loss leaves its health record in `runs/<run_id>/` instead of an adapter.
+RUN_HEALTH = "health.json"
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def report(
     from milton_lora.report import write_report
 
     registry = registry_of(settings_of(ctx))
-    run_id = registry.resolve(run_id)
+    if not registry.is_stopped_run(run_id):
+        run_id = registry.resolve(run_id)
     path = write_report(run_id, registry.run_dir(run_id), registry.adapter_dir(run_id), registry.note_of(run_id))
     console.print(f"Report written to {path}")
 

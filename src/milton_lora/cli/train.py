@@ -58,8 +58,22 @@ def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path) -> 
         ("tokens seen", f"{results['tokens_seen']:,} ({results['tokens_per_second']:,} tok/s)"),
         ("trainable parameters", f"{metadata['trainable_parameters']:,} of {metadata['total_parameters']:,}"),
         ("time", f"{metadata['timings']['train_seconds']} s"),
+        *health_rows(metadata),
         ("adapter", str(adapter_dir)),
         ("TensorBoard", f"tensorboard --logdir {run_dir / 'logs'}"),
         ("next", f"python scripts/eval_lora.py --run-id {metadata['run_id']}"),
     ]
     print_rows(f"Trained {metadata['run_id']} (status: training)", rows)
+
+
+def health_rows(metadata: dict, shown: int = 6) -> list[tuple[str, str]]:
+    """The run's health (each signal with its advice, the first few) and the out-of-memory retries it survived."""
+    from milton_lora.train.oom import OomRetry
+
+    signals = (metadata.get("health") or {}).get("signals", [])
+    rows = [("health", "ok" if not signals else f"{len(signals)} warning(s)")]
+    rows += [(s["kind"].replace("_", " "), f"{s['message']}: {s['advice']}") for s in signals[:shown]]
+    if len(signals) > shown:
+        rows.append(("", f"{len(signals) - shown} more under health in metadata.json"))
+    rows += [("out of memory", OomRetry(**retry).describe()) for retry in metadata.get("oom_retries", [])]
+    return rows

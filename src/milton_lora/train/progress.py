@@ -1,4 +1,7 @@
-"""A rich progress bar for training: steps, loss, eval loss and non-pad tokens per second."""
+"""A rich progress bar for training: steps, loss, eval loss, non-pad tokens per second and the run's health.
+
+Each health signal (`milton_lora.train.health`) is also printed as a warning line above the bar when it appears.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,19 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 from transformers import TrainerCallback
+
+from milton_lora.train.health import HealthMonitor
 
 
 class RichProgressCallback(TrainerCallback):
     """Replaces transformers' tqdm bars (disabled in our args) on the main process."""
 
-    def __init__(self, console: Console | None = None):
+    def __init__(self, console: Console | None = None, health: HealthMonitor | None = None):
         self.console = console or Console(stderr=True)
+        self.health = health
+        self.announced: set[tuple[str, int]] = set()
         self.progress: Progress | None = None
         self.task: Any = None
         self.started = 0.0
@@ -23,6 +31,7 @@ class RichProgressCallback(TrainerCallback):
         self.eval_loss = "-"
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.close()  # a run restarted after an out-of-memory error gets a fresh bar
         self.progress = Progress(
             TextColumn("[bold]training"),
             BarColumn(),
@@ -48,16 +57,29 @@ class RichProgressCallback(TrainerCallback):
             self.loss = f"{logs['loss']:.4f}"
         if "eval_loss" in logs:
             self.eval_loss = f"{logs['eval_loss']:.4f}"
+        self._announce_signals()
         if self.progress is not None:
             self.progress.update(self.task, stats=self._stats(state))
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=state.global_step, stats=self._stats(state))
+        self.close()
+
+    def close(self) -> None:
+        """Stop the live display (also when training ended in an error), so the terminal is left as it was."""
+        if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    def _announce_signals(self) -> None:
+        for signal in self.health.signals if self.health else []:
+            if (signal.kind, signal.step) not in self.announced:
+                self.announced.add((signal.kind, signal.step))
+                self.console.print(Text("warning: ", "bold yellow") + f"{signal.message}: {signal.advice}")
 
     def _stats(self, state: Any) -> str:
         elapsed = max(time.time() - self.started, 1e-9)
         rate = (state.num_input_tokens_seen - self.tokens_at_start) / elapsed
-        return f"loss {self.loss}  eval {self.eval_loss}  {rate:,.0f} tok/s"
+        health = f"  health: {self.health.summary()}" if self.health else ""
+        return f"loss {self.loss}  eval {self.eval_loss}  {rate:,.0f} tok/s{health}"

@@ -4,6 +4,9 @@ The data arrive pre-tokenized with our own assistant-only labels (see `milton_lo
 `labels` column as is and, with `packing`, packs best-fit-decreasing without padding. Packed rows
 carry position_ids and no attention mask, from which transformers builds a per-conversation mask,
 so packed conversations never attend to each other (tests compare packed and unpacked losses).
+
+While it trains, `HealthCallback` watches the loss (a non-finite one stops the run: see `train/health.py`),
+and an out-of-memory error goes on with a smaller batch (`train/oom.py`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -24,8 +27,10 @@ from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.libraries import library_versions, quiet_libraries
-from milton_lora.settings import ADAPTER_METADATA
+from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH
 from milton_lora.train.checks import TrainPlan
+from milton_lora.train.health import HealthCallback
+from milton_lora.train.oom import Fitted, train_within_memory
 from milton_lora.train.progress import RichProgressCallback
 
 RUN_CONFIG = "config.yaml"
@@ -140,6 +145,7 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
         packing_strategy="bfd",
         padding_free=c.packing,
         report_to="none",
+        logging_nan_inf_filter=False,  # a nan loss must reach the logs (and HealthCallback), not be averaged away
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
         dataset_kwargs={"skip_prepare_dataset": not c.packing},
@@ -199,20 +205,28 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     if resume and checkpoint is None:
         raise MiltonError(f"{plan.run_dir}: no checkpoint to resume from; start a new run instead")
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(plan.run_dir / RUN_CONFIG, yaml.safe_dump(plan.config.model_dump(), sort_keys=False))
 
     started = time.time()
     tokenizer = load_tokenizer(plan.base_model)
     train, test = tokenize_plan_data(plan, tokenizer)
-    model = load_base_model(plan)
     main_process = PartialState().is_main_process
     writer = SummaryWriter(log_dir=str(plan.run_dir / "logs")) if main_process else None
+    health = HealthCallback(plan.config)
     callbacks: list[Any] = [TensorBoardCallback(writer)] if writer else []
-    if show_progress and main_process:
-        callbacks.append(RichProgressCallback())
-    trainer = build_trainer(plan, model, tokenizer, train, test, callbacks)
-    trainer.remove_callback(PrinterCallback)  # raw log dicts; the progress bar and summary replace them
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    callbacks.append(health)
+    progress = RichProgressCallback(health=health.monitor) if show_progress and main_process else None
+    callbacks += [progress] if progress else []
+
+    def start(attempt: TrainPlan) -> Any:
+        atomic_write_text(attempt.run_dir / RUN_CONFIG, yaml.safe_dump(attempt.config.model_dump(), sort_keys=False))
+        trainer = build_trainer(attempt, load_base_model(attempt), tokenizer, train, test, callbacks)
+        trainer.remove_callback(PrinterCallback)  # raw log dicts; the progress bar and summary replace them
+        return trainer
+
+    fitted = train_fitting_memory(plan, start, checkpoint, progress, main_process)
+    trainer, output, plan = fitted.trainer, fitted.output, fitted.plan
+    if health.monitor.stopped:
+        stop_unhealthy_run(plan, health, writer)
     final_eval = trainer.evaluate() if test.examples else {}
     train_seconds = time.time() - started
     if writer is None:
@@ -220,11 +234,38 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
 
     trainable, total = trainer.model.get_nb_trainable_parameters()
     metadata = build_metadata(plan, trainer, output, final_eval, train, test, train_seconds, trainable, total)
+    metadata |= {"health": health.monitor.record(), "oom_retries": [retry.as_dict() for retry in fitted.retries]}
     with staged_new_directory(plan.adapter_dir) as staging:
         trainer.model.save_pretrained(staging)
         (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
     writer.close()
     return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, metadata)
+
+
+def train_fitting_memory(plan: TrainPlan, start: Any, checkpoint: Path | None, progress: RichProgressCallback | None,
+                         main_process: bool) -> Fitted:  # fmt: skip
+    """trainer.train(), going on with a smaller batch after an out-of-memory error (`milton_lora.train.oom`)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    def notify(message: str) -> None:
+        if main_process:
+            (progress.console if progress else Console(stderr=True)).print(Text("warning: ", "bold yellow") + message)
+
+    try:
+        return train_within_memory(plan, start, checkpoint, micro_batching, latest_checkpoint, notify)
+    finally:
+        if progress:
+            progress.close()
+
+
+def stop_unhealthy_run(plan: TrainPlan, health: HealthCallback, writer: Any) -> NoReturn:
+    """A non-finite loss: keep runs/<run_id>/ (logs, checkpoints, health.json), write no adapter, raise."""
+    if writer is not None:
+        atomic_write_text(plan.run_dir / RUN_HEALTH, json.dumps(health.monitor.record(health.last_good_checkpoint()),
+                                                                indent=2) + "\n")  # fmt: skip
+        writer.close()
+    raise MiltonError(health.stop_message(plan.run_dir))
 
 
 def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float], train: TokenizedSplit,
@@ -250,7 +291,7 @@ def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[
         "results": {
             "global_steps": state.global_step,
             "final_train_loss": train_losses[-1] if train_losses else None,
-            "mean_train_loss": output.training_loss,
+            "mean_train_loss": mean_logged_loss(state.log_history),
             "final_eval_loss": final_eval.get("eval_loss"),
             "tokens_seen": tokens_seen,
             "tokens_per_second": round(tokens_seen / runtime, 1) if runtime else None,
@@ -258,6 +299,17 @@ def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[
         "trainable_parameters": trainable,
         "total_parameters": total,
     }
+
+
+def mean_logged_loss(history: list[dict[str, Any]]) -> float | None:
+    """The train loss averaged over every step of the run. The trainer's own mean covers only its last
+    `train()` call, which after `--resume` or an out-of-memory restart is part of the run."""
+    total, steps, last_step = 0.0, 0, 0
+    for entry in history:
+        if "loss" in entry:
+            span = entry["step"] - last_step  # a logged loss is the mean over the steps since the previous one
+            total, steps, last_step = total + entry["loss"] * span, steps + span, entry["step"]
+    return total / steps if steps else None
 
 
 def data_provenance(plan: TrainPlan, train: TokenizedSplit, test: TokenizedSplit) -> dict[str, Any]:
