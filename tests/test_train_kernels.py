@@ -174,6 +174,18 @@ def test_chunked_loss_equals_full_cross_entropy() -> None:
     assert (-log_probs.mean()).item() == pytest.approx(ce.item(), abs=1e-5)
 
 
+def test_half_precision_head_keeps_fp32_statistics() -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(20, 32, dtype=torch.bfloat16, requires_grad=True)
+    weight = torch.randn(300, 32, dtype=torch.bfloat16)
+    targets = torch.randint(0, 300, (20,))
+    log_probs, _, _ = labelled_log_probs(hidden, weight, targets, rows=6)
+    log_probs.sum().backward()
+    full = torch.log_softmax((hidden.detach() @ weight.T).float(), dim=-1)
+    assert log_probs.dtype == torch.float32 and hidden.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(log_probs, full.gather(1, targets[:, None]).squeeze(1), rtol=0, atol=1e-5)
+
+
 def test_loss_memory_is_bounded_by_the_chunk_not_tokens_times_vocab() -> None:
     tokens, vocab, budget = 1000, 2048, 1 << 18
     hidden = torch.randn(tokens, 16, requires_grad=True)

@@ -23,7 +23,7 @@ import torch
 
 from milton_lora.chat.masks import IGNORE
 
-CHUNK_BYTES = 64 * 1024 * 1024  # logits held at once: 64 MiB is ~330 tokens of a 49k vocabulary in fp32
+CHUNK_BYTES = 64 * 1024 * 1024  # logits and probabilities of one chunk: 170 tokens of a 49k vocabulary in fp32
 TRITON = "trl-triton"
 CHUNKED = "chunked"
 # Config attributes that change the logits (softcapping, scaling); TRL's own head handles models that set them.
@@ -67,11 +67,10 @@ class LabelledLogProbs(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         logits = hidden.new_empty((min(rows, count), vocab), dtype=torch.float32)
         probs = torch.empty_like(logits)
-        weight32 = weight.float()  # a copy only for a half-precision head
         for start in range(0, count, rows):
             end = min(start + rows, count)
             z, p = logits[: end - start], probs[: end - start]
-            torch.mm(hidden[start:end].float(), weight32.t(), out=z)
+            project(hidden[start:end], weight, out=z)
             target = targets[start:end].unsqueeze(1)
             peak, best = z.max(dim=1)
             z.sub_(peak.unsqueeze(1))  # z - max: every exponent <= 0
@@ -85,7 +84,7 @@ class LabelledLogProbs(torch.autograd.Function):
             is_top1[start:end] = best == target.squeeze(1)
             if grad_hidden is not None:
                 p.div_(total.unsqueeze(1)).neg_().scatter_add_(1, target, torch.ones_like(target, dtype=p.dtype))
-                grad_hidden[start:end] = torch.mm(p, weight32).to(hidden.dtype)
+                grad_hidden[start:end] = torch.mm(p.to(weight.dtype), weight).to(hidden.dtype)
         ctx.save_for_backward(grad_hidden)
         ctx.mark_non_differentiable(entropy, is_top1)
         return log_probs, entropy, is_top1
@@ -96,6 +95,14 @@ class LabelledLogProbs(torch.autograd.Function):
         if grad_log_probs is None or grad_hidden is None:
             return None, None, None, None
         return grad_hidden * grad_log_probs.unsqueeze(1).to(grad_hidden.dtype), None, None, None
+
+
+def project(hidden: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> None:
+    """out (fp32) = hidden @ weight.T, multiplied in the head's dtype (a half-precision head is never copied)."""
+    if weight.dtype == out.dtype:
+        torch.mm(hidden.to(weight.dtype), weight.t(), out=out)
+    else:
+        out.copy_(torch.mm(hidden.to(weight.dtype), weight.t()))
 
 
 def labelled_log_probs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
