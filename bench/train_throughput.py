@@ -30,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -99,6 +100,27 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class ChildMemory(threading.Thread):
+    """The largest unique memory (USS) of this process's children (the DataLoader worker) while training runs;
+    their RSS would count the pages they share with the training process after the fork."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_mb = 0.0
+        self.running = True
+
+    def run(self) -> None:
+        import psutil
+
+        while self.running:
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    self.peak_mb = max(self.peak_mb, child.memory_full_info().uss / 2**20)
+                except psutil.Error:
+                    continue
+            time.sleep(0.5)
+
+
 def run_ours(model_dir: Path, train: Path, test: Path, work: Path) -> dict[str, float]:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -117,15 +139,18 @@ def run_ours(model_dir: Path, train: Path, test: Path, work: Path) -> dict[str, 
         min_free_disk_gb=0, save_steps=100000, eval_steps=100000,
     )  # fmt: skip
     plan = make_plan(Settings.from_env(work), config, Path("bench"), "bench_ours", cuda=False, cuda_bf16=False)
+    children = ChildMemory()
+    children.start()
     result = run_training(plan, show_progress=False)
-    rss = peak_rss_mb()
+    rss, children.running = peak_rss_mb(), False
     tokenizer = load_tokenizer(model_dir)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), str(result.adapter_dir))
     results = result.metadata["results"]
     runtime = result.metadata["timings"]["train_runtime"]
     settings = dict(plan.rows())
     return {"tokens": results["tokens_seen"], "seconds": runtime, "steps": results["global_steps"], "peak_rss_mb": rss,
-            "settings": f"{settings['attention, loss']}; gradient checkpointing {settings['gradient checkpointing']}",
+            "settings": f"{settings['attention, loss']}; gradient checkpointing {settings['gradient checkpointing']}; "
+                        f"loader worker {children.peak_mb:.0f} MB unique memory (not in peak RSS)",
             **held_out_metrics(model, tokenizer, test)}  # fmt: skip
 
 
