@@ -156,16 +156,21 @@ def _examples(tokenizer) -> list[dict[str, list[int]]]:
     return [tokenize_conversation(tokenizer, c) for c in conversations]
 
 
-def test_packed_loss_equals_unpacked_loss(tiny_model_dir: Path) -> None:
-    """TRL's padding-free collator + transformers' per-document mask: no attention across conversations.
+@pytest.mark.parametrize("attention", ["sdpa", "milton_packed_sdpa"])
+def test_packed_loss_equals_unpacked_loss(tiny_model_dir: Path, attention: str) -> None:
+    """TRL's padding-free collator + per-conversation attention: no attention across conversations.
 
-    transformers builds the per-document mask from position_ids only with no attention mask and no KV
-    cache; TRL's trainer passes use_cache=False. The control shows the leak with the cache left on.
+    Stock SDPA gets a per-document mask that transformers builds from position_ids only with no attention
+    mask and no KV cache (TRL's trainer passes use_cache=False); the control shows its leak with the cache
+    left on. Our per-span attention reads the conversations from the position ids either way.
     """
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+    from milton_lora.train.attention import register_packed_attention
+
+    register_packed_attention()
     tokenizer = load_tokenizer(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attention).eval()
     examples = _examples(tokenizer)
     packed = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)(examples)
     padded = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)(examples)
@@ -178,16 +183,23 @@ def test_packed_loss_equals_unpacked_loss(tiny_model_dir: Path) -> None:
         leaky = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
                       labels=packed["labels"], use_cache=True).loss  # fmt: skip
     assert packed_loss.item() == pytest.approx(padded_loss.item(), abs=1e-5)
-    assert abs(leaky.item() - padded_loss.item()) > 1e-4
+    if attention == "sdpa":
+        assert abs(leaky.item() - padded_loss.item()) > 1e-4
+    else:
+        assert leaky.item() == pytest.approx(padded_loss.item(), abs=1e-5)
 
 
 def _lora_after_one_step(
-    tiny_model_dir: Path, tmp_path: Path, batch: int, accumulation: int
+    tiny_model_dir: Path, tmp_path: Path, batch: int, accumulation: int, ours: bool
 ) -> dict[str, torch.Tensor]:
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
+    from milton_lora.train.attention import PACKED_SDPA, register_packed_attention
+    from milton_lora.train.loss import install_labelled_head
+
+    register_packed_attention()
     tokenizer = load_tokenizer(tiny_model_dir)
     examples = _examples(tokenizer) * 2
     args = SFTConfig(
@@ -197,21 +209,26 @@ def _lora_after_one_step(
         packing=True, packing_strategy="bfd", padding_free=True, seed=0, data_seed=0, shuffle_dataset=False,
         dataloader_pin_memory=False, bf16=False,
     )  # fmt: skip
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=PACKED_SDPA if ours else "sdpa")
     trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args,
-        train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+        model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
         peft_config=LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
                                task_type="CAUSAL_LM", init_lora_weights="gaussian"),
     )  # fmt: skip
+    if ours:
+        install_labelled_head(trainer.model.get_base_model())
     trainer.train()
     return {k: v.detach().clone() for k, v in trainer.model.named_parameters() if "lora_" in k}
 
 
-def test_gradient_accumulation_matches_one_large_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ours", [False, True], ids=["trl-defaults", "packed-attention-labelled-loss"])
+def test_gradient_accumulation_matches_one_large_batch(tiny_model_dir: Path, tmp_path: Path, ours: bool) -> None:
+    """TRL divides the summed token losses by the step's labelled-token count (num_items_in_batch): 2 rows x 1
+    micro-batch and 1 row x 2 accumulated micro-batches give the same LoRA weights, with our kernels too."""
     torch.manual_seed(0)
-    large = _lora_after_one_step(tiny_model_dir, tmp_path, batch=2, accumulation=1)
+    large = _lora_after_one_step(tiny_model_dir, tmp_path, batch=2, accumulation=1, ours=ours)
     torch.manual_seed(0)
-    accumulated = _lora_after_one_step(tiny_model_dir, tmp_path, batch=1, accumulation=2)
+    accumulated = _lora_after_one_step(tiny_model_dir, tmp_path, batch=1, accumulation=2, ours=ours)
     assert large.keys() == accumulated.keys()
     for name in large:
         torch.testing.assert_close(large[name], accumulated[name], rtol=1e-4, atol=1e-6, msg=name)
@@ -239,6 +256,11 @@ def test_trained_adapter_outputs(trained_home: Path, tiny_model_dir: Path) -> No
     assert metadata["data"]["export_files_sha256"] == export["files"]
     assert {"torch", "transformers", "peft", "trl"} <= set(metadata["libraries"])
     assert metadata["trainable_parameters"] > 0 and metadata["config"]["lora_r"] == 8
+    assert metadata["kernels"] == {
+        "attention": "milton_packed_sdpa",
+        "loss": "chunked",
+        "gradient_checkpointing": False,
+    }
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(adapter))
     assert any("lora_A" in name for name, _ in model.named_parameters())

@@ -53,7 +53,9 @@ class TrainConfig(StrictModel):
     adapters_dir: str = Field("adapters", description="Where adapters/<run_id>/ is written.")
     runs_dir: str = Field("runs", description="Where runs/<run_id>/ (logs, checkpoints) is written.")
     max_seq_length: int = Field(2048, ge=16, description="Tokens per conversation; longer ones keep their start.")
-    use_gradient_checkpointing: bool = Field(True, description="Trade compute for activation memory.")
+    use_gradient_checkpointing: bool | Literal["auto"] = Field(
+        "auto", description="Recompute activations in the backward pass: true, false, or auto (when memory needs it)."
+    )
 
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use num_epochs).")
     seed: int = Field(42, description="Seed for data order and LoRA init.")
@@ -65,6 +67,13 @@ class TrainConfig(StrictModel):
     load_in_4bit: bool = Field(False, description="QLoRA: 4-bit base weights with bitsandbytes (CUDA only).")
     min_free_disk_gb: float = Field(10.0, ge=0, description="Safety check: free space required where adapters go.")
     min_train_examples: int = Field(10, ge=1, description="Safety check: conversations required in train_file.")
+
+    @field_validator("use_gradient_checkpointing", mode="before")
+    @classmethod
+    def _true_false_or_auto(cls, value: Any) -> Any:
+        if value is True or value is False or value == "auto":
+            return value
+        raise ValueError("must be true, false or auto")
 
     @field_validator("lora_alpha", mode="before")
     @classmethod

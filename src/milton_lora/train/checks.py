@@ -2,7 +2,8 @@
 
 Problems that would waste GPU hours (no model, no data, no disk, no chat template) stop the run
 with every problem listed at once; a dirty git tree or a bf16 request on a machine without bf16
-are warnings.
+are warnings. The plan also records what was chosen for this machine (`milton_lora.train.tuning`,
+`attention`, `loss`): gradient checkpointing, the attention and loss kernels, CPU threads.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.registry import validate_run_id
 from milton_lora.settings import Settings, shipped
+from milton_lora.train.attention import attention_implementation, flash_attn_installed
+from milton_lora.train.loss import loss_kernel, triton_installed
+from milton_lora.train.tuning import CheckpointingChoice, choose_checkpointing, cpu_threads, free_memory_bytes
 
 
 @dataclass
@@ -37,6 +42,10 @@ class TrainPlan:
     test_conversations: int
     free_disk_gb: float
     git_commit: str | None
+    checkpointing: CheckpointingChoice
+    attention: str
+    loss: str
+    threads: int
     warnings: list[str] = field(default_factory=list)
 
     def rows(self) -> list[tuple[str, str]]:
@@ -54,6 +63,9 @@ class TrainPlan:
                 ("CUDA" if self.cuda else "CPU") + f", {self.precision}" + (", 4-bit base" if c.load_in_4bit else ""),
             ),
             ("packing", "padding-free, per-conversation attention" if c.packing else "off (padding)"),
+            ("attention, loss", f"{self.attention}, {self.loss} (labelled positions only, no full logits)"),
+            ("gradient checkpointing", self.checkpointing.reason),
+            ("CPU threads", str(self.threads)),
             ("adapter", str(self.adapter_dir)),
             ("logs, checkpoints", str(self.run_dir)),
             ("free disk", f"{self.free_disk_gb:.1f} GB"),
@@ -80,12 +92,14 @@ def new_run_id(prefix: str, taken: list[Path], now: datetime) -> str:
 
 
 def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id: str, cuda: bool,
-              cuda_bf16: bool) -> TrainPlan:  # fmt: skip
-    """Resolve paths and run every check; raise one MiltonError listing all blocking problems."""
+              cuda_bf16: bool, processes: int = 1, free_memory: int | None = None) -> TrainPlan:  # fmt: skip
+    """Resolve paths and run every check; raise one MiltonError listing all blocking problems.
+
+    `free_memory` (bytes for one process) is measured when not given."""
     problems: list[str] = []
     warnings: list[str] = []
     base = settings.resolve(config.base_model_path)
-    _check_base_model(base, problems)
+    model_config = _check_base_model(base, problems)
     train_file, test_file = settings.resolve(config.train_file), settings.resolve(config.test_file)
     train_count = _count_lines(train_file, problems)
     test_count = _count_lines(test_file, problems)
@@ -110,28 +124,34 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
         warnings.append("git working tree has uncommitted changes; the recorded commit will not reproduce them")
     if problems:
         raise MiltonError(f"{config_path}: cannot train: " + "; ".join(problems))
+    free = free_memory if free_memory is not None else free_memory_bytes(cuda, processes)
     return TrainPlan(
         config=config, config_path=config_path, run_id=run_id, base_model=base, train_file=train_file,
         test_file=test_file, adapter_dir=adapters_dir / run_id, run_dir=runs_dir / run_id, precision=precision,
         cuda=cuda, train_conversations=train_count, test_conversations=test_count, free_disk_gb=free_gb,
-        git_commit=commit, warnings=warnings,
+        git_commit=commit, checkpointing=choose_checkpointing(config, model_config, precision, free),
+        attention=attention_implementation(cuda, precision, flash_attn_installed()),
+        loss=loss_kernel("cuda" if cuda else "cpu", triton_installed()), threads=cpu_threads(processes),
+        warnings=warnings,
     )  # fmt: skip
 
 
-def _check_base_model(base: Path, problems: list[str]) -> None:
+def _check_base_model(base: Path, problems: list[str]) -> Any:
+    """The base model's config (None when it does not load; the problem is recorded)."""
     if not (base / "config.json").exists():
         problems.append(f"base_model_path {base}: no config.json there; point it at a local model folder")
-        return
+        return None
     from transformers import AutoConfig, AutoTokenizer
 
     try:
-        AutoConfig.from_pretrained(base)
+        model_config = AutoConfig.from_pretrained(base)
         tokenizer = AutoTokenizer.from_pretrained(base)
     except (OSError, ValueError) as exc:
         problems.append(f"base_model_path {base}: does not load ({str(exc).splitlines()[0]})")
-        return
+        return None
     if not tokenizer.chat_template:
         problems.append(f"base_model_path {base}: the tokenizer has no chat template; use an instruct model")
+    return model_config
 
 
 def _count_lines(path: Path, problems: list[str]) -> int:

@@ -29,11 +29,11 @@ def plan_training(settings: Settings, config: Path | None, resume: str | None) -
     else:
         config_path = resolve_config_path(settings, config)
     train_config = load_model(config_path, TrainConfig)
-    cuda, cuda_bf16 = accelerator_support()
+    cuda, cuda_bf16, processes = accelerator_support()
     if resume is None:
         taken = [settings.resolve(train_config.adapters_dir), settings.resolve(train_config.runs_dir)]
         run_id = agree_across_processes(new_run_id(train_config.run_name_prefix, taken, datetime.now()))
-    return make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16)
+    return make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16, processes)
 
 
 def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> TrainResult:
@@ -46,14 +46,15 @@ def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> Tra
     return result
 
 
-def accelerator_support() -> tuple[bool, bool]:
-    """(CUDA available, CUDA with fast bf16), initialising a distributed group when launched by torchrun."""
+def accelerator_support() -> tuple[bool, bool, int]:
+    """(CUDA available, CUDA with fast bf16, processes in the job), initialising a distributed group when
+    launched by torchrun."""
     import torch
     from accelerate import PartialState
 
     cuda = torch.cuda.is_available()
-    PartialState(cpu=not cuda)
-    return cuda, cuda and torch.cuda.is_bf16_supported()
+    state = PartialState(cpu=not cuda)
+    return cuda, cuda and torch.cuda.is_bf16_supported(), state.num_processes
 
 
 def agree_across_processes(value: str) -> str:

@@ -2,8 +2,10 @@
 
 The data arrive pre-tokenized with our own assistant-only labels (see `milton_lora.chat.masks`); TRL keeps a
 `labels` column as is and, with `packing`, packs best-fit-decreasing without padding. Packed rows
-carry position_ids and no attention mask, from which transformers builds a per-conversation mask,
-so packed conversations never attend to each other (tests compare packed and unpacked losses).
+carry position_ids and no attention mask; the attention the plan chose (`milton_lora.train.attention`)
+runs each packed conversation on its own, so they never attend to each other, and the loss head the
+plan chose (`milton_lora.train.loss`) scores only labelled positions, without full logits (tests
+compare packed and unpacked losses and gradients).
 
 While it trains, `HealthCallback` watches the loss (a non-finite one stops the run: see `train/health.py`),
 and an out-of-memory error goes on with a smaller batch (`train/oom.py`).
@@ -28,12 +30,15 @@ from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.libraries import library_versions, quiet_libraries
 from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH
+from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
+from milton_lora.train.loss import CHUNKED, install_labelled_head
 from milton_lora.train.oom import Fitted, train_within_memory
 from milton_lora.train.progress import RichProgressCallback
 
 RUN_CONFIG = "config.yaml"
+LOADER_WORKERS = 1
 
 
 @dataclass
@@ -48,7 +53,11 @@ def load_base_model(plan: TrainPlan) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if plan.precision == "bf16" else torch.float32}
+    register_packed_attention()
+    kwargs: dict[str, Any] = {
+        "dtype": torch.bfloat16 if plan.precision == "bf16" else torch.float32,
+        "attn_implementation": plan.attention,
+    }
     if plan.config.load_in_4bit:
         try:
             import bitsandbytes  # noqa: F401
@@ -66,9 +75,7 @@ def load_base_model(plan: TrainPlan) -> Any:
     if plan.config.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=plan.config.use_gradient_checkpointing
-        )
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=plan.checkpointing.enabled)
     return model
 
 
@@ -129,8 +136,8 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
         warmup_steps=c.warmup_steps,
         max_grad_norm=c.max_grad_norm,
         bf16=plan.precision == "bf16",
-        gradient_checkpointing=c.use_gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if c.use_gradient_checkpointing else None,
+        gradient_checkpointing=plan.checkpointing.enabled,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if plan.checkpointing.enabled else None,
         eval_strategy=eval_strategy,
         eval_steps=c.eval_steps or None,
         save_strategy="steps" if c.save_steps else "epoch",
@@ -152,6 +159,10 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
         remove_unused_columns=False,
         use_cpu=not plan.cuda,  # also what makes accelerate use gloo for a multi-process CPU run
         dataloader_pin_memory=plan.cuda,
+        # Collation runs in a worker process with prefetched batches, off the training loop; in the training
+        # process its small multi-threaded ops waited ~40 ms per step for a second core on a busy 2-core machine.
+        dataloader_num_workers=LOADER_WORKERS,
+        dataloader_persistent_workers=True,
         save_only_model=False,
     )
 
@@ -162,7 +173,7 @@ def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedS
     from trl import SFTTrainer
 
     eval_dataset = Dataset.from_list(test.examples) if test.examples else None
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=sft_config(plan, eval_dataset is not None),
         train_dataset=Dataset.from_list(train.examples),
@@ -171,6 +182,9 @@ def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedS
         peft_config=lora_config(plan),
         callbacks=callbacks,
     )
+    if plan.loss == CHUNKED:
+        install_labelled_head(trainer.model.get_base_model())
+    return trainer
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -192,12 +206,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = True) -> TrainResult:
     """Train, write runs/<run_id>/ as it goes and adapters/<run_id>/ (atomically) at the end."""
+    import torch
     from accelerate import PartialState
     from torch.utils.tensorboard import SummaryWriter
     from transformers import PrinterCallback
     from transformers.integrations import TensorBoardCallback
 
     quiet_libraries()
+    torch.set_num_threads(plan.threads)
 
     if plan.adapter_dir.exists():
         raise MiltonError(f"{plan.adapter_dir}: already exists; runs are never overwritten")
@@ -284,6 +300,11 @@ def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[
         "data": data_provenance(plan, train, test),
         "precision": plan.precision,
         "packing": plan.config.packing,
+        "kernels": {
+            "attention": plan.attention,
+            "loss": plan.loss,
+            "gradient_checkpointing": plan.checkpointing.enabled,
+        },
         "world_size": trainer.args.world_size,
         "git_commit": plan.git_commit,
         "libraries": library_versions(),
