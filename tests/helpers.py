@@ -39,3 +39,15 @@ def copy_home(source: Path, target: Path) -> Path:
     """A private copy of a prepared MILTON_HOME (the registry stores paths relative to its home)."""
     shutil.copytree(source, target, dirs_exist_ok=True)
     return target
+
+
+def second_adapter(home: Path, run_id: str, name: str) -> str:
+    """A second registered adapter: the first one's with lora_B zeroed, so it answers exactly like the base."""
+    from safetensors.torch import load_file, save_file
+
+    target = home / "adapters" / name
+    copy_home(home / "adapters" / run_id, target)
+    tensors = {k: (v * 0 if "lora_B" in k else v) for k, v in load_file(target / "adapter_model.safetensors").items()}
+    save_file(tensors, target / "adapter_model.safetensors")
+    registry_of(home).register(name, None, "test")
+    return name

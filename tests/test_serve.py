@@ -15,7 +15,7 @@ import openai
 import pytest
 import yaml
 
-from helpers import PYTHON, REPO, copy_home, registry_of, run_subprocess
+from helpers import PYTHON, REPO, copy_home, run_subprocess, second_adapter
 from milton_lora.config import ServeConfig
 from milton_lora.memory import MemoryStore
 from milton_lora.serve.vllm import vllm_command, vllm_rank
@@ -32,18 +32,6 @@ def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:
                             home)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result
-
-
-def second_adapter(home: Path, run_id: str, name: str) -> str:
-    """A second registered adapter: the first one's with lora_B zeroed, so it answers exactly like the base."""
-    from safetensors.torch import load_file, save_file
-
-    target = home / "adapters" / name
-    copy_home(home / "adapters" / run_id, target)
-    tensors = {k: (v * 0 if "lora_B" in k else v) for k, v in load_file(target / "adapter_model.safetensors").items()}
-    save_file(tensors, target / "adapter_model.safetensors")
-    registry_of(home).register(name, None, "test")
-    return name
 
 
 class Server:
