@@ -143,3 +143,12 @@ def test_degenerate_sanity_answers_explain_whether_training_caused_them() -> Non
     assert by_signal["sanity answers empty"].observed == "2 of 3 sanity answers empty: a, b"
     assert by_signal["sanity answers empty"].causes[0].startswith("base answers a the same way")
     assert any("learning_rate" in fix for fix in by_signal["sanity answers repetitive"].fixes)
+
+
+def test_readme_documents_every_gate_key_with_its_default() -> None:
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("`training/eval/gate.yaml` (optional")[1].split("```yaml\n")[1].split("```")[0]
+    documented = yaml.safe_load(block)
+    assert GateConfig.model_validate(documented) == GateConfig() and documented.keys() == GateConfig.model_fields.keys()

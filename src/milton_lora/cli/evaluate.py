@@ -66,21 +66,11 @@ def evaluate(
     from milton_lora.evaluate.runner import run_evaluation
 
     request = EvalRequest(
-        run_id=run_id,
-        auto_promote=not no_auto_promote,
-        pass_threshold=pass_threshold,
-        benchmarks=benchmarks,
-        sanity=sanity,
-        test_file=test_file,
-        base_model=base_model,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        judge_url=judge_url,
-        judge_model=judge_model,
-        judge_api_key_env=judge_api_key_env,
-        judge_prompts=judge_prompts,
-        allow_remote_judge=allow_remote_judge,
-    )
+        run_id=run_id, auto_promote=not no_auto_promote, pass_threshold=pass_threshold, benchmarks=benchmarks,
+        sanity=sanity, test_file=test_file, base_model=base_model, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
+        judge_prompts=judge_prompts, allow_remote_judge=allow_remote_judge,
+    )  # fmt: skip
     settings = settings_of(ctx)
     registry = registry_of(settings)
     plan = plan_evaluation(settings, registry, request)
@@ -169,16 +159,16 @@ def print_gate(result: EvalResult) -> None:
     for column in ("criterion", "value", "required", "verdict"):
         table.add_column(column)
     for c in result.gate.criteria:
-        table.add_row(c.name, Text(c.value), c.required, "[green]pass[/]" if c.passed else "[red]fail[/]")
+        verdict = Text("pass", style="green") if c.passed else Text("fail", style="red")
+        table.add_row(Text(c.name), Text(c.value), c.required, verdict)
     console.print(table)
     if result.gate.promote:
-        verdict = f"[bold green]{result.status}[/]: the gate passed"
+        verdict = Text("the gate passed", style="green")
     elif not result.gate.passed:
-        held = "; ".join(f"{c.name} {c.value}" for c in result.gate.failed())
-        verdict = f"[bold]{result.status}[/] [red](held: {held})[/]"
+        verdict = Text("held: " + "; ".join(f"{c.name} {c.value}" for c in result.gate.failed()), style="red")
     else:
-        verdict = f"[bold]{result.status}[/]: the gate passed, status unchanged (--no-auto-promote)"
-    console.print(f"Status: {verdict}")
+        verdict = Text("the gate passed, status unchanged (--no-auto-promote)")
+    console.print(Text.assemble("Status: ", (result.status, "bold"), " (", verdict, ")"))
 
 
 def print_diagnosis(result: EvalResult) -> None:

@@ -50,7 +50,7 @@ class JudgeSpec:
     api_key: str | None = None
     max_tokens: int = 256
     concurrency: int = 4
-    timeout_s: float = 300.0
+    timeout_s: float = 900.0  # a CPU judge answers one request at a time; the others wait their turn
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The phases of an evaluation: each one timed, and shown as a rich progress bar with an ETA when a
-console is given (the CLI passes none under `--json` or without a terminal).
+"""The phases of an evaluation: each one timed (wall clock, and CPU time of this process for
+`bench/eval_phases.py`), and shown as a rich progress bar with an ETA when a console is given (the CLI
+passes none under `--json` or without a terminal).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class Phases:
 
     def __init__(self, console: Console | None = None):
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self._started = time.perf_counter()
         self._progress = (
             Progress(
@@ -45,7 +47,7 @@ class Phases:
     @contextmanager
     def phase(self, key: str, label: str, total: float) -> Iterator[Callable[[float], None]]:
         """Time the phase under `key`; the yielded function advances its bar by a number of steps done."""
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         task = self._progress.add_task(label, total=total) if self._progress is not None else None
 
         def advance(steps: float) -> None:
@@ -55,7 +57,8 @@ class Phases:
         yield advance
         if self._progress is not None and task is not None:
             self._progress.update(task, completed=total)
-        self.seconds[key] = self.seconds.get(key, 0.0) + round(time.perf_counter() - started, 2)
+        self.seconds[key] = round(self.seconds.get(key, 0.0) + time.perf_counter() - started, 2)
+        self.cpu_seconds[key] = round(self.cpu_seconds.get(key, 0.0) + time.process_time() - cpu_started, 2)
 
     def timings(self) -> dict[str, float]:
         """Seconds per phase and in total (since these phases began)."""

@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +25,7 @@ HEADLINE_METRICS = ("eval_loss", "perplexity", "token_accuracy")
 Outcome = Literal["win", "tie", "loss"]
 Verdict = Literal["adapter", "opponent", "tie", "unparsed"]
 Source = Literal["held_out", "sanity"]
+Parsed = TypeVar("Parsed")
 
 
 class Scores(BaseModel):
@@ -206,23 +208,25 @@ class Judgement(BaseModel):
 
 def read_result(path: Path) -> EvalResult | None:
     """metrics.json as written by this version; None when there is none; an error naming what to do otherwise."""
-    if not path.exists():
-        return None
-    try:
-        return EvalResult.model_validate_json(path.read_text())
-    except (ValidationError, ValueError):
-        raise MiltonError(
-            f"{path}: not in this version's format; re-run python scripts/eval_lora.py --run-id {path.parent.name}"
-        ) from None
+    return _read(path, EvalResult.model_validate_json) if path.exists() else None
 
 
 def read_sanity(path: Path) -> list[SanityAnswer]:
     if not path.exists():
         return []
-    return [SanityAnswer.model_validate(item) for item in json.loads(path.read_text())]
+    return _read(path, lambda text: [SanityAnswer.model_validate(item) for item in json.loads(text)])
 
 
 def read_judgements(path: Path) -> list[Judgement]:
     if not path.exists():
         return []
-    return [Judgement.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
+    return _read(path, lambda text: [Judgement.model_validate_json(line) for line in text.splitlines() if line.strip()])
+
+
+def _read(path: Path, parse: Callable[[str], Parsed]) -> Parsed:
+    try:
+        return parse(path.read_text())
+    except (ValidationError, ValueError):
+        raise MiltonError(
+            f"{path}: not in this version's format; re-run python scripts/eval_lora.py --run-id {path.parent.name}"
+        ) from None
