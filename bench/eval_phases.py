@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def main() -> None:
         plan = plan_evaluation(settings, Registry.of(settings), request)
         runs = {
             "before (main's flow)": main_flow(plan),
-            "after, two passes": this_flow(settings, EvalRequest(**{**request.__dict__, "mixed_batches": False})),
+            "after, two passes": this_flow(settings, replace(request, mixed_batches=False)),
             "after, mixed batch": this_flow(settings, request),
         }
     sanity, tests, held_out = len(plan.sanity.prompts), len(plan.benchmarks.tests), len(plan.judge_prompts)

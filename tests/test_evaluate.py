@@ -84,8 +84,8 @@ def test_gate_yaml_and_the_threshold_flag_promote_unless_told_not_to(home: Path,
     assert kept.exit_code == 0, kept.stderr
     assert registry_of(home).get(run_id).status == "training" and "--no-auto-promote" in kept.stdout
     assert "≥ 60%" in kept.stdout  # the threshold from gate.yaml
-    held = cli("eval", "--run-id", run_id, "--benchmarks", str(suite), "--pass-threshold", "0.9", *FAST)
-    assert held.exit_code == 0 and registry_of(home).get(run_id).status == "training"
+    flag = plan_evaluation(Settings.from_env(home), registry_of(home), EvalRequest(run_id=run_id, pass_threshold=0.9))
+    assert flag.gate.min_pass_rate == 0.9 and flag.gate.min_win_rate == 0.5  # the flag overrides gate.yaml's
     promoted = cli("eval", "--run-id", run_id, "--benchmarks", str(suite), *FAST)
     assert promoted.exit_code == 0 and registry_of(home).get(run_id).status == "candidate"
     history = registry_of(home).get(run_id).history

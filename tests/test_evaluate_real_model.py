@@ -41,6 +41,7 @@ def test_smollm2_judged_by_the_embedded_server_writes_a_complete_head_to_head(sm
     suites["sanity"].write_text(yaml.safe_dump(SANITY))
     suites["benchmarks"].write_text(yaml.safe_dump(BENCHMARKS))
     port = free_port()
+    (home / "training/configs").mkdir(parents=True, exist_ok=True)
     (home / "training/configs/serve.yaml").write_text(yaml.safe_dump({"base_model_path": str(smollm2_dir),
                                                                        "port": port}))  # fmt: skip
     judge = Server(home, port, {"MILTON_SERVE_API_KEY": ""}, start_timeout=600)
@@ -48,7 +49,7 @@ def test_smollm2_judged_by_the_embedded_server_writes_a_complete_head_to_head(sm
         result = run_subprocess(
             ["python", "scripts/eval_lora.py", "--run-id", "latest", "--judge-url", f"{judge.url}/v1",
              "--judge-model", smollm2_dir.name, "--judge-prompts", "2", "--sanity", str(suites["sanity"]),
-             "--benchmarks", str(suites["benchmarks"]), "--max-new-tokens", "24"],
+             "--benchmarks", str(suites["benchmarks"]), "--max-new-tokens", "16", "--judge-max-tokens", "16"],
             REPO, home, timeout=1800,
         )  # fmt: skip
     finally:

@@ -54,6 +54,9 @@ def evaluate(
     judge_prompts: Annotated[
         int, typer.Option(min=0, help="Held-out conversations to judge (besides the sanity prompts).")
     ] = 50,
+    judge_max_tokens: Annotated[
+        int, typer.Option(min=1, help="Longest verdict the judge may write (reasoning, then [[A]]/[[B]]/[[C]]).")
+    ] = 256,
     allow_remote_judge: Annotated[
         bool, typer.Option("--allow-remote-judge", help="Send held-out conversations to a judge on another machine.")
     ] = False,
@@ -69,7 +72,7 @@ def evaluate(
         run_id=run_id, auto_promote=not no_auto_promote, pass_threshold=pass_threshold, benchmarks=benchmarks,
         sanity=sanity, test_file=test_file, base_model=base_model, max_new_tokens=max_new_tokens,
         batch_size=batch_size, judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
-        judge_prompts=judge_prompts, allow_remote_judge=allow_remote_judge,
+        judge_prompts=judge_prompts, judge_max_tokens=judge_max_tokens, allow_remote_judge=allow_remote_judge,
     )  # fmt: skip
     settings = settings_of(ctx)
     registry = registry_of(settings)

@@ -41,6 +41,7 @@ class EvalRequest:
     judge_model: str | None = None
     judge_api_key_env: str | None = None
     judge_prompts: int = 50
+    judge_max_tokens: int = 256
     allow_remote_judge: bool = False
     mixed_batches: bool = True
 
@@ -184,7 +185,8 @@ def judge_of(request: EvalRequest, plan: EvalPlan) -> JudgeSpec:
         api_key = env_value(request.judge_api_key_env)
         if not api_key:
             raise MiltonError(f"--judge-api-key-env {request.judge_api_key_env}: that variable is not set")
-    return JudgeSpec(url=normalize_url(request.judge_url), model=request.judge_model, api_key=api_key)
+    return JudgeSpec(url=normalize_url(request.judge_url), model=request.judge_model, api_key=api_key,
+                     max_tokens=request.judge_max_tokens)  # fmt: skip
 
 
 def check_judge_location(request: EvalRequest, plan: EvalPlan) -> None:
