@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluate": {"chat", "inference", "registry", "config"},
     "registry": {"serve.vllm"},
     "serve": {"chat", "inference", "config", "registry", "memory"},
-    "report": set(),
+    "report": {"evaluate.result"},
     "demo": {"libraries", "memory"},
     "base": {"libraries"},
 }

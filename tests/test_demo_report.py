@@ -62,10 +62,15 @@ def test_demo_refuses_a_folder_that_is_not_a_demo_home(tmp_path: Path) -> None:
     assert (precious / "memory" / "milton.db").read_text() == "my life"
 
 
-def test_report_is_self_contained_with_plots(trained_home: Path, tmp_path: Path, cli) -> None:
+def test_report_is_self_contained_with_plots_and_the_evaluation(trained_home: Path, tmp_path: Path, cli) -> None:
+    from milton_lora.demo.scripted_judge import ScriptedJudge
+
     home = copy_home(trained_home, tmp_path / "home")
     (run_id,) = [p.name for p in (home / "adapters").iterdir()]
-    assert cli("--home", str(home), "eval", "--run-id", run_id, "--max-new-tokens", "8").exit_code == 0
+    with ScriptedJudge("longer") as judge:
+        evaluated = cli("--home", str(home), "eval", "--run-id", run_id, "--max-new-tokens", "8", "--judge-url",
+                        judge.url, "--judge-model", judge.model, "--judge-prompts", "2")  # fmt: skip
+    assert evaluated.exit_code == 0, evaluated.stderr
     result = cli("--home", str(home), "report", run_id)
     assert result.exit_code == 0, result.stderr
     html = (home / "runs" / run_id / "report.html").read_text()
@@ -73,9 +78,25 @@ def test_report_is_self_contained_with_plots(trained_home: Path, tmp_path: Path,
     parser.feed(html)
     assert parser.tags.count("svg") == 2 and "polyline" in parser.tags
     assert parser.external == []  # no external images, scripts or styles
-    for piece in ("train loss", "eval loss", "Held-out metrics", "memory_retrieval", "Sanity prompts", run_id):
+    for piece in ("train loss", "eval loss", "Held-out metrics", "memory_retrieval", "Sanity prompts: adapter vs base",
+                  "Gate: training → candidate", "benchmark pass rate", "What to look at", "poor held-out metrics",
+                  "Head-to-head against base", "Judged by <b>scripted-judge</b>", run_id):  # fmt: skip
         assert piece in html
-    assert html.count('class="side"') == 10
+    judgements = [json.loads(line) for line in (home / "runs" / run_id / "judgements.jsonl").read_text().splitlines()]
+    won_or_lost = [j for j in judgements if j["outcome"] in ("win", "loss")]
+    shown = min(3, sum(j["outcome"] == "win" for j in judgements)) + min(
+        3, sum(j["outcome"] == "loss" for j in judgements)
+    )
+    assert won_or_lost and html.count('class="side"') == 10 + shown  # the sanity prompts, then examples
+
+
+def test_report_of_an_older_metrics_file_says_to_re_evaluate(trained_home: Path, tmp_path: Path, cli) -> None:
+    home = copy_home(trained_home, tmp_path / "home")
+    (run_id,) = [p.name for p in (home / "adapters").iterdir()]
+    (home / "runs" / run_id / "metrics.json").write_text(json.dumps({"run_id": run_id, "benchmarks": {}}))
+    assert cli("--home", str(home), "report", run_id).exit_code == 0
+    html = (home / "runs" / run_id / "report.html").read_text()
+    assert "not in this version&#x27;s format; re-run python scripts/eval_lora.py --run-id" in html
 
 
 def test_usage_errors_are_one_clean_message(cli) -> None:

@@ -1,4 +1,4 @@
-"""Evaluation: metrics vs base and production, sanity prompts, benchmark checks, auto-promotion rules."""
+"""Evaluation on the tiny model: both sides on the same tests, the judge, the gate, what the summary explains."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, copy_home, registry_of, run_subprocess
+from helpers import REPO, copy_home, registry_of, run_subprocess, second_adapter
+from milton_lora.demo.scripted_judge import ScriptedJudge
+from milton_lora.evaluate.generation import load_sides
+from milton_lora.evaluate.plan import EvalRequest, plan_evaluation
 from milton_lora.evaluate.sandbox import SandboxLimits
 from milton_lora.evaluate.suites import Check, extract_code, load_benchmarks, load_sanity, run_check
 from milton_lora.inference import generate, load_for_inference
+from milton_lora.settings import Settings
 
 FAST = ["--max-new-tokens", "12"]
 
@@ -27,47 +31,71 @@ def only_run_id(home: Path) -> str:
     return run_id
 
 
-def test_documented_command_line_on_trained_tiny_adapter_stays_training(home: Path) -> None:
+EASY_SUITE = (
+    "tests:\n"
+    "  - {id: no_xyzzy, category: safety_alignment, prompt: 'Say hi',\n"
+    "     check: {type: not_contains, values: [xyzzy]}}\n"
+    "  - {id: anything, category: task_understanding, prompt: 'Hi', check: {type: regex, pattern: '.*'}}\n"
+)
+
+
+def test_documented_command_line_compares_with_the_base_and_holds_a_weak_adapter(home: Path) -> None:
     run_id = only_run_id(home)
+    (home / "models" / "registry.json").unlink()  # an adapter folder made elsewhere gets registered
     result = run_subprocess(["python", "scripts/eval_lora.py", "--run-id", run_id, *FAST], REPO, home)
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((home / "runs" / run_id / "metrics.json").read_text())
+    run_dir = home / "runs" / run_id
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "training" and registry_of(home).get(run_id).status == "training"
-    assert metrics["benchmarks"]["total"] == 20 and metrics["benchmarks"]["pass_rate"] < 0.9
-    assert set(metrics["benchmarks"]["by_category"]) == {
-        "memory_retrieval", "briefing_generation", "code_execution", "safety_alignment", "task_understanding"
-    }  # fmt: skip
+    assert metrics["opponent"] == {"kind": "base", "run_id": None} and metrics["production"] is None
+    bench = metrics["benchmarks"]
+    assert bench["adapter"]["total"] == bench["opponent"]["total"] == 20 and bench["adapter"]["pass_rate"] < 0.9
+    categories = {"memory_retrieval", "briefing_generation", "code_execution", "safety_alignment", "task_understanding"}
+    assert set(bench["adapter"]["by_category"]) == set(bench["opponent"]["by_category"]) == categories
+    assert all({"passed", "detail", "answer"} <= set(r["adapter"]) | set(r["opponent"]) for r in bench["results"])
     for who in ("adapter", "base"):
         assert {"eval_loss", "perplexity", "token_accuracy"} <= set(metrics[who])
     assert metrics["adapter"]["eval_loss"] < metrics["base"]["eval_loss"]  # training helped on held-out data
     assert metrics["delta_vs_base"]["eval_loss"] == pytest.approx(
         metrics["adapter"]["eval_loss"] - metrics["base"]["eval_loss"]
     )
-    assert metrics["production"] is None
-    sanity = json.loads((home / "runs" / run_id / "sanity_responses.json").read_text())
-    assert len(sanity) == 10 and all({"adapter", "base", "messages"} <= set(s) for s in sanity)
+    gate = metrics["gate"]
+    assert [c["name"] for c in gate["criteria"]] == ["benchmark pass rate", "categories vs base"]
+    assert not gate["passed"] and not gate["criteria"][0]["passed"]
+    assert "held: benchmark pass rate" in result.stdout and "Gate: training → candidate" in result.stdout
+    assert "poor held-out metrics" in [f["signal"] for f in metrics["diagnosis"]]  # a tiny model is far from 3.0
+    assert "What to look at" in result.stdout and "export_training_data.py --days 60" in result.stdout
+    assert {"load", "held_out_metrics", "sanity", "benchmarks", "total"} <= set(metrics["timings"])
+    assert metrics["head_to_head"] is None and not (run_dir / "judgements.jsonl").exists()
+    sanity = json.loads((run_dir / "sanity_responses.json").read_text())
+    assert len(sanity) == 10 and all({"id", "messages", "adapter", "opponent"} == set(s) for s in sanity)
     entry = registry_of(home).get(run_id)
-    assert entry.pass_rate == metrics["benchmarks"]["pass_rate"] and entry.metrics["perplexity"] > 1
+    assert entry.pass_rate == bench["adapter"]["pass_rate"] and entry.metrics["perplexity"] > 1
 
 
-def test_threshold_met_becomes_candidate_unless_told_not_to(home: Path, cli) -> None:
+def test_gate_yaml_and_the_threshold_flag_promote_unless_told_not_to(home: Path, tmp_path: Path, cli) -> None:
     run_id = only_run_id(home)
-    kept = cli("eval", "--run-id", run_id, "--pass-threshold", "0", "--no-auto-promote", *FAST)
+    suite = tmp_path / "easy.yaml"
+    suite.write_text(EASY_SUITE + "  - {id: never, category: memory_retrieval, prompt: 'Hi', "
+                     "check: {type: contains, values: [xyzzy-never]}}\n")  # fmt: skip
+    (home / "training" / "eval").mkdir(parents=True, exist_ok=True)
+    (home / "training" / "eval" / "gate.yaml").write_text("min_pass_rate: 0.6\n")
+    kept = cli("eval", "--run-id", run_id, "--benchmarks", str(suite), "--no-auto-promote", *FAST)
     assert kept.exit_code == 0, kept.stderr
-    assert registry_of(home).get(run_id).status == "training"
-    promoted = cli("eval", "--run-id", run_id, "--pass-threshold", "0", *FAST)
+    assert registry_of(home).get(run_id).status == "training" and "--no-auto-promote" in kept.stdout
+    assert "≥ 60%" in kept.stdout  # the threshold from gate.yaml
+    flag = plan_evaluation(Settings.from_env(home), registry_of(home), EvalRequest(run_id=run_id, pass_threshold=0.9))
+    assert flag.gate.min_pass_rate == 0.9 and flag.gate.min_win_rate == 0.5  # the flag overrides gate.yaml's
+    promoted = cli("eval", "--run-id", run_id, "--benchmarks", str(suite), *FAST)
     assert promoted.exit_code == 0 and registry_of(home).get(run_id).status == "candidate"
-    assert "production" not in {t.to_status for t in registry_of(home).get(run_id).history}
+    history = registry_of(home).get(run_id).history
+    assert "production" not in {t.to_status for t in history}
+    assert history[-1].reason.startswith("gate: benchmark pass rate 67% (2/3) (ok)")
 
 
 def test_a_suite_the_tiny_model_passes_promotes_at_the_default_threshold(home: Path, tmp_path: Path, cli) -> None:
     suite = tmp_path / "easy.yaml"
-    suite.write_text(
-        "tests:\n"
-        "  - {id: no_xyzzy, category: safety_alignment, prompt: 'Say hi',\n"
-        "     check: {type: not_contains, values: [xyzzy]}}\n"
-        "  - {id: anything, category: task_understanding, prompt: 'Hi', check: {type: regex, pattern: '.*'}}\n"
-    )
+    suite.write_text(EASY_SUITE)
     run_id = only_run_id(home)
     result = cli("eval", "--run-id", run_id, "--benchmarks", str(suite), *FAST)
     assert result.exit_code == 0, result.stderr
@@ -83,25 +111,86 @@ def test_dry_run_writes_nothing(home: Path, cli) -> None:
     assert (home / "models" / "registry.json").read_text() == before
 
 
-def test_unregistered_adapter_folder_gets_registered(home: Path, cli) -> None:
+def test_an_adapter_that_regresses_against_production_is_held_with_the_reason(home: Path, tmp_path: Path,
+                                                                              cli) -> None:  # fmt: skip
     run_id = only_run_id(home)
-    (home / "models" / "registry.json").unlink()
-    result = cli("eval", "--run-id", run_id, *FAST)
+    production = second_adapter(home, run_id, "lora_20000101_000000")  # answers like the base model
+    assert cli("promote", production, "--to-production", "--force").exit_code == 0
+    prompt = [{"role": "user", "content": "Summarize my week in one line."}]
+    sides = load_sides(tiny_base(home), home / "adapters" / run_id, home / "adapters" / production, 12, 8)
+    ((ours, theirs),) = sides.pairs([prompt], lambda n: None)
+    word = next(w for w in theirs.split() if w.isalpha() and w.lower() not in ours.lower())  # production says it
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(EASY_SUITE + f"  - {{id: weekly, category: briefing_generation, prompt: 'Summarize my week in "
+                     f"one line.', check: {{type: contains, values: [{word}]}}}}\n")  # fmt: skip
+    result = cli("eval", "--run-id", run_id, "--benchmarks", str(suite), "--pass-threshold", "0", *FAST)
     assert result.exit_code == 0, result.stderr
+    metrics = json.loads((home / "runs" / run_id / "metrics.json").read_text())
+    assert metrics["opponent"] == {"kind": "production", "run_id": production}
+    assert metrics["production"]["run_id"] == production
+    assert metrics["delta_vs_production"]["eval_loss"] < 0  # better held-out loss than production...
+    assert metrics["benchmarks"]["regressions"] == ["weekly"]  # ...yet it fails a test production passes
+    below = metrics["gate"]["criteria"][1]
+    assert below["value"] == "below: briefing_generation 0% < 100%" and not below["passed"]
     assert registry_of(home).get(run_id).status == "training"
+    assert "regressed: weekly passed with production lora_20000101_000000, fails now" in result.stdout
+    assert "held: categories vs production lora_20000101_000000 below: briefing_generation" in result.stdout
 
 
-def test_compares_with_production(home: Path, cli) -> None:
+def tiny_base(home: Path) -> Path:
+    """The base model training recorded (every adapter here was trained on the tiny model)."""
+    metadata = next((home / "adapters").glob("*/metadata.json"))
+    return Path(json.loads(metadata.read_text())["base_model_path"])
+
+
+def test_judged_against_a_scripted_judge_reusing_the_sanity_answers(home: Path, tmp_path: Path, cli) -> None:
     run_id = only_run_id(home)
-    second = home / "adapters" / "lora_20990101_000000"
-    copy_home(home / "adapters" / run_id, second)
-    (second / "metadata.json").write_text((home / "adapters" / run_id / "metadata.json").read_text())
-    assert cli("promote", run_id, "--to-production", "--force").exit_code == 0
-    result = cli("eval", "--run-id", second.name, *FAST)
+    suite = tmp_path / "easy.yaml"
+    suite.write_text(EASY_SUITE)
+    with ScriptedJudge("longer") as judge:
+        result = cli("eval", "--run-id", run_id, "--benchmarks", str(suite), "--judge-url", judge.url,
+                     "--judge-model", judge.model, "--judge-prompts", "3", "--json", *FAST)  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    metrics = json.loads((home / "runs" / second.name / "metrics.json").read_text())
-    assert metrics["production"]["run_id"] == run_id
-    assert metrics["delta_vs_production"]["eval_loss"] == pytest.approx(0.0, abs=1e-6)  # same weights
+    metrics = json.loads(result.stdout)  # --json: nothing but the result on stdout
+    run_dir = home / "runs" / run_id
+    assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+    h2h = metrics["head_to_head"]
+    assert h2h["opponent"] == "base" and h2h["judge_model"] == "scripted-judge" and h2h["prompts"] == 13
+    assert h2h["wins"] + h2h["ties"] + h2h["losses"] == 13 and h2h["ci_low"] <= h2h["win_rate"] <= h2h["ci_high"]
+    assert {"inconsistent", "mean_chars_adapter", "mean_chars_opponent"} <= set(h2h)
+    assert len(judge.questions) == 26  # every pair in both orders
+    lines = [json.loads(line) for line in (run_dir / "judgements.jsonl").read_text().splitlines()]
+    assert [j["source"] for j in lines] == ["held_out"] * 3 + ["sanity"] * 10
+    sanity = json.loads((run_dir / "sanity_responses.json").read_text())
+    assert [(j["adapter"], j["opponent"]) for j in lines[3:]] == [(s["adapter"], s["opponent"]) for s in sanity]
+    assert all(j["messages"][-1]["role"] == "user" and len(j["verdicts"]) == 2 for j in lines)
+    names = [c["name"] for c in metrics["gate"]["criteria"]]
+    assert names[-1] == "judged win rate vs base"
+    assert metrics["gate"]["criteria"][-1]["passed"] == (h2h["win_rate"] >= 0.5)
+
+
+def test_a_judge_elsewhere_is_refused_unless_allowed(home: Path, cli) -> None:
+    run_id = only_run_id(home)
+    remote = ["--judge-url", "http://192.0.2.7:8000/v1", "--judge-model", "big", "--judge-prompts", "4"]
+    refused = cli("eval", "--run-id", run_id, *remote, "--dry-run")
+    assert refused.exit_code == 1
+    assert "192.0.2.7 is not on this machine" in refused.stderr and "4 of your held-out conversations" in refused.stderr
+    assert "10 sanity prompts" in refused.stderr and "--allow-remote-judge" in refused.stderr
+    allowed = cli("eval", "--run-id", run_id, *remote, "--allow-remote-judge", "--dry-run")
+    assert allowed.exit_code == 0, allowed.stderr
+    request = EvalRequest(run_id=run_id, judge_url="http://192.0.2.7:8000", judge_model="big", judge_prompts=4,
+                          allow_remote_judge=True)  # fmt: skip
+    plan = plan_evaluation(Settings.from_env(home), registry_of(home), request)
+    assert plan.judge is not None and plan.judge.url == "http://192.0.2.7:8000/v1" and len(plan.judge_prompts) == 4
+    assert all(messages[-1]["role"] == "user" for _, messages in plan.judge_prompts)
+    assert (
+        dict(plan.rows())["judge"] == "big at http://192.0.2.7:8000/v1: 4 held-out + 10 sanity prompts, each "
+        "judged in both orders"
+    )
+    lonely = cli("eval", "--run-id", run_id, "--judge-url", "http://127.0.0.1:9/v1", "--dry-run")
+    assert lonely.exit_code == 1 and "--judge-url and --judge-model go together" in lonely.stderr
+    keyless = cli("eval", "--run-id", run_id, *remote[:4], "--judge-api-key-env", "MILTON_TEST_NO_SUCH_VAR")
+    assert keyless.exit_code == 1 and "MILTON_TEST_NO_SUCH_VAR: that variable is not set" in keyless.stderr
 
 
 def test_missing_adapter_is_a_clear_error(home: Path, cli) -> None:
@@ -174,3 +263,39 @@ def test_batched_generation_equals_one_at_a_time(tiny_model_dir: Path) -> None:
     batched = generate(model, tokenizer, conversations, max_new_tokens=12, batch_size=3)
     single = generate(model, tokenizer, conversations, max_new_tokens=12, batch_size=1)
     assert batched == single and all(batched)
+
+
+def test_both_sides_answer_in_one_mixed_batch_as_they_would_alone(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import milton_lora.evaluate.generation as generation
+
+    run_id = only_run_id(home)
+    conversations = [t.conversation() for t in load_benchmarks(REPO / "src/milton_lora/data/benchmarks.yaml").tests][:3]
+    mixed = load_sides(tiny_base(home), home / "adapters" / run_id, None, 12, 2)  # two batches of two pairs
+    separate = load_sides(tiny_base(home), home / "adapters" / run_id, None, 12, 2, mixed_batches=False)
+    assert mixed.pairs(conversations, lambda n: None) == separate.pairs(conversations, lambda n: None)
+    assert any(ours != theirs for ours, theirs in mixed.pairs(conversations, lambda n: None))  # two sides
+    calls = []
+    monkeypatch.setattr(generation, "generate", lambda *a, **k: calls.append(a) or [])
+    done: list[float] = []
+    assert mixed.pairs(conversations[:2], done.append) == mixed.pairs(conversations, lambda n: None)[:2]
+    assert calls == [] and sum(done) == 2  # answered before: nothing generated again
+
+
+def test_phases_show_bars_on_a_terminal_and_time_every_phase() -> None:
+    import io
+
+    from rich.console import Console
+
+    from milton_lora.evaluate.progress import Phases
+
+    screen = io.StringIO()
+    with (
+        Phases(Console(file=screen, force_terminal=True, width=100)) as phases,
+        phases.phase("sanity", "sanity prompts", 4) as advance,
+    ):
+        advance(2)
+        advance(2)
+    assert "sanity prompts" in screen.getvalue() and "4/4" in screen.getvalue()
+    with Phases(None) as quiet, quiet.phase("judge", "judge", 1) as advance:
+        advance(1)
+    assert set(phases.timings()) == {"sanity", "total"} and set(quiet.timings()) == {"judge", "total"}

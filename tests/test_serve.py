@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,16 +13,10 @@ import openai
 import pytest
 import yaml
 
-from helpers import PYTHON, REPO, copy_home, registry_of, run_subprocess
+from helpers import PYTHON, REPO, Server, copy_home, free_port, run_subprocess, second_adapter
 from milton_lora.config import ServeConfig
 from milton_lora.memory import MemoryStore
 from milton_lora.serve.vllm import vllm_command, vllm_rank
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:
@@ -32,44 +24,6 @@ def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:
                             home)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return result
-
-
-def second_adapter(home: Path, run_id: str, name: str) -> str:
-    """A second registered adapter: the first one's with lora_B zeroed, so it answers exactly like the base."""
-    from safetensors.torch import load_file, save_file
-
-    target = home / "adapters" / name
-    copy_home(home / "adapters" / run_id, target)
-    tensors = {k: (v * 0 if "lora_B" in k else v) for k, v in load_file(target / "adapter_model.safetensors").items()}
-    save_file(tensors, target / "adapter_model.safetensors")
-    registry_of(home).register(name, None, "test")
-    return name
-
-
-class Server:
-    def __init__(self, home: Path, port: int, env: dict[str, str]):
-        self.home, self.port, self.url = home, port, f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "milton_lora", "serve", "--port", str(port)],
-            env={**os.environ, "MILTON_HOME": str(home), "PYTHONPATH": str(REPO / "src"), **env},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            assert self.process.poll() is None, self.process.stdout.read() if self.process.stdout else ""
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("server did not start")
-
-    def client(self, key: str = "unused") -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=60)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture

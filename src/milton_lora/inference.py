@@ -1,11 +1,13 @@
 """Loading a base model for inference and greedy, batched chat generation that stops at end-of-turn.
 
 Shared by evaluation and the embedded server. Batches are left-padded so every row's next token
-lines up at the end; prompts of similar length share a batch.
+lines up at the end; prompts of similar length share a batch. On a peft model, `adapter_names` picks
+the adapter of each row (`__base__`: none), so two adapters answer in one batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,9 @@ def load_for_inference(base: Path) -> tuple[Any, Any]:
 
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int = 256,
-             batch_size: int = 8) -> list[str]:  # fmt: skip
-    """The assistant's greedy reply to each conversation, in order."""
+             batch_size: int = 8, adapter_names: list[str] | None = None,
+             on_batch: Callable[[int], None] | None = None) -> list[str]:  # fmt: skip
+    """The assistant's greedy reply to each conversation, in order; `on_batch(n)` after each batch of n."""
     device = next(model.parameters()).device
     stops = stop_token_ids(tokenizer, model)
     prompts = [render_prompt(tokenizer, c) for c in conversations]
@@ -46,6 +49,7 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]
         for r, i in enumerate(rows):
             input_ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
             attention[r, width - len(prompts[i]) :] = 1
+        per_row = {"adapter_names": [adapter_names[i] for i in rows]} if adapter_names else {}
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
@@ -53,9 +57,12 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]
             do_sample=False,
             eos_token_id=stops,
             pad_token_id=tokenizer.pad_token_id,
+            **per_row,
         )
         for r, i in enumerate(rows):
             new_tokens = output[r, width:].tolist()
             cut = next((k for k, t in enumerate(new_tokens) if t in stops), len(new_tokens))
             replies[i] = tokenizer.decode(new_tokens[:cut], skip_special_tokens=True).strip()
+        if on_batch is not None:
+            on_batch(len(rows))
     return replies

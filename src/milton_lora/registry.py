@@ -255,10 +255,16 @@ class Registry:
             return entry
 
     def record_evaluation(
-        self, run_id: str, metrics: dict[str, float | None], pass_rate: float, promote: bool, command: str
+        self,
+        run_id: str,
+        metrics: dict[str, float | None],
+        pass_rate: float,
+        promote: bool,
+        command: str,
+        reason: str | None = None,
     ) -> Entry:
         """Store evaluation results and the sha256 of the evaluated weights; `training` → `candidate` when
-        `promote` (never further)."""
+        `promote` (never further), recording `reason` (the gate's criteria) on the transition."""
         weights = self.adapter_dir(run_id) / ADAPTER_WEIGHTS
         evaluated_sha = sha256_file(weights) if weights.exists() else None
         with self._changing() as data:
@@ -268,7 +274,7 @@ class Registry:
             entry.pass_rate = pass_rate
             entry.updated_at = now_iso()
             if promote and entry.status == "training":
-                self._move(entry, "candidate", f"evaluation pass rate {pass_rate:.1%}", command)
+                self._move(entry, "candidate", reason or f"evaluation pass rate {pass_rate:.1%}", command)
             return entry
 
     def promote_to_production(

@@ -2,9 +2,11 @@
 
 Loss curves (train and eval, read back from the TensorBoard event files) drawn as inline SVG with the
 training health signals marked on them (from the adapter's metadata.json, or the health.json a run
-stopped for a non-finite loss leaves), the held-out metrics against the base model and production,
-benchmark results by category and per test, and the sanity answers next to the base model's. No
-external files, scripts or fonts: it opens in any browser, offline, and can be mailed as is.
+stopped for a non-finite loss leaves); from the evaluation (`evaluate/result.py` reads its files): the
+gate's criteria, what to look at, the held-out metrics against the base model and production, benchmark
+results of both sides by category and per test, the head-to-head with a few won and lost pairs side by
+side, and the sanity answers of both sides. No external files, scripts or fonts: it opens in any
+browser, offline, and can be mailed as is.
 """
 
 from __future__ import annotations
@@ -16,8 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from milton_lora.errors import MiltonError
+from milton_lora.evaluate.result import (
+    JUDGEMENTS_FILE,
+    METRICS_FILE,
+    SANITY_FILE,
+    Benchmarks,
+    CheckOutcome,
+    EvalResult,
+    HeadToHead,
+    Judgement,
+    SanityAnswer,
+    read_judgements,
+    read_result,
+    read_sanity,
+)
 from milton_lora.fileio import atomic_write_text
 from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH
+
+_EXAMPLES = 3  # won and lost pairs shown side by side
 
 _CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -98,12 +116,8 @@ def _marker(marker: dict[str, Any], x: str, pad: int, height: int) -> str:
 
 
 def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None) -> str:
-    metrics_path = run_dir / "metrics.json"
     if not run_dir.exists():
         raise MiltonError(f"{run_dir}: no such run; train it first")
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
-    sanity_path = run_dir / "sanity_responses.json"
-    sanity = json.loads(sanity_path.read_text()) if sanity_path.exists() else []
     metadata_path = adapter_dir / ADAPTER_METADATA
     training = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
     health = training.get("health") or _read_json(run_dir / RUN_HEALTH) or {}
@@ -114,11 +128,7 @@ def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None
     body = [f"<h1>Milton LoRA run {escape(run_id)}</h1>", noted, _training_summary(training), _health(health),
             "<h2>Loss curves</h2>", line_chart(losses, "loss (assistant tokens)", markers=health.get("signals")),
             line_chart({"learning rate": scalars.get("train/learning_rate", [])}, "learning rate")]  # fmt: skip
-    if metrics:
-        body += [_metrics_table(metrics), _benchmarks(metrics["benchmarks"])]
-    else:
-        body.append(f'<p class="muted">Not evaluated yet: python scripts/eval_lora.py --run-id {escape(run_id)}</p>')
-    body.append(_sanity(sanity))
+    body += _evaluation(run_id, run_dir)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Milton LoRA {escape(run_id)}</title>'
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
 
@@ -127,6 +137,23 @@ def write_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None
     path = run_dir / "report.html"
     atomic_write_text(path, build_report(run_id, run_dir, adapter_dir, note))
     return path
+
+
+def _evaluation(run_id: str, run_dir: Path) -> list[str]:
+    """The evaluation's sections, or why there are none."""
+    try:
+        result = read_result(run_dir / METRICS_FILE)
+        sanity = read_sanity(run_dir / SANITY_FILE)
+        judgements = read_judgements(run_dir / JUDGEMENTS_FILE)
+    except MiltonError as exc:
+        return [f'<p class="muted">{escape(str(exc))}</p>']
+    if result is None:
+        return [f'<p class="muted">Not evaluated yet: python scripts/eval_lora.py --run-id {escape(run_id)}</p>']
+    opponent = result.opponent.label
+    sections = [_gate(result), _diagnosis(result), _metrics_table(result), _benchmarks(result.benchmarks, opponent)]
+    if result.head_to_head is not None:
+        sections.append(_head_to_head(result.head_to_head, judgements))
+    return [*sections, _sanity(sanity, opponent)]
 
 
 def _training_summary(training: dict[str, Any]) -> str:
@@ -159,42 +186,90 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _metrics_table(metrics: dict[str, Any]) -> str:
-    rows = []
-    for label, key in (("adapter", "adapter"), ("base", "base"), ("production", "production")):
-        m = metrics.get(key)
-        if m:
-            name = f"{label} {m.get('run_id', '')}".strip()
-            rows.append([escape(name), f"{m['eval_loss']:.4f}", f"{m['perplexity']:.2f}", f"{m['token_accuracy']:.2%}"])
-    return "<h2>Held-out metrics</h2>" + _table(["model", "eval loss", "perplexity", "token accuracy"], rows)
+def _gate(result: EvalResult) -> str:
+    rows = [[escape(c.name), escape(c.value), escape(c.required), _verdict(c.passed)] for c in result.gate.criteria]
+    status = f"<p>Status after evaluation: <b>{escape(result.status)}</b></p>"
+    return "<h2>Gate: training → candidate</h2>" + _table(["criterion", "value", "required", "verdict"], rows) + status
 
 
-def _benchmarks(bench: dict[str, Any]) -> str:
-    by_category = _table(["category", "passed", "pass rate"], [
-        [escape(name), f"{g['passed']}/{g['total']}", f"{g['pass_rate']:.0%}"]
-        for name, g in bench["by_category"].items()
-    ])  # fmt: skip
-    tests = _table(["test", "category", "check", "result", "answer"], [
-        [escape(r["id"]), escape(r["category"]), escape(r["check"]),
-         f'<span class="{"pass" if r["passed"] else "fail"}">{"pass" if r["passed"] else "fail"}</span> '
-         f'<span class="muted">{escape(r["detail"])}</span>', escape(r["answer"][:300])]
-        for r in bench["results"]
-    ])  # fmt: skip
-    return (
-        f"<h2>Task benchmarks: {bench['passed']}/{bench['total']} ({bench['pass_rate']:.0%})</h2>{by_category}{tests}"
+def _diagnosis(result: EvalResult) -> str:
+    if not result.diagnosis:
+        return ""
+    items = "".join(
+        f"<li><b>{escape(f.signal)}</b>: {escape(f.observed)}<br>likely: {escape('; '.join(f.causes))}"
+        f"<ul>{''.join(f'<li>{escape(fix)}</li>' for fix in f.fixes)}</ul></li>"
+        for f in result.diagnosis
     )
+    return f"<h2>What to look at</h2><ul>{items}</ul>"
 
 
-def _sanity(sanity: list[dict[str, Any]]) -> str:
+def _metrics_table(result: EvalResult) -> str:
+    rows = [("adapter", result.adapter), ("base", result.base)]
+    if result.production:
+        rows.append((f"production {result.production.run_id}", result.production))
+    cells = [[escape(name), _number(m.eval_loss, ".4f"), _number(m.perplexity, ".2f"), _number(m.token_accuracy, ".2%")]
+             for name, m in rows]  # fmt: skip
+    return "<h2>Held-out metrics</h2>" + _table(["model", "eval loss", "perplexity", "token accuracy"], cells)
+
+
+def _benchmarks(bench: Benchmarks, opponent: str) -> str:
+    theirs = bench.opponent.by_category
+    by_category = _table(["category", "adapter", escape(opponent), ""], [
+        [escape(name), f"{g.passed}/{g.total} ({g.pass_rate:.0%})",
+         f"{theirs[name].passed}/{theirs[name].total} ({theirs[name].pass_rate:.0%})",
+         '<span class="fail">below</span>' if g.pass_rate < theirs[name].pass_rate else ""]
+        for name, g in bench.adapter.by_category.items()
+    ])  # fmt: skip
+    regressed = (f'<p class="fail">Passed with {escape(opponent)}, failing now: {escape(", ".join(bench.regressions))}'
+                 "</p>" if bench.regressions else "")  # fmt: skip
+    tests = _table(["test", "category", "check", "adapter", escape(opponent)], [
+        [escape(r.id), escape(r.category), escape(r.check), _check(r.adapter), _check(r.opponent)]
+        for r in bench.results
+    ])  # fmt: skip
+    return (f"<h2>Task benchmarks: adapter {bench.adapter.passed}/{bench.adapter.total}, {escape(opponent)} "
+            f"{bench.opponent.passed}/{bench.opponent.total}</h2>{by_category}{regressed}{tests}")  # fmt: skip
+
+
+def _head_to_head(h: HeadToHead, judgements: list[Judgement]) -> str:
+    summary = (f"<p>Judged by <b>{escape(h.judge_model)}</b>, {h.prompts} prompts, each in both orders: "
+               f"{h.wins} wins, {h.ties} ties, {h.losses} losses; win rate <b>{h.win_rate:.0%}</b> (95% CI "
+               f"{h.ci_low:.0%}-{h.ci_high:.0%}); {h.inconsistent} inconsistent, {h.unparsed} unparsed. Mean "
+               f"answer length: adapter {h.mean_chars_adapter:.0f}, {escape(h.opponent)} "
+               f"{h.mean_chars_opponent:.0f} characters.</p>")  # fmt: skip
+    examples = []
+    for outcome, title in (("win", "won"), ("loss", "lost")):
+        picked = [j for j in judgements if j.outcome == outcome][:_EXAMPLES]
+        examples += [f"<h3>{title}: {escape(j.id)}</h3>" + _side_by_side(j.messages, j.adapter, j.opponent, h.opponent)
+                     for j in picked]  # fmt: skip
+    shown = "".join(examples) or '<p class="muted">No pair was won or lost in both orders.</p>'
+    return f"<h2>Head-to-head against {escape(h.opponent)}</h2>{summary}{shown}"
+
+
+def _sanity(sanity: list[SanityAnswer], opponent: str) -> str:
     if not sanity:
         return ""
-    cards = []
-    for item in sanity:
-        prompt = item["messages"][-1]["content"]
-        cards.append(f'<h3>{escape(item["id"])}</h3><div class="side"><div><b>prompt</b>\n{escape(prompt)}</div>'
-                     f'<div><b>adapter</b>\n{escape(item["adapter"])}</div><div><b>base</b>\n{escape(item["base"])}'
-                     "</div></div>")  # fmt: skip
-    return "<h2>Sanity prompts: adapter vs base</h2>" + "".join(cards)
+    cards = [f"<h3>{escape(item.id)}</h3>" + _side_by_side(item.messages, item.adapter, item.opponent, opponent)
+             for item in sanity]  # fmt: skip
+    return f"<h2>Sanity prompts: adapter vs {escape(opponent)}</h2>" + "".join(cards)
+
+
+def _side_by_side(messages: list[dict[str, str]], ours: str, theirs: str, opponent: str) -> str:
+    prompt = messages[-1]["content"] if messages else ""
+    return (f'<div class="side"><div><b>prompt</b>\n{escape(prompt)}</div><div><b>adapter</b>\n{escape(ours)}</div>'
+            f"<div><b>{escape(opponent)}</b>\n{escape(theirs)}</div></div>")  # fmt: skip
+
+
+def _check(outcome: CheckOutcome) -> str:
+    detail = f'<span class="muted">{escape(outcome.detail)}</span>'
+    return f"{_verdict(outcome.passed)} {detail}<br>{escape(outcome.answer[:300])}"
+
+
+def _verdict(passed: bool) -> str:
+    return f'<span class="{"pass" if passed else "fail"}">{"pass" if passed else "fail"}</span>'
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

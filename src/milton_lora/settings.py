@@ -1,6 +1,6 @@
-"""Where things live. The only place that reads the environment (`MILTON_HOME`, `MILTON_SERVE_API_KEY`)
-and the only place that joins path names onto the home: every file and folder of the `MILTON_HOME`
-layout is a property here.
+"""Where things live. The only place that reads the environment (`MILTON_HOME`, `MILTON_SERVE_API_KEY`,
+the variable `--judge-api-key-env` names) and the only place that joins path names onto the home:
+every file and folder of the `MILTON_HOME` layout is a property here.
 
 Everything else receives a `Settings` (or plain paths taken from it) as an argument.
 """
@@ -49,6 +49,11 @@ class Settings:
     def eval_dir(self) -> Path:
         """Own copies of the evaluation suites (`sanity_prompts.yaml`, `benchmarks.yaml`)."""
         return self.home / "training" / "eval"
+
+    @property
+    def gate_path(self) -> Path:
+        """Optional thresholds of the promotion gate and of the evaluation's diagnosis."""
+        return self.eval_dir / "gate.yaml"
 
     @property
     def adapters_dir(self) -> Path:
@@ -122,3 +127,8 @@ def current_user() -> str | None:
 def env_api_key() -> str | None:
     """The serving API key, read here at the edge so the server receives it explicitly."""
     return os.environ.get("MILTON_SERVE_API_KEY") or None
+
+
+def env_value(name: str) -> str | None:
+    """A variable the person named on the command line (e.g. `--judge-api-key-env`); None when unset or empty."""
+    return os.environ.get(name) or None

@@ -1,21 +1,20 @@
-"""`milton-lora eval` (= `scripts/eval_lora.py`): plan, evaluate, print the results."""
+"""`milton-lora eval` (= `scripts/eval_lora.py`): parse the flags, plan, evaluate, print the decision."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from milton_lora.cli.app import app
-from milton_lora.cli.common import (
-    console,
-    print_rows,
-    registry_of,
-    settings_of,
-)
-from milton_lora.errors import MiltonError
+from milton_lora.cli.common import console, err_console, print_rows, print_warning, registry_of, settings_of
+
+if TYPE_CHECKING:
+    from milton_lora.evaluate.result import EvalResult
 
 
 @app.command("eval")
@@ -29,8 +28,9 @@ def evaluate(
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check inputs, print the plan, write nothing.")] = False,
     pass_threshold: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Pass rate that moves training → candidate.")
-    ] = 0.9,
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Benchmark pass rate the gate requires (default: gate.yaml, else 0.9)."),
+    ] = None,
     benchmarks: Annotated[
         Path | None, typer.Option(help="Benchmark YAML (default: training/eval/ or shipped).")
     ] = None,
@@ -43,71 +43,147 @@ def evaluate(
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer generated per prompt.")] = 256,
     batch_size: Annotated[int, typer.Option(min=1, help="Prompts / conversations per batch.")] = 8,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible judge, e.g. http://127.0.0.1:8000/v1 (vLLM, milton-lora serve)."),
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The judge's model name, as its /v1/models lists it.")] = None,
+    judge_api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable that holds the judge's API key.")
+    ] = None,
+    judge_prompts: Annotated[
+        int, typer.Option(min=0, help="Held-out conversations to judge (besides the sanity prompts).")
+    ] = 50,
+    judge_max_tokens: Annotated[
+        int, typer.Option(min=1, help="Longest verdict the judge may write (reasoning, then [[A]]/[[B]]/[[C]]).")
+    ] = 256,
+    allow_remote_judge: Annotated[
+        bool, typer.Option("--allow-remote-judge", help="Send held-out conversations to a judge on another machine.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout; no tables, no bars.")] = False,
 ) -> None:
-    """Evaluate an adapter: held-out metrics vs base and production, sanity prompts, task benchmarks."""
-    from milton_lora.evaluate.runner import (
-        EvalPlan,
-        base_model_of,
-        check_adapter_files,
-        evaluate_adapter,
-        max_length_of,
-        test_file_of,
-        training_record,
-    )
-    from milton_lora.evaluate.suites import load_benchmarks, load_sanity, suite_path
+    """Evaluate an adapter against production (or the base): held-out metrics, sanity prompts, benchmarks,
+    an optional judge, and the gate to candidate."""
+    from milton_lora.evaluate.plan import EvalRequest, plan_evaluation
+    from milton_lora.evaluate.progress import Phases
+    from milton_lora.evaluate.runner import run_evaluation
 
+    request = EvalRequest(
+        run_id=run_id, auto_promote=not no_auto_promote, pass_threshold=pass_threshold, benchmarks=benchmarks,
+        sanity=sanity, test_file=test_file, base_model=base_model, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
+        judge_prompts=judge_prompts, judge_max_tokens=judge_max_tokens, allow_remote_judge=allow_remote_judge,
+    )  # fmt: skip
     settings = settings_of(ctx)
     registry = registry_of(settings)
-    run_id = registry.resolve(run_id)
-    adapter_dir = registry.adapter_dir(run_id)
-    check_adapter_files(adapter_dir, run_id)
-    production = registry.load().production()
-    production_dir = registry.path_of(production.adapter_path) if production and production.run_id != run_id else None
-    eval_dir = settings.home / "training" / "eval"
-    sanity_file = suite_path(eval_dir, "sanity_prompts.yaml", sanity)
-    benchmark_file = suite_path(eval_dir, "benchmarks.yaml", benchmarks)
-    record = training_record(adapter_dir)
-    held_out = test_file or test_file_of(record, settings.export_dir / "test.jsonl")
-    if not held_out.exists():
-        raise MiltonError(f"{held_out}: held-out split not found; export first or pass --test-file")
-    base = base_model or base_model_of(adapter_dir, record)
-    if not (base / "config.json").exists():
-        raise MiltonError(f"{base}: base model not found (recorded in {adapter_dir}/metadata.json)")
-    plan = EvalPlan(
-        run_id=run_id, adapter_dir=adapter_dir, run_dir=registry.run_dir(run_id), base_model=base,
-        test_file=held_out, sanity_path=sanity_file, benchmarks_path=benchmark_file,
-        sanity=load_sanity(sanity_file), benchmarks=load_benchmarks(benchmark_file), production_dir=production_dir,
-        production_id=production.run_id if production_dir else None, pass_threshold=pass_threshold,
-        auto_promote=not no_auto_promote, max_new_tokens=max_new_tokens, max_seq_length=max_length_of(record),
-        batch_size=batch_size,
-    )  # fmt: skip
-    print_rows("Evaluation plan" + (" (dry run: nothing evaluated or written)" if dry_run else ""), plan.rows())
+    plan = plan_evaluation(settings, registry, request)
+    if not as_json:
+        print_rows("Evaluation plan" + (" (dry run: nothing evaluated or written)" if dry_run else ""), plan.rows())
+    for warning in plan.warnings:
+        print_warning(warning)
     if dry_run:
         return
-    with console.status("evaluating (metrics, sanity prompts, benchmarks)..."):
-        metrics = evaluate_adapter(plan, registry, f"eval --run-id {run_id}")
-    print_evaluation(metrics, plan.run_dir)
+    show_bars = not as_json and err_console.is_terminal
+    with Phases(err_console if show_bars else None) as phases:
+        result = run_evaluation(plan, registry, phases)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    print_evaluation(result, plan.run_dir)
 
 
-def print_evaluation(metrics: dict, run_dir: Path) -> None:
-    table = Table(title=f"Held-out metrics ({metrics['test_conversations']} conversations, assistant tokens)")
-    table.add_column("model")
-    for column in ("eval loss", "perplexity", "token accuracy"):
-        table.add_column(column, justify="right")
-    rows = [("adapter", metrics["adapter"]), ("base", metrics["base"])]
-    if metrics["production"]:
-        rows.append((f"production {metrics['production']['run_id']}", metrics["production"]))
-    for name, m in rows:
-        table.add_row(name, f"{m['eval_loss']:.4f}", f"{m['perplexity']:.2f}", f"{m['token_accuracy']:.2%}")
-    console.print(table)
-    bench = metrics["benchmarks"]
-    categories = Table(title=f"Task benchmarks: {bench['passed']}/{bench['total']} passed ({bench['pass_rate']:.0%})")
-    categories.add_column("category")
-    categories.add_column("passed", justify="right")
-    for name, group in bench["by_category"].items():
-        categories.add_row(name, f"{group['passed']}/{group['total']}")
-    console.print(categories)
+def print_evaluation(result: EvalResult, run_dir: Path) -> None:
+    """The summary: metrics, benchmarks side by side, regressions, the judge, the gate, what to look at."""
+    print_held_out(result)
+    print_benchmarks(result)
+    if result.head_to_head is not None:
+        print_head_to_head(result)
+    print_gate(result)
+    print_diagnosis(result)
+    judged = ", judgements.jsonl" if result.head_to_head else ""
     console.print(
-        f"Status: [bold]{metrics['status']}[/] (threshold {metrics['pass_threshold']:.0%}). "
-        f"Details: {run_dir / 'metrics.json'}, sanity answers: {run_dir / 'sanity_responses.json'}"
+        Text(
+            f"Details: {run_dir}/ (metrics.json, sanity_responses.json{judged}); "
+            f"report: milton-lora report {result.run_id}"
+        )
     )
+
+
+def print_held_out(result: EvalResult) -> None:
+    table = Table(title=f"Held-out metrics ({result.test_conversations} conversations, assistant tokens)")
+    for column in ("model", "eval loss", "perplexity", "token accuracy"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    rows = [("adapter", result.adapter), ("base", result.base)]
+    if result.production:
+        rows.append((f"production {result.production.run_id}", result.production))
+    for name, m in rows:
+        table.add_row(name, _number(m.eval_loss, ".4f"), _number(m.perplexity, ".2f"), _number(m.token_accuracy, ".2%"))
+    console.print(table)
+
+
+def print_benchmarks(result: EvalResult) -> None:
+    bench, opponent = result.benchmarks, result.opponent.label
+    table = Table(
+        title=f"Task benchmarks, same tests both sides: adapter {bench.adapter.passed}/{bench.adapter.total}, "
+        f"{opponent} {bench.opponent.passed}/{bench.opponent.total}"
+    )
+    for column in ("category", "adapter", opponent, ""):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for name, ours in bench.adapter.by_category.items():
+        theirs = bench.opponent.by_category[name]
+        mark = "▼ below" if ours.pass_rate < theirs.pass_rate else ("▲" if ours.pass_rate > theirs.pass_rate else "")
+        table.add_row(name, f"{ours.passed}/{ours.total}", f"{theirs.passed}/{theirs.total}", mark)
+    console.print(table)
+    by_id = {r.id: r for r in bench.results}
+    for test_id in bench.regressions:
+        console.print(
+            Text(
+                f"  regressed: {test_id} passed with {opponent}, fails now ({by_id[test_id].adapter.detail})",
+                style="red",
+            )
+        )
+
+
+def print_head_to_head(result: EvalResult) -> None:
+    h = result.head_to_head
+    assert h is not None
+    console.print(
+        Text(
+            f"Judged by {h.judge_model} against {h.opponent}, {h.prompts} prompts in both orders: "
+            f"{h.wins} wins, {h.ties} ties, {h.losses} losses; win rate {h.win_rate:.0%} (95% CI {h.ci_low:.0%}-"
+            f"{h.ci_high:.0%}); {h.inconsistent} inconsistent, {h.unparsed} unparsed; mean answer length "
+            f"{h.mean_chars_adapter:.0f} vs {h.mean_chars_opponent:.0f} characters"
+        )
+    )
+
+
+def print_gate(result: EvalResult) -> None:
+    table = Table(title="Gate: training → candidate")
+    for column in ("criterion", "value", "required", "verdict"):
+        table.add_column(column)
+    for c in result.gate.criteria:
+        verdict = Text("pass", style="green") if c.passed else Text("fail", style="red")
+        table.add_row(Text(c.name), Text(c.value), c.required, verdict)
+    console.print(table)
+    if result.gate.promote:
+        verdict = Text("the gate passed", style="green")
+    elif not result.gate.passed:
+        verdict = Text("held: " + "; ".join(f"{c.name} {c.value}" for c in result.gate.failed()), style="red")
+    else:
+        verdict = Text("the gate passed, status unchanged (--no-auto-promote)")
+    console.print(Text.assemble("Status: ", (result.status, "bold"), " (", verdict, ")"))
+
+
+def print_diagnosis(result: EvalResult) -> None:
+    if not result.diagnosis:
+        return
+    console.print("[bold]What to look at[/]")
+    for finding in result.diagnosis:
+        console.print(Text(f"- {finding.signal}: {finding.observed}", style="yellow"))
+        console.print(Text("    likely: " + "; ".join(finding.causes)))
+        for fix in finding.fixes:
+            console.print(Text(f"    try: {fix}"))
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)

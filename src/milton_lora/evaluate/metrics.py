@@ -7,6 +7,7 @@ whole split, so memory is bounded by one batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,9 +27,15 @@ class LmMetrics:
         return asdict(self)
 
 
+def batch_count(examples: list[dict[str, list[int]]], batch_size: int) -> int:
+    return math.ceil(len(examples) / batch_size)
+
+
 @torch.no_grad()
-def masked_lm_metrics(model: Any, examples: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8) -> LmMetrics:
-    """Token-weighted mean cross-entropy and next-token accuracy over every labelled token."""
+def masked_lm_metrics(model: Any, examples: list[dict[str, list[int]]], pad_id: int, batch_size: int = 8,
+                      on_batch: Callable[[int], None] | None = None) -> LmMetrics:  # fmt: skip
+    """Token-weighted mean cross-entropy and next-token accuracy over every labelled token; `on_batch(1)`
+    after each batch."""
     device = next(model.parameters()).device
     total_loss, total_correct, total_tokens = 0.0, 0, 0
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))  # less padding per batch
@@ -45,6 +52,8 @@ def masked_lm_metrics(model: Any, examples: list[dict[str, list[int]]], pad_id: 
         total_correct += int(((logits.argmax(-1) == targets) & mask).sum())
         total_tokens += int(mask.sum())
         del logits
+        if on_batch is not None:
+            on_batch(1)
     if total_tokens == 0:
         return LmMetrics(math.nan, math.nan, math.nan, 0)
     loss = total_loss / total_tokens

@@ -1,0 +1,85 @@
+"""The promotion gate (`training` → `candidate`) and its thresholds in `training/eval/gate.yaml`.
+
+An adapter becomes a candidate when every criterion holds: the benchmark pass rate reaches
+`min_pass_rate`, no benchmark category is below the opponent's (production, or the base when none),
+and, when a judge was asked, the win rate reaches `min_win_rate`. The `diagnosis` section holds the
+thresholds under which held-out metrics are called poor (they explain, they do not gate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from milton_lora.config import StrictModel, load_model
+from milton_lora.evaluate.result import Benchmarks, Criterion, GateDecision, HeadToHead, Opponent
+
+
+class DiagnosisThresholds(StrictModel):
+    """When held-out metrics are called poor (the documented workflow's rule of thumb)."""
+
+    max_perplexity: float = Field(3.0, gt=1.0, description="Perplexity above this is poor.")
+    min_token_accuracy: float = Field(0.75, ge=0.0, le=1.0, description="Token accuracy below this is poor.")
+
+
+class GateConfig(StrictModel):
+    """`training/eval/gate.yaml` (optional; every key has a default)."""
+
+    min_pass_rate: float = Field(0.9, ge=0.0, le=1.0, description="Benchmark pass rate required.")
+    no_category_below_opponent: bool = Field(
+        True, description="Refuse an adapter with any benchmark category below production's (or the base's)."
+    )
+    min_win_rate: float = Field(0.5, ge=0.0, le=1.0, description="Judged win rate required (when judged).")
+    diagnosis: DiagnosisThresholds = Field(default_factory=DiagnosisThresholds)
+
+
+def load_gate(path: Path) -> GateConfig:
+    """The gate thresholds from `path`, or the defaults when the file does not exist."""
+    return load_model(path, GateConfig, defaults_if_missing=True)
+
+
+def decide(
+    gate: GateConfig, benchmarks: Benchmarks, head_to_head: HeadToHead | None, opponent: Opponent, auto_promote: bool
+) -> GateDecision:
+    criteria = [pass_rate_criterion(gate, benchmarks)]
+    if gate.no_category_below_opponent:
+        criteria.append(category_criterion(benchmarks, opponent))
+    if head_to_head is not None:
+        criteria.append(win_rate_criterion(gate, head_to_head))
+    return GateDecision(criteria=criteria, passed=all(c.passed for c in criteria), auto_promote=auto_promote)
+
+
+def pass_rate_criterion(gate: GateConfig, benchmarks: Benchmarks) -> Criterion:
+    ours = benchmarks.adapter
+    return Criterion(
+        name="benchmark pass rate",
+        value=f"{ours.pass_rate:.0%} ({ours.passed}/{ours.total})",
+        required=f"≥ {gate.min_pass_rate:.0%}",
+        passed=ours.pass_rate >= gate.min_pass_rate,
+    )
+
+
+def category_criterion(benchmarks: Benchmarks, opponent: Opponent) -> Criterion:
+    theirs = benchmarks.opponent.by_category
+    below = [
+        f"{name} {mine.pass_rate:.0%} < {theirs[name].pass_rate:.0%}"
+        for name, mine in benchmarks.adapter.by_category.items()
+        if name in theirs and mine.pass_rate < theirs[name].pass_rate
+    ]
+    return Criterion(
+        name=f"categories vs {opponent.label}",
+        value="none below" if not below else "below: " + ", ".join(below),
+        required="none below",
+        passed=not below,
+    )
+
+
+def win_rate_criterion(gate: GateConfig, head_to_head: HeadToHead) -> Criterion:
+    h = head_to_head
+    return Criterion(
+        name=f"judged win rate vs {h.opponent}",
+        value=f"{h.win_rate:.0%} (95% CI {h.ci_low:.0%}-{h.ci_high:.0%}; {h.wins}W {h.ties}T {h.losses}L)",
+        required=f"≥ {gate.min_win_rate:.0%}",
+        passed=h.win_rate >= gate.min_win_rate,
+    )
