@@ -14,6 +14,8 @@ Decisions:
 - Every transition records who made it (the OS user) and, when given (`--note`), why.
 - Wherever a run id is taken, `latest` (the newest adapter), `latest-candidate` and `production` name
   one; an unknown id is an error listing the closest existing ids, newest first.
+- Exports of an adapter for other engines (`adapter export`: format, path, sha256) are kept under its
+  entry; a registry written before they existed reads as having none.
 """
 
 from __future__ import annotations
