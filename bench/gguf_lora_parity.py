@@ -40,6 +40,7 @@ OUT = Path(__file__).resolve().parent / "out" / "gguf_parity"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adapter", choices=["trained", "random"], default="trained")
+    parser.add_argument("--adapter-dir", type=Path, help="use this peft adapter folder of SmolLM2 instead")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps for the trained adapter")
     parser.add_argument("--prompts", type=int, default=30)
     parser.add_argument("--outtypes", default="f32,f16,q8_0")
@@ -137,6 +138,19 @@ def trained_adapter(home: Path, base_dir: Path, steps: int) -> str:
     return json.loads((home / "models/registry.json").read_text())["adapters"].popitem()[0]
 
 
+def given_adapter(home: Path, folder: Path) -> str:
+    """A copy of an adapter folder (say a training checkpoint) under the bench's own home."""
+    import shutil
+
+    run_id = "given_" + folder.name
+    target = home / "adapters" / run_id
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy(folder / name, target / name)
+    return run_id
+
+
 def random_adapter(home: Path, base_dir: Path) -> str:
     """A LoRA with random A and small random B on every linear layer (peft's init_lora_weights=False)."""
     import torch
@@ -195,8 +209,9 @@ def llama_logits(model: Path, adapter: Path | None, token_ids: list[list[int]]) 
     from llama_cpp import Llama
 
     options: dict[str, Any] = {"lora_path": str(adapter)} if adapter else {}
-    llm = Llama(model_path=str(model), n_ctx=1024, n_batch=1024, n_threads=2, logits_all=True, verbose=False,
-                **options)  # fmt: skip
+    # One thread: llama.cpp's spinning worker threads crawl on a shared 2-core machine.
+    llm = Llama(model_path=str(model), n_ctx=1024, n_batch=1024, n_threads=1, n_threads_batch=1, logits_all=True,
+                verbose=False, **options)  # fmt: skip
     rows = []
     for ids in token_ids:
         llm.reset()
@@ -221,7 +236,8 @@ def compare(label: str, llama_base: np.ndarray, llama_lora: np.ndarray, peft_bas
 
 def report(rows: list[dict[str, Any]], options: argparse.Namespace, run_id: str, positions: int,
            json_path: Path | None) -> None:  # fmt: skip
-    print(f"adapter {run_id} ({options.adapter}), {options.prompts} prompts, {positions} positions x 49,152 logits")
+    kind = f"from {options.adapter_dir}" if options.adapter_dir else options.adapter
+    print(f"adapter {run_id} ({kind}), {options.prompts} prompts, {positions} positions x 49,152 logits")
     print(f"{'case':<45} {'rel max err':>12} {'corr':>10} {'top-1':>7} {'max |delta|':>12}")
     for row in rows:
         print(f"{row['case']:<45} {row['rel_max_err']:>12.2e} {row['corr']:>10.6f} {row['top1']:>7.1%} "
