@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def test_llama_cpp_applies_the_exported_adapter_like_peft(smollm2_dir: Path, tmp
     figures = tmp_path / "parity.json"
     command = [sys.executable, str(REPO / "bench" / "gguf_lora_parity.py"), "--adapter", "random", "--prompts", "4",
                "--outtypes", "f32,f16", "--json", str(figures)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1200, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {row["case"]: row for row in json.loads(figures.read_text())["rows"]}
     # Same weights in both runtimes: the adapter's change agrees to float precision (the README's run:
