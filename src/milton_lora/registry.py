@@ -14,6 +14,8 @@ Decisions:
 - Every transition records who made it (the OS user) and, when given (`--note`), why.
 - Wherever a run id is taken, `latest` (the newest adapter), `latest-candidate` and `production` name
   one; an unknown id is an error listing the closest existing ids, newest first.
+- Exports of an adapter for other engines (`adapter export`: format, path, sha256) are kept under its
+  entry; a registry written before they existed reads as having none.
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ class Transition(BaseModel):
     model_config = {"populate_by_name": True}
 
 
+class ExportRecord(BaseModel):
+    """One export of an adapter for another engine (`milton-lora adapter export`)."""
+
+    format: Literal["gguf", "ollama", "merged"]
+    path: str  # relative to MILTON_HOME when under it
+    sha256: str  # of the file; of a folder, over its files' names and sha256 (`fileio.sha256_tree`)
+    created_at: str
+    outtype: str | None = None  # gguf and ollama: f16, f32 or q8_0
+    base: str | None = None  # the base it runs on there: a GGUF file, or the Modelfile's FROM
+
+
 class Entry(BaseModel):
     run_id: str
     status: Status
@@ -63,6 +76,10 @@ class Entry(BaseModel):
     metrics: dict[str, float | None] = Field(default_factory=dict)
     pass_rate: float | None = None
     history: list[Transition] = Field(default_factory=list)
+    exports: list[ExportRecord] = Field(default_factory=list)
+
+    def latest_export(self, fmt: str) -> ExportRecord | None:
+        return next((record for record in reversed(self.exports) if record.format == fmt), None)
 
 
 class RegistryFile(BaseModel):
@@ -318,6 +335,14 @@ class Registry:
                 f"{weights}: sha256 differs from the registry's; the adapter changed after registration, "
                 "re-run evaluation"
             )
+
+    def record_export(self, run_id: str, record: ExportRecord) -> Entry:
+        """Append an export to the adapter's entry; an earlier export to the same path is replaced."""
+        with self._changing() as data:
+            entry = self._entry(data, run_id)
+            entry.exports = [e for e in entry.exports if e.path != record.path] + [record]
+            entry.updated_at = record.created_at
+            return entry
 
     def archive(self, run_id: str, command: str, note: str | None = None) -> Entry:
         with self._changing() as data:

@@ -64,6 +64,16 @@ class Settings:
         return self.home / "runs"
 
     @property
+    def exports_dir(self) -> Path:
+        """Adapters exported for other engines: `exports/<run_id>/` (GGUF, Ollama folder, merged model)."""
+        return self.home / "exports"
+
+    @property
+    def redact_config_path(self) -> Path:
+        """Personal redaction terms (`always:` / `never:`)."""
+        return self.home / "redact.yaml"
+
+    @property
     def registry_path(self) -> Path:
         return self.home / "models" / "registry.json"
 
@@ -105,6 +115,16 @@ class Settings:
 def shipped(*parts: str) -> Path:
     """A file shipped inside the package (`milton_lora/data/`: training configs, evaluation suites)."""
     return Path(str(files("milton_lora").joinpath("data", *parts)))
+
+
+def checkout_scripts_dir() -> Path | None:
+    """The documented `scripts/` of the source checkout this package runs from (`<checkout>/src/milton_lora`
+    next to `pyproject.toml`), or None when the package is installed (a wheel has no scripts/)."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent.parent
+    scripts = checkout / "scripts"
+    in_checkout = package.parent.name == "src" and (checkout / "pyproject.toml").is_file() and scripts.is_dir()
+    return scripts if in_checkout else None
 
 
 def default_cache_dir() -> Path:

