@@ -14,41 +14,17 @@ import random
 import string
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
 import phonenumbers
 from faker import Faker
 
+from labeled import Builder, Sample
+
 LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "ja_JP", "en_IN", "en_AU"]
 NATIONAL_REGIONS = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "BR", "JP", "MX", "CH", "SE", "PL", "IE"]
 INTERNATIONAL_REGIONS = [*NATIONAL_REGIONS, "CN", "KR", "ZA", "NG", "AR", "SG", "NZ", "AT", "BE", "DK", "NO", "FI"]
-
-
-@dataclass
-class Sample:
-    text: str
-    spans: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, label or KEEP:kind)
-
-
-class _Builder:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.spans: list[tuple[int, int, str]] = []
-        self.length = 0
-
-    def text(self, piece: str) -> _Builder:
-        self.parts.append(piece)
-        self.length += len(piece)
-        return self
-
-    def slot(self, value: str, label: str) -> _Builder:
-        self.spans.append((self.length, self.length + len(value), label))
-        return self.text(value)
-
-    def build(self) -> Sample:
-        return Sample("".join(self.parts), self.spans)
 
 
 _CONFIG_LINES = [
@@ -314,13 +290,13 @@ class CorpusGenerator:
                      self._payment, self._plain, self._plain]  # fmt: skip
         return rng.choice(templates)()
 
-    def _maybe_negative(self, builder: _Builder) -> None:
+    def _maybe_negative(self, builder: Builder) -> None:
         if self.rng.random() < 0.8:
             before, value, kind = self.negative()
             builder.text(f" Also, {before}").slot(value, f"KEEP:{kind}").text(".")
 
     def _scheduling(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         name = self.faker().first_name()
         b.text(self.prose(0, 2)).text(f" Can you move my meeting with {name} to Thursday? Her number is ").slot(
             self.phone(), "PHONE"
@@ -330,7 +306,7 @@ class CorpusGenerator:
         return b.build()
 
     def _config_paste(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         b.text(self.prose(0, 1)).text("\nMy app won't start, here is the .env:\n").text(self.config_lines())
         b.text("OPENAI_API_KEY=").slot(self.api_key(), "API_KEY").text("\n")
         b.text(f"{self.rng.choice(['SECRET_KEY', 'aws_secret_access_key', 'CLIENT_SECRET', 'signing_secret'])}=")
@@ -348,7 +324,7 @@ class CorpusGenerator:
         return b.build()
 
     def _stack_trace(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         b.text("Getting this error:\nTraceback (most recent call last):\n").text(self.frames())
         b.text("ConnectionError: HTTPSConnectionPool(host='").slot(self.ip(), "IP_ADDRESS")
         b.text("', port=443): Max retries exceeded\nThe server at ").slot(self.ip(), "IP_ADDRESS").text(" is up. ")
@@ -357,7 +333,7 @@ class CorpusGenerator:
         return b.build()
 
     def _curl(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         host = self.en.domain_name()
         param = self.rng.choice(["access_token", "token", "api_key", "key", "sig", "X-Amz-Signature"])
         url = f"https://{host}/v1/items?limit=10&{param}={self._random(string.ascii_letters + string.digits, 32)}"
@@ -375,7 +351,7 @@ class CorpusGenerator:
         return b.build()
 
     def _email_chat(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         faker = self.faker()
         b.text(f"Draft a reply to {faker.name()} <").slot(self.email(), "EMAIL")
         b.text(">, saying I'll call on ").slot(self.phone(), "PHONE").text(
@@ -385,7 +361,7 @@ class CorpusGenerator:
         return b.build()
 
     def _payment(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         b.text("Pay the invoice with card ").slot(self.card(), "CREDIT_CARD")
         b.text(" or transfer to IBAN ").slot(self.iban(), "IBAN").text(". My SSN is ").slot(self.ssn(), "SSN")
         b.text(" for the tax form. ").text(self.prose(0, 2))
@@ -393,7 +369,7 @@ class CorpusGenerator:
         return b.build()
 
     def _plain(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         b.text(self.en.paragraph(nb_sentences=self.rng.randint(2, 6))).text(" ").text(self.prose(1, 5))
         for _ in range(self.rng.randint(1, 3)):
             before, value, kind = self.negative()
