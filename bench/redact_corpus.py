@@ -21,6 +21,7 @@ import phonenumbers
 from faker import Faker
 
 from labeled import Builder, Sample
+from redact_corpus_context import ContextMessages
 
 LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "ja_JP", "en_IN", "en_AU"]
 NATIONAL_REGIONS = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "BR", "JP", "MX", "CH", "SE", "PL", "IE"]
@@ -39,7 +40,7 @@ _CODE_LINES = ["response = session.send(request, **kwargs)", "return self._run_q
                "data = json.loads(payload)", "raise ConnectionError(err, request=request)"]  # fmt: skip
 
 
-class CorpusGenerator:
+class CorpusGenerator(ContextMessages):
     def __init__(self, seed: int = 7, dense: bool = False):
         self.dense = dense
         self.rng = random.Random(seed)
@@ -287,7 +288,7 @@ class CorpusGenerator:
     def message(self) -> Sample:
         rng = self.rng
         templates = [self._scheduling, self._config_paste, self._stack_trace, self._curl, self._email_chat,
-                     self._payment, self._plain, self._plain]  # fmt: skip
+                     self._payment, self._plain, self._plain, self.context_message, self.context_message]  # fmt: skip
         return rng.choice(templates)()
 
     def _maybe_negative(self, builder: Builder) -> None:
