@@ -227,24 +227,31 @@ class ContextMessages:
         builder.text(f"\n{before}").slot(value, f"KEEP:{kind}")
 
     def context_negative(self) -> tuple[str, str, str]:
-        rng = self.rng
+        rng, en = self.rng, self.en
+
+        def four_part() -> str:
+            return ".".join(str(rng.randint(0, 99)) for _ in range(4))
+
+        def local_number() -> str:
+            return f"{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"
+
+        isbn = en.isbn13()
         kinds: list[Callable[[], tuple[str, str, str]]] = [
-            lambda: ("barcode ", self.en.ean13(), "ean_upc"),
-            lambda: ("UPC-A: ", self.en.upc_a(), "ean_upc"),
-            lambda: ("the book ", self.en.isbn13().replace("-", "") if rng.random() < 0.5 else self.en.isbn13(), "isbn"),
-            lambda: (f"{self.en.city()}, {self.en.state_abbr()} ", f"{self.en.zipcode()}-{rng.randint(1000, 9999)}", "zip_plus_4"),
-            lambda: ("127.0.1.1 is fine but ", f"127.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}", "loopback"),
-            lambda: (f"v{rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 99)}.{rng.randint(0, 99)} vs ",
-                     f"{rng.randint(1, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 99)}.{rng.randint(0, 99)}", "version_pair"),
-            lambda: (f"{rng.randint(100, 999)}-{rng.randint(1000, 9999)} + ", f"{rng.randint(100, 999)}-{rng.randint(1000, 9999)}", "arithmetic"),
+            lambda: ("barcode ", en.ean13(), "ean_upc"),
+            lambda: ("UPC-A: ", en.upc_a(), "ean_upc"),
+            lambda: ("item;gtin;price\nmug;", "0" + en.upc_a(), "ean_upc"),
+            lambda: ("the book ", isbn.replace("-", "") if rng.random() < 0.5 else isbn, "isbn"),
+            lambda: (f"{en.city()}, {en.state_abbr()} ", f"{en.zipcode()}-{rng.randint(1000, 9999)}", "zip_plus_4"),
+            lambda: ("127.0.1.1 is fine but ", f"127.{rng.randint(0, 255)}.{rng.randint(0, 255)}.9", "loopback"),
+            lambda: (f"v{four_part()} vs ", four_part(), "version_pair"),
+            lambda: (f"{local_number()} + ", local_number(), "arithmetic"),
             lambda: ('{"order_id": ', str(rng.randint(10**9, 10**10)), "json_id"),
             lambda: ('"total": "', str(rng.randint(10**9, 10**10)), "json_id"),
-            lambda: ("Invoice ", f"{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}", "invoice"),
+            lambda: ("Invoice ", "-".join(str(rng.randint(1000, 9999)) for _ in range(3)), "invoice"),
             lambda: ('"key_id": "', self._random(_HEX, 40), "hex_key_id"),
-            lambda: ("https://", f"{self.en.domain_word()}-{self._random(_HEX, 7)}.web.app", "hex_host"),
-            lambda: ("please ", rng.choice(["bypass the proxy", "pass the tests", "pass it along", "skip the password prompt"]), "pass_word"),
-            lambda: ("DB_PASSWORD=", rng.choice(["${DB_PASSWORD}", "<secret>", "changeme_placeholder", "%(db_pw)s"]), "placeholder"),
+            lambda: ("https://", f"{en.domain_word()}-{self._random(_HEX, 7)}.web.app", "hex_host"),
+            lambda: ("please ", rng.choice(["bypass the proxy", "pass the tests", "pass it along"]), "pass_word"),
+            lambda: ("DB_PASSWORD=", rng.choice(["${DB_PASSWORD}", "<secret>", "%(db_pw)s"]), "placeholder"),
             lambda: ("STRIPE_PUBLISHABLE_KEY=", "pk_live_" + self._random(_ALNUM, 24), "publishable_key"),
-            lambda: ("item;gtin;price\nmug;", "0" + self.en.upc_a(), "ean_upc"),
-        ]  # fmt: skip
+        ]
         return rng.choice(kinds)()

@@ -18,8 +18,8 @@ from milton_lora.redact.credentials import (
     Name,
     NameKind,
 )
-from milton_lora.redact.tables import HEADER_WORDS as PHONE_HEADER_WORDS
 from milton_lora.redact.providers import DISCORD_STARTS, KEY_FORMATS, TELEGRAM_ANCHOR, KeyFormat
+from milton_lora.redact.tables import HEADER_WORDS as PHONE_HEADER_WORDS
 
 PEM, JWT, URL, EMAIL, DOUBLE_COLON, BEARER, SSN_CUE, PHONE_HEADER, REUSE, DISCORD, TELEGRAM = range(11)
 NAME, KEY, COMMAND = 11, 12, 13

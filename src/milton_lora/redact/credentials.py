@@ -86,7 +86,7 @@ _CREDENTIAL_CONTEXT = re.compile(
     r"(?i)\b(?:user(?:name)?|login|account|admin|e-?mail|apple[^\S\n]+id|wi-?fi|ssid|network|router|id)\b|@"
 )
 _QUOTED = re.compile(r"\"[^\"\n]{1,100}\"|'[^'\n]{1,100}'|`[^`\n]{1,100}`")
-_PAIRS = {"\"": "\"", "'": "'", "`": "`", "(": ")", "[": "]", "{": "}", "<": ">"}
+_PAIRS = {'"': '"', "'": "'", "`": "`", "(": ")", "[": "]", "{": "}", "<": ">"}
 _PAIRS_BACK = {closer: opener for opener, closer in _PAIRS.items()}
 _CLOSERS = frozenset(")]}>\"'`")
 _SYMBOLS = re.compile(r"[^\w\s.'-]")
@@ -115,7 +115,8 @@ protected-mode authentication auth based less-secure secure secured insecure lea
 manager's everywhere somewhere nowhere anywhere something nothing anything everything here there yes okay ok
 """.split()  # noqa: SIM905
 )  # fmt: skip
-# A command line ends at a newline or a shell operator written apart (`| grep`, `&& make`), not at a `&` inside a password.
+# A command line ends at a newline or a shell operator written apart (`| grep`, `&& make`), not at a `&`
+# inside a password.
 _LINE_END = re.compile(r"\n|\s(?:\|\|?|;|&&?)(?=\s|\Z)|\Z")
 # Commands whose flags carry a password: the flag pattern, matched on the rest of the command line.
 _COMMAND_FLAGS = {

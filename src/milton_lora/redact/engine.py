@@ -21,8 +21,8 @@ from milton_lora.redact.credentials import (
 )
 from milton_lora.redact.labels import DEFAULT_REGIONS, PRIORITY, Finding, Redaction, Span, apply
 from milton_lora.redact.numbers import CHARACTER_CLASSES, NumberFinder, ibans
-from milton_lora.redact.tables import phone_columns, ssn_columns
 from milton_lora.redact.providers import aws_secrets_beside, discord_tokens, provider_keys, telegram_tokens
+from milton_lora.redact.tables import phone_columns, ssn_columns
 from milton_lora.redact.terms import PersonalTerms
 from milton_lora.redact.web import SEPARATOR, emails, ipv6, jwts, private_keys, urls
 
