@@ -5,15 +5,14 @@ review never shows one secret beside another.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from milton_lora.redact.labels import Finding
 
 WINDOW = 40
 
 
-@dataclass(frozen=True)
-class InContext:
+class InContext(NamedTuple):
     label: str
     value: str
     before: str
