@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from milton_lora.redact.labels import Span
@@ -118,7 +119,8 @@ manager's everywhere somewhere nowhere anywhere something nothing anything every
 # A command line ends at a newline or a shell operator written apart (`| grep`, `&& make`), not at a `&`
 # inside a password.
 _LINE_END = re.compile(r"\n|\s(?:\|\|?|;|&&?)(?=\s|\Z)|\Z")
-# Commands whose flags carry a password: the flag pattern, matched on the rest of the command line.
+# Commands whose flags carry a password: the flag pattern, matched on the rest of the command line (only when
+# the line holds the flag's letters at all, which most `curl` lines do not).
 _COMMAND_FLAGS = {
     **dict.fromkeys(["mysql", "mysqldump", "mysqladmin", "mysqlimport", "mariadb", "mariadb-dump"],
                     r"(?<!\S)-p(?P<glued>\S+)"),
@@ -132,59 +134,89 @@ _COMMAND_FLAGS = {
     "smbclient": r"(?<!\S)-U[^\S\n]*[^%\s]+%(?P<glued>\S+)",
 }  # fmt: skip
 COMMANDS = sorted(_COMMAND_FLAGS)
+_FLAG_LETTERS = {
+    **dict.fromkeys(COMMANDS, "-p"), "smbclient": "-U", "sqlcmd": "-P", "bcp": "-P", "ipmitool": "-P",
+    "redis-cli": "-a", "curl": "-u",
+}  # fmt: skip
 _FLAG_PATTERNS = {command: re.compile(flag) for command, flag in _COMMAND_FLAGS.items()}
 _BEARER = re.compile(r"(?i)(?<![\w-])bearer\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
 _BASIC = re.compile(r"(?i)(?<![\w-])basic\s+(?P<value>[A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])")
 _JWT_START = "eyJ"
 
 
-def assignments(text: str, names: list[Name], known: set[Span]) -> list[Span]:
-    """Values assigned to secret-looking names (`=`, `:`, `=>`, `value=`, XML elements): a PASSWORD where the
-    name holds a password word (`DB_PASSWORD`), else an API_KEY where the value looks random (`SECRET_KEY`,
-    `apiToken`). A value already found as a provider key (`known`) is not measured again.
+def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: set[Span]) -> list[Span]:
+    """Secrets found from a secret-looking word, in one pass over the words:
+
+    - values assigned to a name holding it (`=`, `:`, `=>`, `value=`, XML elements): a PASSWORD where a
+      password word is in the name (`DB_PASSWORD`), else an API_KEY where the value looks random
+      (`SECRET_KEY`, `apiToken`); a value already found as a provider key (`known`) is not measured again;
+    - the next word after a password flag (`--password VALUE`, `-Password VALUE`, `--db-pass VALUE`);
+    - passwords in sentences: after a password word used as a word (`password Bill$Yeah4484`, `the wifi
+      password is ...`, `pass inside-i-stage-tonight`), before `as my password`, and in `I reuse ... everywhere`.
     """
-    found = []
-    for pos, name_end, is_password in _names_by_end(text, names):
-        match = _ASSIGNED_VALUE.match(text, name_end)
-        if match is None and "<" in text[max(0, pos - 40) : pos]:
-            match = _XML_VALUE.match(text, name_end) if text[_name_start(text, pos) - 1 : pos][:1] == "<" else None
-        if (
-            match is not None
-            and _secret_name(text, pos, name_end)
-            and (span := _assigned_value(text, match, is_password, known))
-        ):
-            found.append(span)
-    return found
-
-
-def _names_by_end(text: str, names: list[Name]) -> list[tuple[int, int, bool]]:
-    """Each name once (`API_KEY` holds `API_KEY` and `KEY`): its first keyword, its end, and whether any of its
-    keywords is a password word. Short keywords count only as a whole part of their name."""
-    grouped: dict[int, tuple[int, int, bool]] = {}
+    found: list[Span] = []
+    grouped: dict[int, tuple[int, bool]] = {}  # each name once (`API_KEY` holds `API_KEY` and `KEY`), by its end
     name_end = _NAME_CHARS.match
     for start, word_end, (is_password, is_short) in names:
         if is_short and not _whole_part(text, start, word_end):
             continue
         end = name_end(text, word_end).end()
         first = grouped.get(end)
-        if first is None:
-            grouped[end] = (start, end, is_password)
-        elif is_password and not first[2]:
-            grouped[end] = (first[0], end, True)
-    return list(grouped.values())
+        if first is None or (is_password and not first[1]):
+            grouped[end] = (first[0] if first else start, is_password)
+        if not is_password:
+            continue
+        # Cheap character tests first: most password words are part of a name (`DB_PASSWORD=`).
+        before, after = text[start - 1 : start], text[word_end : word_end + 1]
+        if before == "-" and after in (" ", "\t"):
+            found += _flag_value(text, start, word_end)
+        elif not (before.isalnum() or before in ("_", "-", ".") or after.isalpha()):
+            found += _prose_passwords(text, start, word_end)
+    for end, (start, is_password) in grouped.items():
+        if span := _assigned(text, start, end, is_password, known):
+            found.append(span)
+    for pos in reuse_cues:
+        match = _REUSED.search(text, max(0, pos - 60), pos)
+        if match and (span := _prose_value(text, match.start("value"), "", True, "")):
+            found.append(span)
+    return found
 
 
-def flag_values(text: str, names: list[Name]) -> list[Span]:
-    """`--password VALUE`, `-Password VALUE`, `--db-pass VALUE`: the next word after a password flag."""
+def _assigned(text: str, pos: int, name_end: int, is_password: bool, known: set[Span]) -> Span | None:
+    match = _ASSIGNED_VALUE.match(text, name_end)
+    if match is None and "<" in text[max(0, pos - 40) : pos]:
+        match = _XML_VALUE.match(text, name_end) if text[_name_start(text, pos) - 1 : pos][:1] == "<" else None
+    if match is None or not _secret_name(text, pos, name_end):
+        return None
+    return _assigned_value(text, match, is_password, known)
+
+
+def _flag_value(text: str, pos: int, end: int) -> list[Span]:
+    """`--password VALUE`: the word at `pos..end`, after a dash and before a space, is a flag's name."""
+    if text[_name_start(text, pos)] != "-":
+        return []
+    match = _FLAG_VALUE.match(text, end)
+    span = _value_span(match) if match else None
+    return [(*span, "PASSWORD")] if span and not is_placeholder(text[span[0] : span[1]]) else []
+
+
+def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
+    """After the password word at `pos..end` used as a word of a sentence, and before `as my password`."""
+    word = text[pos:end].lower()
+    if word not in _PROSE_WORDS:
+        return []
     found = []
-    for pos, end, (is_password, _) in names:
-        if not is_password or end >= len(text) or text[end] not in " \t" or pos == 0 or text[pos - 1] != "-":
-            continue
-        if text[_name_start(text, pos)] != "-":
-            continue
-        match = _FLAG_VALUE.match(text, end)
-        if match and (span := _value_span(match)) and not is_placeholder(text[span[0] : span[1]]):
-            found.append((*span, "PASSWORD"))
+    match = _PROSE_VALUE.match(text, end)
+    if match is not None and match.start("value") > end:
+        strong_grammar = text[end : match.start("value")].strip() != ""
+        context = text[max(0, text.rfind("\n", 0, pos) + 1, pos - 80) : pos]
+        if span := _prose_value(text, match.start("value"), word, strong_grammar, context):
+            found.append(span)
+    window = text[max(0, pos - 30) : pos]
+    if (" is " in window or " as " in window) and _OWNER_BEFORE.search(text, max(0, pos - 30), pos):
+        before = _VALUE_BEFORE.search(text, max(0, pos - 60), pos)
+        if before and (span := _prose_value(text, before.start("value"), word, True, "")):
+            found.append(span)
     return found
 
 
@@ -196,6 +228,9 @@ def command_passwords(text: str, commands: list[tuple[int, int, str]]) -> list[S
             continue
         if end < len(text) and not text[end].isspace():
             continue
+        newline = text.find("\n", end)
+        if _FLAG_LETTERS[command] not in text[end : newline if newline != -1 else len(text)]:
+            continue
         line_end = _LINE_END.search(text, end).start()
         for match in _FLAG_PATTERNS[command].finditer(text, end, line_end):
             start, stop = match.span("glued")
@@ -204,33 +239,6 @@ def command_passwords(text: str, commands: list[tuple[int, int, str]]) -> list[S
                 start, stop, value = start + 1, stop - 1, value[1:-1]
             if not is_placeholder(value) and not value.startswith("-"):
                 found.append((start, stop, "PASSWORD"))
-    return found
-
-
-def prose_passwords(text: str, names: list[Name], reuse_cues: list[int]) -> list[Span]:
-    """Passwords written in sentences: after a password word used as a word (`password Bill$Yeah4484`,
-    `the wifi password is ...`, `pass inside-i-stage-tonight`), before `as my password`, and inside
-    `I reuse ... everywhere`.
-    """
-    found = []
-    for pos, end, (is_password, _) in names:
-        if not is_password or not _stands_alone(text, pos, end):
-            continue
-        word = text[pos:end].lower()
-        match = _PROSE_VALUE.match(text, end)
-        if match is not None and match.start("value") > end:
-            strong_grammar = text[end : match.start("value")].strip() != ""
-            context = text[max(0, text.rfind("\n", 0, pos) + 1, pos - 80) : pos]
-            if span := _prose_value(text, match.start("value"), word, strong_grammar, context):
-                found.append(span)
-        if _OWNER_BEFORE.search(text, max(0, pos - 30), pos):
-            before = _VALUE_BEFORE.search(text, max(0, pos - 60), pos)
-            if before and (span := _prose_value(text, before.start("value"), word, True, "")):
-                found.append(span)
-    for pos in reuse_cues:
-        match = _REUSED.search(text, max(0, pos - 60), pos)
-        if match and (span := _prose_value(text, match.start("value"), "", True, "")):
-            found.append(span)
     return found
 
 
@@ -252,20 +260,23 @@ def _name_start(text: str, pos: int) -> int:
     return pos - _NAME_CHARS.match(text[max(0, pos - 40) : pos][::-1]).end()
 
 
-def _name_start(text: str, pos: int) -> int:
-    """Where the name (`[\\w.-]` characters) holding the keyword at `pos` starts."""
-    return pos - _NAME_CHARS.match(text[max(0, pos - 40) : pos][::-1]).end()
-
-
 def _secret_name(text: str, pos: int, name_end: int) -> bool:
     """The whole name around an anchor (`private_key_id`, `token_url`, `publishable key`) names a secret, not
     its id, URL or length. A word written before the name counts as a part of it (`public key: ...`)."""
     start = _name_start(text, pos)
-    parts = [part.lower() for part in _NAME_PARTS.findall(text, start, name_end)]
-    if not parts or parts[-1] in _NOT_SECRET_LAST_PARTS or not _NOT_SECRET_PARTS.isdisjoint(parts):
+    if not _names_a_secret(text[start:name_end]):
         return False
+    if text[start - 1 : start] != " ":
+        return True
     previous = _WORD_BEFORE.search(text, max(0, start - 16), start)
     return previous is None or previous.group(1).lower() not in _NOT_SECRET_PARTS
+
+
+@lru_cache(maxsize=4096)
+def _names_a_secret(name: str) -> bool:
+    """Names repeat (`DB_PASSWORD`, `SECRET_KEY`), so the verdict on each is kept."""
+    parts = [part.lower() for part in _NAME_PARTS.findall(name)]
+    return bool(parts) and parts[-1] not in _NOT_SECRET_LAST_PARTS and _NOT_SECRET_PARTS.isdisjoint(parts)
 
 
 def _whole_part(text: str, pos: int, end: int) -> bool:
@@ -303,15 +314,6 @@ def _assigned_value(text: str, match: re.Match[str], is_password: bool, known: s
 def _value_span(match: re.Match[str]) -> tuple[int, int] | None:
     group = next((g for g in ("dq", "sq", "bare") if match.group(g) is not None), None)
     return match.span(group) if group else None
-
-
-def _stands_alone(text: str, pos: int, end: int) -> bool:
-    """The password word at `pos` is a word of its own (`pass`, `Password`), not part of one (`bypass`, `passed`)."""
-    if pos > 0 and (text[pos - 1].isalnum() or text[pos - 1] in "_-."):
-        return False
-    if end < len(text) and text[end].isalpha():
-        return False
-    return text[pos:end].lower() in _PROSE_WORDS
 
 
 _PROSE_WORDS = frozenset({"password", "passwd", "pwd", "pw", "pass", "passphrase", "passcode", "passwort", "kennwort",

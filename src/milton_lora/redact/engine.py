@@ -12,13 +12,7 @@ from contextlib import contextmanager
 
 from milton_lora.redact import anchors as kinds
 from milton_lora.redact.anchors import Anchors, one_byte_per_character
-from milton_lora.redact.credentials import (
-    assignments,
-    bearer_tokens,
-    command_passwords,
-    flag_values,
-    prose_passwords,
-)
+from milton_lora.redact.credentials import bearer_tokens, command_passwords, named_secrets
 from milton_lora.redact.labels import DEFAULT_REGIONS, PRIORITY, Finding, Redaction, Span, apply
 from milton_lora.redact.numbers import CHARACTER_CLASSES, NumberFinder, ibans
 from milton_lora.redact.providers import aws_secrets_beside, discord_tokens, provider_keys, telegram_tokens
@@ -85,10 +79,8 @@ class Redactor:
             *jwts(text, anchors[kinds.JWT]),
             *urls(text, anchors[kinds.URL]),
             *emails(text, anchors[kinds.EMAIL]),
-            *assignments(text, names, set(found_keys)),
-            *flag_values(text, names),
+            *named_secrets(text, names, anchors[kinds.REUSE], set(found_keys)),
             *command_passwords(text, commands),
-            *prose_passwords(text, names, anchors[kinds.REUSE]),
             *bearer_tokens(text, anchors[kinds.BEARER]),
             *ipv6(text, anchors[kinds.DOUBLE_COLON]),
             *ssn_columns(text, anchors[kinds.SSN_CUE]),

@@ -65,11 +65,12 @@ _SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ ]?(\d{2})[ ]?(\d{4})(?![\d-])")
 _SSN_CUE_REACH = 60
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
 _PRODUCT_NAME = re.compile(r"[A-Z](?<!\w[A-Z])[\w+#-]*\s$")
+_JOINER_ENDS = frozenset("sdron>→,/&")  # the last character of each joiner below
 # Read on the reversed text before a number: a joiner (`vs`, `to`, `and`, `,`) after another dotted number.
 _PREVIOUS_DOTTED = re.compile(r"\s*(?:\.?sv|susrev|dna|ro|ot|naht|revo|>-|→|,|/|&)\s*\d+(?:\.\d+){2,}(?![\d.])")
 
 _PHONE = re.compile(
-    r"(?<![\w./+#-])(?<!\d:)(?:0\d{1,5}/\d[\d -]{2,14}\d|(?:\+|00)?\(?\d[\d\s().-]{5,24}\d)"
+    r"(?<![\w./+#-])(?<!\d:)(?:(?:\+|00)?\(?\d[\d\s().-]{5,24}\d|0\d{1,5}/\d[\d -]{2,14}\d)"
     r"(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?(?![\w]|[.:/-]\w)"
 )
 # Where a phone number can start: the opening of `_PHONE`, up to its first digit.
@@ -82,6 +83,7 @@ _DOTTED_PHONE = re.compile(r"\d{3}\.\d{3}\.\d{4}|\d{2}(?:\.\d{2}){4}")
 _NON_DOT_SEPARATOR = re.compile(r"[\s()/-]")
 _UNIX_TIME = re.compile(r"1\d{9}(?:\d{3})?")
 _SEPARATORS = re.compile(r"[\s()./-]+")
+_OPERATORS = frozenset("-+*/×÷^%=")
 # Read on the reversed text before a number: an operator after a number or bracket, or a multiplication sign.
 _OPERATOR_BEFORE = re.compile(r"[^\S\n]*(?:[-+*/×÷^%=][^\S\n]*[\d)]|[*×÷^])")
 _OPERATOR_AFTER = re.compile(r"[^\S\n]*(?:[=*×÷^%]|[/+][^\S\n]*\d{1,4}(?![\d ]*\d))")
@@ -173,21 +175,19 @@ class NumberFinder:
         national = _NON_DIGITS.sub("", core.replace("(0)", "") if international else core)
         if not 7 <= len(national) <= 15 or _DATE_LIKE.match(core) or _version_or_decimal(core):
             return False
-        if core[0] == "+":
-            return possible_international(national) and not _context_refuses(text, start, start + len(candidate))
-        before = cues.backwards(text[max(0, start - 40) : start])
-        cued = cues.PHONE.ends(before)
-        if not cued:
-            key = _KEY_BEFORE.match(before)
-            if key is not None and not _PHONE_KEY.search(key.group("key")):
-                return False  # the value of an id, an amount, a count: `"client_id": "9622360505"`
-            cued = key is not None
-        if international:  # `0049 30 1234567`; a bare `00...` run is an id or a barcode unless cued
-            if not valid_international(national[2:]) or not (cued or _SEPARATORS.search(core)):
-                return False
-        elif not cued and not self._valid_uncued(core, national):
+        before = cues.backwards(text[max(0, start - 32) : start])
+        if _context_refuses(text, start + len(candidate), before):
             return False
-        return not _context_refuses(text, start, start + len(candidate), before)
+        if core[0] == "+":
+            return possible_international(national)
+        key = _KEY_BEFORE.match(before) if before.lstrip(" \"'")[:1] in (":", "=") else None
+        if key is not None:  # `"phone": "..."` is a cue; `"client_id": "9622360505"` is an id, `"amount": ...` no phone
+            return _PHONE_KEY.search(key.group("key")) is not None
+        if international:  # `0049 30 1234567`; a bare `00...` run is an id or a barcode unless cued
+            separated = _SEPARATORS.search(core) is not None
+            return valid_international(national[2:]) and (separated or cues.PHONE.ends(before))
+        # The phone cue (`call me on`) is read only for what the numbering plans alone do not accept.
+        return self._valid_uncued(core, national) or cues.PHONE.ends(before)
 
     def _valid_uncued(self, core: str, national: str) -> bool:
         """Without a cue, a bare run of digits is a phone number only at 10 to 13 digits that are no Unix time
@@ -202,12 +202,17 @@ class NumberFinder:
         return bool(self._national.fullmatch(national))
 
 
-def _context_refuses(text: str, start: int, end: int, before: str | None = None) -> bool:
-    """An identifier cue (`invoice `, `order #`) or a calculation (`604-6362 = ?`, `(539) * 330-9638`)."""
-    before = before if before is not None else cues.backwards(text[max(0, start - 40) : start])
-    if cues.IDENTIFIER.ends(before) or _OPERATOR_BEFORE.match(before):
+def _context_refuses(text: str, end: int, before: str) -> bool:
+    """An identifier cue (`invoice `, `order #`) or a calculation (`604-6362 = ?`, `(539) * 330-9638`) around a
+    number ending at `end`; `before` is the text before it, `backwards`."""
+    if cues.IDENTIFIER.ends(before):
         return True
-    return _OPERATOR_AFTER.match(text, end, end + 12) is not None
+    # The operators are looked for with a regex only when the next character could be one (the usual case: not).
+    if before.lstrip(" \t")[:1] in _OPERATORS and _OPERATOR_BEFORE.match(before):
+        return True
+    return (
+        text[end : end + 3].lstrip(" \t")[:1] in _OPERATORS and _OPERATOR_AFTER.match(text, end, end + 12) is not None
+    )
 
 
 def _version_or_decimal(core: str) -> bool:
@@ -275,5 +280,6 @@ def _is_version(text: str, start: int, depth: int = 0) -> bool:
         return True
     if not cues.IP.ends(reversed_before) and _PRODUCT_NAME.search(before[-30:]):
         return True
-    previous = _PREVIOUS_DOTTED.match(reversed_before) if depth < 2 else None
+    joiner = reversed_before.lstrip()[:1]
+    previous = _PREVIOUS_DOTTED.match(reversed_before) if depth < 2 and joiner in _JOINER_ENDS else None
     return previous is not None and _is_version(text, start - previous.end(), depth + 1)

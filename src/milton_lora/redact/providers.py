@@ -138,7 +138,7 @@ TELEGRAM_ANCHOR = ":AA"
 _TELEGRAM_SECRET = re.compile(r":AA[\w-]{31,35}(?![\w-])")
 # An AWS secret access key: 40 characters of base64 near its key id, as the credentials file and consoles show it.
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])")
-_AWS_SECRET_REACH = 300
+_AWS_SECRET_REACH = 200
 
 
 def provider_keys(text: str, anchors: list[tuple[int, int, KeyFormat]]) -> list[Span]:

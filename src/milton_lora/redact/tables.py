@@ -19,6 +19,8 @@ _PHONE_HEADER = re.compile(
 )
 _PHONE_CELL = re.compile(r"\+?\(?\d[\d ().\-/]{5,22}\d")
 HEADER_WORDS = ["phone", "tel", "mobile", "cell", "fax", "whatsapp", "handy", "telefon"]
+_HEADER_WORD = re.compile(r"[A-Za-z_# .]{0,20}?(?=[,;\t|\n\"']|\Z)|")
+_FIELD_ENDS = frozenset([",", ";", "\t", "|", "\n", '"', "'", ""])
 
 
 def ssn_columns(text: str, headers: list[int]) -> list[Span]:
@@ -44,6 +46,8 @@ def _cells_under(text: str, headers: list[int], header: re.Pattern[str]) -> Iter
     """Each cell (start, end, stripped text) in the column whose header, on the line of an anchor, `header` names."""
     seen = set()
     for pos in headers:
+        if text[pos - 1 : pos].isalnum() or not _ends_a_field(text, pos):
+            continue  # inside a word (`hotel`), or a word of a sentence (`My SSN is`): no header
         line_start = text.rfind("\n", 0, pos) + 1
         if line_start in seen:
             continue
@@ -58,6 +62,12 @@ def _cells_under(text: str, headers: list[int], header: re.Pattern[str]) -> Iter
             continue
         seen.add(line_start)
         yield from _column(text, line_end, delimiter, column, len(names))
+
+
+def _ends_a_field(text: str, pos: int) -> bool:
+    """The word at `pos` (with what follows it in a header name: `ssn_number`, `Phone No.`) ends a field."""
+    end = _HEADER_WORD.match(text, pos).end()
+    return text[end : end + 1] in _FIELD_ENDS
 
 
 def _column(text: str, offset: int, delimiter: str, column: int, width: int) -> Iterator[tuple[int, int, str]]:
