@@ -181,24 +181,24 @@ class NumberFinder:
         if core[0] == "+":
             return possible_international(national)
         key = _KEY_BEFORE.match(before) if before.lstrip(" \"'")[:1] in (":", "=") else None
-        if key is not None:  # `"phone": "..."` is a cue; `"client_id": "9622360505"` is an id, `"amount": ...` no phone
-            return _PHONE_KEY.search(key.group("key")) is not None
-        if international:  # `0049 30 1234567`; a bare `00...` run is an id or a barcode unless cued
-            separated = _SEPARATORS.search(core) is not None
-            return valid_international(national[2:]) and (separated or cues.PHONE.ends(before))
+        if key is not None:  # `"phone": "..."`, `Mobil: ` are cues; `"client_id": "9622360505"` is an id
+            return _PHONE_KEY.search(key.group("key")) is not None or cues.PHONE.ends(before)
         # The phone cue (`call me on`) is read only for what the numbering plans alone do not accept.
         return self._valid_uncued(core, national) or cues.PHONE.ends(before)
 
     def _valid_uncued(self, core: str, national: str) -> bool:
-        """Without a cue, a bare run of digits is a phone number only at 10 to 13 digits that are no Unix time
-        and no barcode; written with separators it must not be a ZIP+4 code or an ISBN."""
+        """Without a cue, a bare run of digits is a phone number only at 10 to 13 digits (15 after `00`) that are
+        no Unix time and no barcode; written with separators it must not be a ZIP+4 code or an ISBN."""
+        international = core[:2] == "00"
         if not _SEPARATORS.search(core):
-            if len(national) < 10 or len(national) > 13 or _UNIX_TIME.fullmatch(core):
+            if not 10 <= len(national) <= (15 if international else 13) or _UNIX_TIME.fullmatch(core):
                 return False
-            if len(national) >= 12 and gtin_ok(national):
-                return False
+            if len(national) in (12, 13) and gtin_ok(national):
+                return False  # an EAN-13 or UPC-A barcode
         elif _ZIP_PLUS_4.fullmatch(core) or (_ISBN_13.fullmatch(core.lstrip("(")) and gtin_ok(national)):
             return False
+        if international:  # `0049 30 1234567`: dialled from abroad, validated in its own country
+            return valid_international(national[2:])
         return bool(self._national.fullmatch(national))
 
 
