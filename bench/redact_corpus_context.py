@@ -216,7 +216,8 @@ class ContextMessages:
             b.text(f"{verb} {who} {rng.choice(['on', 'at'])} ").slot(self.typed_phone(), "PHONE")
         else:
             b.text("contact,mobile,team\n").text(f"{self.en.name()},").slot(self.typed_phone(), "PHONE")
-            b.text(f",{self.en.job()}\n").text(f"{self.en.name()},").slot(self.typed_phone(), "PHONE").text(",ops\n")
+            job = self.en.job().replace(",", "")  # a CSV writer would quote a job with a comma; these rows do not
+            b.text(f",{job}\n{self.en.name()},").slot(self.typed_phone(), "PHONE").text(",ops\n")
         self._context_negative(b)
         return b.build()
 

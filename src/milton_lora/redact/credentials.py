@@ -71,9 +71,9 @@ _FLAG_VALUE = re.compile(r"[^\S\n]+(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P
 # `passphrase to`, `password's`, `pass -`.
 _PROSE_VALUE = re.compile(
     r"""(?xi)
-    (?:'s|[^\S\n]+(?:is|was)(?:[^\S\n]+(?:now|still|just|set[^\S\n]+to|always))?(?!\w)
-      |[^\S\n]+for[^\S\n]+(?:[\w.@'-]+[^\S\n]+){0,3}?[\w.@'-]+(?:[^\S\n]+(?:is|was)(?!\w)|[^\S\n]*[:=-])
-      |[^\S\n]+(?:to|now|changed[^\S\n]+to|set[^\S\n]+to|reset[^\S\n]+to)(?!\w))?
+    (?:'s|[^\S\n]+(?:is|was)(?:[^\S\n]+(?:now|still|just|set[^\S\n]+to|always))?(?=\s)
+      |[^\S\n]+for[^\S\n]+(?:[\w.@'-]+[^\S\n]+){0,3}?[\w.@'-]+(?:[^\S\n]+(?:is|was)(?=\s)|[^\S\n]*[:=-])
+      |[^\S\n]+(?:to|now|changed[^\S\n]+to|set[^\S\n]+to|reset[^\S\n]+to)(?=\s))?
     [^\S\n]*(?:-(?=\s))?[^\S\n]*(?P<value>[^\s]+)
     """
 )
@@ -88,10 +88,8 @@ _CREDENTIAL_CONTEXT = re.compile(
 )
 _QUOTED = re.compile(r"\"[^\"\n]{1,100}\"|'[^'\n]{1,100}'|`[^`\n]{1,100}`")
 _PAIRS = {'"': '"', "'": "'", "`": "`", "(": ")", "[": "]", "{": "}", "<": ">"}
-_PAIRS_BACK = {closer: opener for opener, closer in _PAIRS.items()}
-_CLOSERS = frozenset(")]}>\"'`")
 _SYMBOLS = re.compile(r"[^\w\s.'-]")
-_PASSPHRASE = re.compile(r"[a-z]+(?:([-_.])[a-z]+)(?:\1[a-z]+)+")
+_PASSPHRASE = re.compile(r"[a-z]+(?:([-_.])[a-z]+)(?:\1[a-z]+)+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z]+")
 _DIGITS = re.compile(r"\d{4,}")
 # Words that follow `password` in sentences about passwords rather than before one.
@@ -290,7 +288,7 @@ def _whole_part(text: str, pos: int, end: int) -> bool:
 def _assigned_value(text: str, match: re.Match[str], is_password: bool, known: set[Span]) -> Span | None:
     group = match.lastgroup or "bare"
     start, value = match.start(group), match.group(group)
-    if group == "bare":
+    if group == "bare":  # a quoted value is a literal; a bare one may be code
         if match.end(group) < len(text) and text[match.end(group)] in "[(\"'":
             return None  # `os.environ['DB_PASSWORD']`, `get("pw")`: code
         # `f(password=pw)`: without the call's closing bracket the value is a variable, not a secret.
@@ -299,8 +297,6 @@ def _assigned_value(text: str, match: re.Match[str], is_password: bool, known: s
             return None
         if looks_like_code(unbracketed):
             return None
-    elif looks_like_code(value):
-        return None
     if is_placeholder(value):
         return None
     end = start + len(value)
@@ -331,10 +327,11 @@ def _prose_value(text: str, start: int, word: str, strong_grammar: bool, context
     while end > start and text[end - 1] in ",;:":
         end -= 1
     closer = _PAIRS.get(text[start])
-    if closer is not None and (close := text.rfind(closer, start + 1, end)) != -1:
-        start, end = start + 1, close  # `"hunter2"`, `(hunter2)`: the quotes or brackets are not part of it
-    elif end > start and text[end - 1] in _CLOSERS and _PAIRS_BACK[text[end - 1]] not in text[start : end - 1]:
-        end -= 1  # `(my password is hunter2)`: the bracket closes the sentence's parenthesis
+    last = end - 1
+    while last > start + 1 and text[last] in ".!?":
+        last -= 1
+    if closer is not None and text[last] == closer and last > start + 1:
+        start, end = start + 1, last  # `"hunter2"`, `(hunter2).`: the quotes or brackets are not part of it
     value = text[start:end]
     if len(value) < 4 or is_placeholder(value) or looks_like_code(text[start:raw_end]) or "://" in value:
         return None

@@ -74,7 +74,7 @@ IDENTIFIER = Cue(
 )  # fmt: skip
 # `call me on `, `her number is `, `"phone": "`, `TEL;TYPE=cell:`, `M: `: what makes a run of digits a phone number.
 PHONE = Cue(
-    r"[\s\"':=]*(?:si\s+)?(?:(?:no|ta)\s+(?:[a-z']+\s+){0,2})?(?:em\s+)?",
+    r"[\s\"':=]*(?:si\s+)?(?:(?:no|ta)\s+(?:[a-z']+\s+){0,3})?(?:em\s+)?",
     ["call", "phone", "telephone", "tel", "tel.", "mobile", "cell", "cellphone", "whatsapp", "ring", "text", "sms",
      "fax", "reach", "number", "numbers", "contact", "landline", "hotline", "handy", "mobil", "telefon",
      "telefonnummer", "rufnummer", "téléphone", "portable", "telefono", "teléfono", "móvil", "celular", "msisdn",

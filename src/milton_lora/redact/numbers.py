@@ -58,7 +58,7 @@ _IBAN_START = re.compile(rb"AA00(?<![Aa0]AA00)")
 # Patterns scanned over a stretch of text start with a character class and check the character before
 # their first one in a lookbehind placed after it: a pattern that opens with a lookbehind is tried at
 # every position, one that opens with a class skips ahead at C speed.
-_CARD = re.compile(r"\d(?<![\d.-]\d)(?:[ -]?\d){12,18}(?![\d-]|\.\d)")
+_CARD = re.compile(r"\d(?<![\d.+-]\d)(?:[ -]?\d){12,18}(?![\d-]|\.\d)")
 _CARD_CUE = re.compile(r"(?i)card|visa|mastercard|amex|\bcc\b|kreditkarte|carte")
 _SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
 _SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ ]?(\d{2})[ ]?(\d{4})(?![\d-])")

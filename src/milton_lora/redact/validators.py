@@ -22,11 +22,13 @@ _PLACEHOLDER_WORDS = frozenset({
     "n/a", "tbd", "todo",
 })  # fmt: skip
 _DASHES = frozenset("-_")
+_FILLER = frozenset("x*.-_ ")
 _PLACEHOLDER_PREFIXES = ("your_", "your-", "xxx", "example", "placeholder", "dummy", "<", "sample", "fake", "test123")
 # A call or subscript whose argument is empty, a name or a quoted string: `input()`, `get(pw)`, `env['PW']`.
 _CALL_OR_SUBSCRIPT = re.compile(r"[A-Za-z_][\w.]*(?:\((?:[A-Za-z_\"'].*)?\)|\[[A-Za-z_\"'].*\])")
 _DOTTED_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _SNAKE_CASE = re.compile(r"[a-z_][a-z0-9_]*")
+_SECRET_NAME_WORDS = ("pass", "pw", "pwd", "passwd", "password", "secret", "token", "key", "apikey")
 _DIGIT = re.compile(r"\d")
 
 
@@ -34,8 +36,10 @@ def is_placeholder(value: str) -> bool:
     """`xxxx`, `<token>`, `${VAR}`, `%(password)s`, `****`, `your_api_key`, `None`: a stand-in, not a secret."""
     stripped = value.strip("\"'<>{}[]()$%")
     lowered = stripped.lower()
-    if lowered in _PLACEHOLDER_WORDS or lowered.startswith(_PLACEHOLDER_PREFIXES) or not stripped:
+    if lowered in _PLACEHOLDER_WORDS or not stripped:
         return True
+    if lowered.startswith(_PLACEHOLDER_PREFIXES) and len(set(lowered) - _FILLER) <= 12:
+        return True  # `xxxx-1234`, `your_api_key`, `example-token`; not a random secret that starts with `xxx`
     if len(set(stripped[:8]) - _DASHES) <= 2 and len(set(stripped) - _DASHES) <= 2:
         return True  # xxxx, ****, 0000, x-x-x (the first 8 characters settle it for almost every value)
     return value[:1] in ("$", "<", "{", "%", "*", "•", ".", "…") and _PLACEHOLDER_SHAPE.fullmatch(value) is not None
@@ -48,7 +52,9 @@ def looks_like_code(value: str) -> bool:
         return True
     if "." in value and _DOTTED_REFERENCE.fullmatch(value):
         return True
-    return bool(_SNAKE_CASE.fullmatch(value)) and any(w in value for w in ("pass", "pw", "secret", "token", "key"))
+    if not _SNAKE_CASE.fullmatch(value) or not any(word in value for word in _SECRET_NAME_WORDS):
+        return False
+    return "_" in value or value in _SECRET_NAME_WORDS
 
 
 _X_LOG2_X = [0.0] + [count * math.log2(count) for count in range(1, 257)]
