@@ -1,9 +1,12 @@
-"""A labeled corpus of realistic chat messages for the redaction benchmark and its regression test.
+"""The tuning corpus: labeled realistic chat messages for the redaction benchmark and its regression test,
+the corpus `milton_lora.redact` is tuned on (the independent evaluation corpus is `pii_eval/`).
 
 Each message is built from a template whose slots are filled with generated values; every slot keeps
 its span and its label (one of `milton_lora.redact.LABELS`) or `KEEP:<kind>` for hard negatives that
 must come out untouched. Values come from Faker in several locales and from `phonenumbers`' own
 numbering plans (a person's real number is a valid one), keys follow each provider's documented format.
+The messages judged by context (passwords in sentences and commands, tables, token links...) come from
+`redact_corpus_context.py`.
 """
 
 from __future__ import annotations

@@ -124,7 +124,7 @@ _COMMAND_FLAGS = {
                     r"(?<!\S)-p(?P<glued>\S+)"),
     "sshpass": r"(?<!\S)-p[^\S\n]*(?P<glued>\S+)",
     "redis-cli": r"(?<!\S)-a[^\S\n]+(?P<glued>\S+)",
-    **dict.fromkeys(["login"], r"(?<!\S)-p[^\S\n]+(?P<glued>\S+)"),  # docker / podman / helm registry login
+    "login": r"(?<!\S)-p[^\S\n]+(?P<glued>\S+)",  # docker / podman / helm registry login
     **dict.fromkeys(["mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport"],
                     r"(?<!\S)-p[^\S\n]+(?P<glued>\S+)"),
     **dict.fromkeys(["sqlcmd", "bcp", "ipmitool"], r"(?<!\S)-P[^\S\n]*(?P<glued>\S+)"),
