@@ -63,6 +63,8 @@ _CARD_CUE = re.compile(r"(?i)card|visa|mastercard|amex|\bcc\b|kreditkarte|carte"
 _SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
 _SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ ]?(\d{2})[ ]?(\d{4})(?![\d-])")
 _SSN_CUE_REACH = 60
+# `123-45-6789` on the byte-class copy: a run without it holds no SSN unless a cue allows one without dashes.
+_SSN_SHAPE = b"000.00.0000"
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
 _PRODUCT_NAME = re.compile(r"[A-Z](?<!\w[A-Z])[\w+#-]*\s$")
 _JOINER_ENDS = frozenset("sdron>→,/&")  # the last character of each joiner below
@@ -122,7 +124,9 @@ class NumberFinder:
                 taken += cards(text, start, context_end)
             if digits >= 9:
                 cue = bisect.bisect_left(ssn_cues, start - _SSN_CUE_REACH)
-                taken += ssns(text, start, context_end, cued=cue < len(ssn_cues) and ssn_cues[cue] < end)
+                cued = cue < len(ssn_cues) and ssn_cues[cue] < end
+                if cued or classes.find(_SSN_SHAPE, start, end) != -1:
+                    taken += ssns(text, start, context_end, cued=cued)
             found += taken
             while next_iban < len(ibans) and ibans[next_iban][1] <= start:
                 next_iban += 1
@@ -176,8 +180,11 @@ class NumberFinder:
         if not 7 <= len(national) <= 15 or _DATE_LIKE.match(core) or _version_or_decimal(core):
             return False
         before = cues.backwards(text[max(0, start - 32) : start])
-        if _context_refuses(text, start + len(candidate), before):
-            return False
+        # What refuses a number around it (`invoice `, `= ?`) is read only for a number that would be accepted.
+        return self._accepted(core, national, before) and not _context_refuses(text, start + len(candidate), before)
+
+    def _accepted(self, core: str, national: str, before: str) -> bool:
+        """A phone number by its form (`+...`), its key (`"phone": "...`), its numbering plan or a cue before it."""
         if core[0] == "+":
             return possible_international(national)
         key = _KEY_BEFORE.match(before) if before.lstrip(" \"'")[:1] in (":", "=") else None
@@ -238,7 +245,7 @@ def cards(text: str, lo: int, hi: int) -> list[Span]:
     for match in _CARD.finditer(text, lo, hi):
         raw = match.group()
         digits = raw.replace(" ", "").replace("-", "")
-        if not (card_grouping_ok(raw) and card_prefix_ok(digits) and luhn_ok(digits)):
+        if not (card_prefix_ok(digits) and card_grouping_ok(raw) and luhn_ok(digits)):
             continue
         before = text[max(0, match.start() - 30) : match.start()]
         if cues.IDENTIFIER.ends(cues.backwards(before)):

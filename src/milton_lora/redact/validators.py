@@ -114,6 +114,8 @@ def gtin_ok(digits: str) -> bool:
 
 def card_prefix_ok(digits: str) -> bool:
     """The issuer ranges and lengths of the card networks (13 digits only for Visa)."""
+    if digits[0] not in "23456":
+        return False  # no network issues cards from 0, 1, 7, 8 or 9 (ISBNs start 978)
     length = len(digits)
     two, four = int(digits[:2]), int(digits[:4])
     if digits[0] == "4":

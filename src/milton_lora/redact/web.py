@@ -44,7 +44,8 @@ _SECRET_PARAMS = frozenset({
 _SECRET_PARAM_ENDINGS = ("token", "_key", "-key", "apikey", "secret", "signature", "_sig", "password", "_code")
 # Short or common names (`t`, `key`, `code`) take a value that looks random, not `?code=US` or `?t=42`.
 _LOOSE_PARAMS = frozenset({"t", "tk", "k", "code", "key", "s", "sid", "session", "hash", "se", "sv", "ticket"})
-# URLs whose path holds the secret: webhooks and Telegram bot URLs (`/bot<id>:<token>/`).
+# URLs whose path holds the secret: webhooks and Telegram bot URLs (`/bot<id>:<token>/`); each holds `hook` or
+# `/bot`, which is looked for first (the pattern is searched at every position of the URL).
 _SECRET_PATH = re.compile(
     r"hooks\.slack\.com/(?:services|workflows|triggers)/|discord(?:app)?\.com/api/webhooks/|"
     r"webhook\.office\.com/webhookb2/|api\.telegram\.org/(?:file/)?bot\d+:[\w-]{20,}|/bot\d{5,}:[\w-]{30,}"
@@ -113,7 +114,7 @@ def urls(text: str, anchors: list[int]) -> list[Span]:
 
 def url_has_token(url: str) -> bool:
     """A secret path (webhook, bot URL) or a query value that is a credential (`?token=`, `&sig=`, `?t=<random>`)."""
-    if _SECRET_PATH.search(url):
+    if ("hook" in url or "/bot" in url) and _SECRET_PATH.search(url):
         return True
     if "?" not in url and "#" not in url:
         return False
@@ -162,12 +163,23 @@ def ipv6(text: str, double_colons: list[int]) -> list[Span]:
         address = match.group()
         if address in _KEPT_IPV6 or not any(ch.isdigit() for ch in address) or address.count(":") < 2:
             continue
-        try:
-            ipaddress.IPv6Address(address.split("%")[0])
-        except ValueError:
+        if _needs_parsing(address) and not _parses_as_ipv6(address):
             continue
         found.append((match.start(), match.end(), "IP_ADDRESS"))
     return found
+
+
+def _needs_parsing(address: str) -> bool:
+    """The pattern alone settles the full form (eight groups); `::`, an IPv4 tail or a zone need the parser."""
+    return "::" in address or "." in address or "%" in address
+
+
+def _parses_as_ipv6(address: str) -> bool:
+    try:
+        ipaddress.IPv6Address(address.split("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _merge_windows(windows: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
