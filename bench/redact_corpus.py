@@ -1,9 +1,12 @@
-"""A labeled corpus of realistic chat messages for the redaction benchmark and its regression test.
+"""The tuning corpus: labeled realistic chat messages for the redaction benchmark and its regression test,
+the corpus `milton_lora.redact` is tuned on (the independent evaluation corpus is `pii_eval/`).
 
 Each message is built from a template whose slots are filled with generated values; every slot keeps
 its span and its label (one of `milton_lora.redact.LABELS`) or `KEEP:<kind>` for hard negatives that
 must come out untouched. Values come from Faker in several locales and from `phonenumbers`' own
 numbering plans (a person's real number is a valid one), keys follow each provider's documented format.
+The messages judged by context (passwords in sentences and commands, tables, token links...) come from
+`redact_corpus_context.py`.
 """
 
 from __future__ import annotations
@@ -14,41 +17,18 @@ import random
 import string
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
 
 import phonenumbers
 from faker import Faker
 
+from labeled import Builder, Sample
+from redact_corpus_context import ContextMessages
+
 LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "ja_JP", "en_IN", "en_AU"]
 NATIONAL_REGIONS = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "BR", "JP", "MX", "CH", "SE", "PL", "IE"]
 INTERNATIONAL_REGIONS = [*NATIONAL_REGIONS, "CN", "KR", "ZA", "NG", "AR", "SG", "NZ", "AT", "BE", "DK", "NO", "FI"]
-
-
-@dataclass
-class Sample:
-    text: str
-    spans: list[tuple[int, int, str]] = field(default_factory=list)  # (start, end, label or KEEP:kind)
-
-
-class _Builder:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.spans: list[tuple[int, int, str]] = []
-        self.length = 0
-
-    def text(self, piece: str) -> _Builder:
-        self.parts.append(piece)
-        self.length += len(piece)
-        return self
-
-    def slot(self, value: str, label: str) -> _Builder:
-        self.spans.append((self.length, self.length + len(value), label))
-        return self.text(value)
-
-    def build(self) -> Sample:
-        return Sample("".join(self.parts), self.spans)
 
 
 _CONFIG_LINES = [
@@ -63,7 +43,7 @@ _CODE_LINES = ["response = session.send(request, **kwargs)", "return self._run_q
                "data = json.loads(payload)", "raise ConnectionError(err, request=request)"]  # fmt: skip
 
 
-class CorpusGenerator:
+class CorpusGenerator(ContextMessages):
     def __init__(self, seed: int = 7, dense: bool = False):
         self.dense = dense
         self.rng = random.Random(seed)
@@ -311,16 +291,16 @@ class CorpusGenerator:
     def message(self) -> Sample:
         rng = self.rng
         templates = [self._scheduling, self._config_paste, self._stack_trace, self._curl, self._email_chat,
-                     self._payment, self._plain, self._plain]  # fmt: skip
+                     self._payment, self._plain, self._plain, self.context_message, self.context_message]  # fmt: skip
         return rng.choice(templates)()
 
-    def _maybe_negative(self, builder: _Builder) -> None:
+    def _maybe_negative(self, builder: Builder) -> None:
         if self.rng.random() < 0.8:
             before, value, kind = self.negative()
             builder.text(f" Also, {before}").slot(value, f"KEEP:{kind}").text(".")
 
     def _scheduling(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         name = self.faker().first_name()
         b.text(self.prose(0, 2)).text(f" Can you move my meeting with {name} to Thursday? Her number is ").slot(
             self.phone(), "PHONE"
@@ -330,7 +310,7 @@ class CorpusGenerator:
         return b.build()
 
     def _config_paste(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         b.text(self.prose(0, 1)).text("\nMy app won't start, here is the .env:\n").text(self.config_lines())
         b.text("OPENAI_API_KEY=").slot(self.api_key(), "API_KEY").text("\n")
         b.text(f"{self.rng.choice(['SECRET_KEY', 'aws_secret_access_key', 'CLIENT_SECRET', 'signing_secret'])}=")
@@ -348,7 +328,7 @@ class CorpusGenerator:
         return b.build()
 
     def _stack_trace(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         b.text("Getting this error:\nTraceback (most recent call last):\n").text(self.frames())
         b.text("ConnectionError: HTTPSConnectionPool(host='").slot(self.ip(), "IP_ADDRESS")
         b.text("', port=443): Max retries exceeded\nThe server at ").slot(self.ip(), "IP_ADDRESS").text(" is up. ")
@@ -357,7 +337,7 @@ class CorpusGenerator:
         return b.build()
 
     def _curl(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         host = self.en.domain_name()
         param = self.rng.choice(["access_token", "token", "api_key", "key", "sig", "X-Amz-Signature"])
         url = f"https://{host}/v1/items?limit=10&{param}={self._random(string.ascii_letters + string.digits, 32)}"
@@ -375,7 +355,7 @@ class CorpusGenerator:
         return b.build()
 
     def _email_chat(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         faker = self.faker()
         b.text(f"Draft a reply to {faker.name()} <").slot(self.email(), "EMAIL")
         b.text(">, saying I'll call on ").slot(self.phone(), "PHONE").text(
@@ -385,7 +365,7 @@ class CorpusGenerator:
         return b.build()
 
     def _payment(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         b.text("Pay the invoice with card ").slot(self.card(), "CREDIT_CARD")
         b.text(" or transfer to IBAN ").slot(self.iban(), "IBAN").text(". My SSN is ").slot(self.ssn(), "SSN")
         b.text(" for the tax form. ").text(self.prose(0, 2))
@@ -393,7 +373,7 @@ class CorpusGenerator:
         return b.build()
 
     def _plain(self) -> Sample:
-        b = _Builder()
+        b = Builder()
         b.text(self.en.paragraph(nb_sentences=self.rng.randint(2, 6))).text(" ").text(self.prose(1, 5))
         for _ in range(self.rng.randint(1, 3)):
             before, value, kind = self.negative()

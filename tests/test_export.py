@@ -1,4 +1,5 @@
-"""Export: windows, stable split, duplicates, redaction, dry run, atomicity, via the CLI and the documented script."""
+"""Export: windows, stable split, duplicates, redaction, dry run, atomicity, review, redact.yaml, via the CLI and
+the documented script."""
 
 from __future__ import annotations
 
@@ -161,3 +162,55 @@ def test_documented_command_lines_on_imported_history(home: Path, tmp_path: Path
     other = run_subprocess(["python", script, "--days", "30", "--output-dir", str(custom)], home, home)
     assert other.returncode == 0, other.stderr
     assert (custom / "train.jsonl").read_bytes() == (exported / "train.jsonl").read_bytes()
+
+    review = run_subprocess(["python", script, "--days", "30", "--review"], home, home)
+    assert review.returncode == 0, review.stderr
+    assert "nothing written" in review.stdout and "[EMAIL]" in review.stdout
+
+
+def _review_store(settings: Settings) -> None:
+    with MemoryStore(settings.memory_db) as store:
+        add(
+            store,
+            "r1",
+            1,
+            [("user", "I'm Hartmann, mail ann@example.com, pw is Fjord!Lamp77"), ("assistant", "Noted.")],
+        )
+        add(store, "r2", 1, [("user", "card 4111 1111 1111 1111 please"), ("assistant", "ok")])
+
+
+def test_review_shows_each_redaction_in_context_and_writes_nothing(settings: Settings, cli) -> None:
+    _review_store(settings)
+    settings.redact_terms_path.write_text("always:\n  - Hartmann\n")
+    result = cli("export", "--days", "3650", "--review")
+    assert result.exit_code == 0, result.stderr
+    assert "4 redactions in 4 messages of 2 conversations" in result.stdout
+    for label in ("[CUSTOM]", "[EMAIL]", "[PASSWORD]", "[CREDIT_CARD]"):
+        assert label in result.stdout
+    # each finding is shown once, highlighted, beside the others already redacted
+    assert "«ann@example.com»" in result.stdout and "mail [EMAIL], pw is «Fjord!Lamp77»" in result.stdout
+    assert result.stdout.count("ann@example.com") == 1 and result.stdout.count("Fjord!Lamp77") == 1
+    assert not settings.export_dir.exists()
+
+
+def test_review_json_for_scripts(settings: Settings, cli) -> None:
+    _review_store(settings)
+    result = cli("export", "--days", "3650", "--review", "--json")
+    assert result.exit_code == 0, result.stderr
+    review = json.loads(result.stdout)
+    assert review["counts"] == {"CREDIT_CARD": 1, "EMAIL": 1, "PASSWORD": 1}
+    card = next(item for item in review["items"] if item["label"] == "CREDIT_CARD")
+    assert card | {"conversation": "test:r2"} == {
+        "conversation": "test:r2", "title": "r2", "message": 0, "role": "user", "label": "CREDIT_CARD",
+        "value": "4111 1111 1111 1111", "before": "card ", "after": " please",
+    }  # fmt: skip
+    assert not settings.export_dir.exists()
+
+
+def test_export_applies_redact_yaml(settings: Settings, cli) -> None:
+    _review_store(settings)
+    settings.redact_terms_path.write_text("always:\n  - text: Hartmann\n    label: FAMILY\n")
+    assert cli("export", "--days", "3650").exit_code == 0
+    exported = (settings.export_dir / "train.jsonl").read_text() + (settings.export_dir / "test.jsonl").read_text()
+    assert "Hartmann" not in exported and "[FAMILY]" in exported and "Fjord!Lamp77" not in exported
+    assert json.loads((settings.export_dir / "metadata.json").read_text())["redactions"]["FAMILY"] == 1

@@ -1,4 +1,5 @@
-"""YAML configs → one validated pydantic model each (training, serving), with errors users can act on.
+"""YAML configs → one validated pydantic model each (training, serving, personal redaction terms), with
+errors users can act on.
 
 Every problem in a file is reported at once, one per line, naming the key; an unknown key names the
 nearest valid one. Relative paths inside a config are resolved by the caller against `MILTON_HOME`.
@@ -7,11 +8,12 @@ nearest valid one. Relative paths inside a config are resolved by the caller aga
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from milton_lora.errors import MiltonError
 from milton_lora.serve.vllm import VLLM_LORA_RANKS
@@ -103,6 +105,56 @@ class ServeConfig(StrictModel):
         return value
 
 
+class RedactTerm(StrictModel):
+    """One `always` entry of `redact.yaml`: a string (`text`) or a regex, and the label that replaces it."""
+
+    text: str | None = Field(None, description="A string, matched case-insensitively as whole words.")
+    regex: str | None = Field(None, description="A Python regex, matched as written.")
+    label: str = Field("CUSTOM", description="Replaces the match as [LABEL]: capitals, digits and _.")
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> RedactTerm:
+        if (self.text is None) == (self.regex is None):
+            raise ValueError("give exactly one of 'text' or 'regex'")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("'text' must not be empty")
+        return self
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                if re.compile(value).match(""):
+                    raise ValueError("must not match the empty string")
+            except re.error as exc:
+                raise ValueError(f"not a valid regex ({exc})") from None
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _label_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,31}", value):
+            raise ValueError("must be capitals, digits and _ (like FAMILY or PROJECT_X), starting with a capital")
+        return value
+
+
+class RedactConfig(StrictModel):
+    """`MILTON_HOME/redact.yaml`: your own terms for `milton-lora export` and `milton-lora redact`."""
+
+    always: list[RedactTerm] = Field(
+        default_factory=list, description="Redacted everywhere: a string, or {text|regex, label}."
+    )
+    never: list[str] = Field(default_factory=list, description="Kept as written, even where a detector fires.")
+
+    @field_validator("always", mode="before")
+    @classmethod
+    def _strings_are_text(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"text": item} if isinstance(item, str) else item for item in value]
+        return value
+
+
 def load_model(path: Path, model: type[Model], defaults_if_missing: bool = False) -> Model:
     """Read `path` as YAML and validate it into `model`, or raise one MiltonError listing every problem."""
     if not path.exists():
@@ -131,13 +183,29 @@ def validate(data: dict[str, Any], model: type[Model], source: str) -> Model:
 def _describe(error: Any, model: type[BaseModel]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
-        guess = difflib.get_close_matches(str(error["loc"][0]), list(model.model_fields), n=1, cutoff=0.5)
+        fields = list(_model_at(model, error["loc"][:-1]).model_fields)
+        guess = difflib.get_close_matches(str(error["loc"][-1]), fields, n=1, cutoff=0.5)
         hint = f" (did you mean '{guess[0]}'?)" if guess else ""
         return f"unknown key '{key}'{hint}"
     if error["type"] == "missing":
         return f"missing required key '{key}'"
     message = error["msg"].removeprefix("Value error, ")
     return f"'{key}': {message} (got {error.get('input')!r})"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model a nested key belongs to (`always.0.lable` belongs to `RedactTerm`), following list items."""
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue
+        inner = field.annotation
+        for argument in getattr(inner, "__args__", ()):
+            if isinstance(argument, type) and issubclass(argument, BaseModel):
+                inner = argument
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+    return model
 
 
 def config_reference(model: type[BaseModel]) -> str:

@@ -10,6 +10,8 @@ Decisions:
   their first occurrence; conversations without an assistant turn are skipped; both are counted.
 - An empty window is an error, not an empty export: it would silently replace a good export.
 - All three files are written atomically together; a failed export leaves the previous one intact.
+- A review (`milton-lora export --review`) runs the same selection and redaction and writes nothing: it
+  returns each redaction with its label and the redacted text around it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from milton_lora import __version__
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_files, sha256_bytes
 from milton_lora.memory import Conversation, MemoryStore
-from milton_lora.redact import Redactor
+from milton_lora.redact import Redactor, in_context
 
 TEST_PERCENT = 20
 
@@ -54,6 +56,31 @@ class ExportSummary:
         return asdict(self)
 
 
+@dataclass
+class ReviewItem:
+    """One redaction as `--review` shows it: where, its label, the text removed and the redacted text around it."""
+
+    conversation: str
+    title: str
+    message: int
+    role: str
+    label: str
+    value: str
+    before: str
+    after: str
+
+
+@dataclass
+class ExportReview:
+    conversations: int
+    messages: int
+    counts: dict[str, int]
+    items: list[ReviewItem]
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
 def split_of(conversation_key: str) -> str:
     """`"test"` for about TEST_PERCENT% of keys, `"train"` for the rest; a pure function of the key."""
     bucket = int.from_bytes(hashlib.sha256(conversation_key.encode()).digest()[:8], "big") % 100
@@ -69,18 +96,8 @@ def export_training_data(
     redactor: Redactor | None = None,
 ) -> ExportSummary:
     """Read the window from the store, redact, split, and (unless `dry_run`) write the three files."""
-    if days is not None and days <= 0:
-        raise MiltonError(f"--days must be a positive number of days, got {days}")
-    if not store_path.exists():
-        raise MiltonError(f"{store_path}: no memory store yet; import history first with `milton-lora memory import`")
     now = now or datetime.now(timezone.utc)
-    since = now - timedelta(days=days) if days is not None else None
-    with MemoryStore(store_path) as store:
-        in_window = store.conversations(since)
-    if not in_window:
-        window = f"the last {days} days" if days is not None else "the store"
-        raise MiltonError(f"{store_path}: no conversations in {window}; widen --days or import more history")
-
+    in_window, since = _window(store_path, days, now)
     kept, skipped, duplicates = _select(in_window)
     redacted, counts = _redact(kept, redactor or Redactor())
     lines: dict[str, list[str]] = {"train": [], "test": []}
@@ -109,6 +126,42 @@ def export_training_data(
         files = {output_dir / name: data for name, data in payloads.items()}
         atomic_write_files({**files, output_dir / "metadata.json": metadata})
     return summary
+
+
+def review_export(
+    store_path: Path, days: int | None, now: datetime | None = None, redactor: Redactor | None = None
+) -> ExportReview:
+    """What an export of the same window would redact, each redaction in context; writes nothing."""
+    in_window, _ = _window(store_path, days, now or datetime.now(timezone.utc))
+    kept, _, _ = _select(in_window)
+    messages = [
+        (conversation, index, message) for conversation in kept for index, message in enumerate(conversation.messages)
+    ]
+    findings = (redactor or Redactor()).find_many([message.content for _, _, message in messages])
+    items: list[ReviewItem] = []
+    counts: Counter[str] = Counter()
+    for (conversation, index, message), found in zip(messages, findings, strict=True):
+        items += [
+            ReviewItem(conversation.key, conversation.title, index, message.role, *shown)
+            for shown in in_context(message.content, found)
+        ]
+        counts.update(finding.label for finding in found)
+    return ExportReview(len(kept), len(messages), dict(sorted(counts.items())), items)
+
+
+def _window(store_path: Path, days: int | None, now: datetime) -> tuple[list[Conversation], datetime | None]:
+    """The conversations active in the last `days` days (all without `days`), and where the window starts."""
+    if days is not None and days <= 0:
+        raise MiltonError(f"--days must be a positive number of days, got {days}")
+    if not store_path.exists():
+        raise MiltonError(f"{store_path}: no memory store yet; import history first with `milton-lora memory import`")
+    since = now - timedelta(days=days) if days is not None else None
+    with MemoryStore(store_path) as store:
+        in_window = store.conversations(since)
+    if not in_window:
+        window = f"the last {days} days" if days is not None else "the store"
+        raise MiltonError(f"{store_path}: no conversations in {window}; widen --days or import more history")
+    return in_window, since
 
 
 def _select(conversations: list[Conversation]) -> tuple[list[Conversation], int, int]:

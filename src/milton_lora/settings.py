@@ -42,6 +42,11 @@ class Settings:
         return self.home / "training" / "data" / "exported"
 
     @property
+    def redact_terms_path(self) -> Path:
+        """Personal redaction terms (`always:` / `never:`) for the export and the `redact` filter."""
+        return self.home / "redact.yaml"
+
+    @property
     def configs_dir(self) -> Path:
         return self.home / "training" / "configs"
 

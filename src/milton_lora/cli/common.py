@@ -1,5 +1,5 @@
 """What every command module shares: the consoles, the root callback's settings, two-column tables,
-warnings, the confirmation question, and opening the registry and serve config of a home.
+warnings, the confirmation question, and opening the registry, serve config and redaction terms of a home.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from milton_lora.settings import Settings
 
 if TYPE_CHECKING:
     from milton_lora.config import ServeConfig
+    from milton_lora.redact import Redactor
     from milton_lora.registry import Registry
 
 console = Console(soft_wrap=True)
@@ -55,6 +56,19 @@ def serve_config_of(settings: Settings) -> ServeConfig:
     from milton_lora.config import ServeConfig
 
     return load_model(settings.serve_config_path, ServeConfig, defaults_if_missing=True)
+
+
+def redactor_of(settings: Settings) -> Redactor:
+    """The redaction engine with the home's own terms (`redact.yaml`, optional) applied."""
+    from milton_lora.config import RedactConfig
+    from milton_lora.redact import PersonalTerms, Redactor, Term
+
+    config = load_model(settings.redact_terms_path, RedactConfig, defaults_if_missing=True)
+    always = [
+        Term(term.regex, is_regex=True, label=term.label) if term.regex else Term(term.text or "", label=term.label)
+        for term in config.always
+    ]
+    return Redactor(terms=PersonalTerms(always, config.never))
 
 
 def confirm_or_abort(force: bool) -> None:

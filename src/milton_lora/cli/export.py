@@ -1,21 +1,26 @@
-"""`milton-lora export` (= `scripts/export_training_data.py`) and the `milton-lora redact` filter."""
+"""`milton-lora export` (= `scripts/export_training_data.py`), its `--review`, and the `milton-lora redact` filter."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
 from milton_lora.cli.app import app
 from milton_lora.cli.common import (
     console,
     err_console,
     print_rows,
+    redactor_of,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from milton_lora.export import ExportReview
 
 
 @app.command()
@@ -28,14 +33,25 @@ def export(
         Path | None, typer.Option("--output-dir", help="Where to write (default: training/data/exported/).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the summary; write nothing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    review: Annotated[
+        bool, typer.Option("--review", help="Show each redaction in context (paged); write nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary (or the review) as JSON.")] = False,
 ) -> None:
     """Export conversations to redacted train.jsonl / test.jsonl (80/20, stable) and metadata.json."""
-    from milton_lora.export import export_training_data
+    from milton_lora.export import export_training_data, review_export
 
     settings = settings_of(ctx)
+    redactor = redactor_of(settings)
+    if review:
+        result = review_export(settings.memory_db, days, redactor=redactor)
+        if as_json:
+            console.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
+        else:
+            _print_review(result, days)
+        return
     target = output_dir.expanduser().resolve() if output_dir else settings.export_dir
-    summary = export_training_data(settings.memory_db, target, days, dry_run=dry_run)
+    summary = export_training_data(settings.memory_db, target, days, dry_run=dry_run, redactor=redactor)
     if as_json:
         console.print_json(json.dumps(summary.as_dict()))
         return
@@ -54,17 +70,45 @@ def export(
     print_rows(title, rows, justify="right")
 
 
+def _print_review(result: ExportReview, days: int | None) -> None:
+    """Counts per label, then each redaction: where, its label, and the value between already-redacted context."""
+    window = f"last {days} days" if days is not None else "all history"
+    with console.pager(styles=True):
+        print_rows(
+            f"Review ({window}; nothing written): {len(result.items)} redactions in {result.messages} messages "
+            f"of {result.conversations} conversations",
+            [(f"[{label}]", n) for label, n in result.counts.items()],
+            value_header="redactions",
+            justify="right",
+        )
+        for item in result.items:
+            line = Text(f"[{item.label}] ", style="bold")
+            line.append(f"{item.title or item.conversation} · message {item.message} ({item.role})", style="dim")
+            console.print(line)
+            shown = Text("    …")
+            shown.append(_one_line(item.before))
+            shown.append(f"«{_one_line(item.value)}»", style="bold reverse")
+            shown.append(_one_line(item.after))
+            shown.append("…")
+            console.print(shown)
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "").replace("\n", " ⏎ ")
+
+
 @app.command()
 def redact(
+    ctx: typer.Context,
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help='Read and write one {"text": ...} object per line; other keys kept.')
     ] = False,
     counts: Annotated[bool, typer.Option("--counts", help="Print redaction counts per label on stderr.")] = False,
 ) -> None:
-    """Filter stdin to stdout with PII and secrets replaced by [LABEL] placeholders."""
-    from milton_lora.redact import Redactor, redact_jsonl_lines
+    """Filter stdin to stdout with PII and secrets replaced by [LABEL] placeholders (and your redact.yaml terms)."""
+    from milton_lora.redact import redact_jsonl_lines
 
-    redactor = Redactor()
+    redactor = redactor_of(settings_of(ctx))
     if jsonl:
         lines, totals = redact_jsonl_lines(redactor, sys.stdin.read().splitlines(), source="stdin")
         sys.stdout.write("".join(line + "\n" for line in lines))

@@ -1,71 +1,93 @@
 """The anchor pass: every literal that starts (or sits inside) something a detector looks for, found in
-one Aho-Corasick pass over the text (one byte per character).
+one Aho-Corasick pass over the text (one byte per character): `@`, `://`, `::`, `eyJ`, `-----BEGIN`, each
+provider's key prefix, the secret-looking names (`password`, `token`, `api_key`...), `bearer`, `ssn`,
+the commands that take a password flag. Each detector then runs `match` at its anchors only, so the
+text is scanned once instead of once per detector.
 """
 
 from __future__ import annotations
 
-import re
-
 import ahocorasick_rs
 
-from milton_lora.redact.patterns import _PASSWORD_WORDS, _PROVIDER_KEYS, _SECRET_WORDS
+from milton_lora.redact.credentials import (
+    COMMANDS,
+    PASSWORD_WORDS,
+    REUSE_CUES,
+    SECRET_WORDS,
+    SHORT_WORDS,
+    Name,
+    NameKind,
+)
+from milton_lora.redact.providers import DISCORD_STARTS, KEY_FORMATS, TELEGRAM_ANCHOR, KeyFormat
+from milton_lora.redact.tables import HEADER_WORDS as PHONE_HEADER_WORDS
+
+PEM, JWT, URL, EMAIL, DOUBLE_COLON, BEARER, SSN_CUE, PHONE_HEADER, REUSE, DISCORD, TELEGRAM = range(11)
+NAME, KEY, COMMAND = 11, 12, 13
 
 
-def _case_spellings(phrase: str) -> set[str]:
+KeyAnchor = tuple[int, int, KeyFormat]
+CommandAnchor = tuple[int, int, str]
+
+
+def _spellings(word: str) -> set[str]:
     """`social security` as written: lower, UPPER, Title and Sentence case."""
-    return {phrase, phrase.upper(), phrase.title(), phrase.capitalize()}
+    return {word, word.upper(), word.title(), word.capitalize()}
 
 
-def _spellings(parts: tuple[str, ...]) -> set[str]:
-    """`api key` as api_key, API_KEY, Api_key, Api_Key, api_Key, apikey, APIKEY, Apikey, ApiKey, apiKey, api-key..."""
-    spellings = set()
-    for joiner in ("_", "-", "") if len(parts) > 1 else ("",):
-        lower = joiner.join(parts)
-        titled = joiner.join(part.title() for part in parts)
-        spellings |= {lower, lower.upper(), lower.capitalize(), titled, parts[0] + titled[len(parts[0]) :]}
-    return spellings
-
-
-class _Anchors:
-    """Every literal that starts (or sits inside) something a detector looks for, found in one pass."""
-
-    PEM, JWT, URL, EMAIL, DOUBLE_COLON, PASSWORD_NAME, SECRET_NAME, BEARER, SSN_CUE, KEY = range(10)
+class Anchors:
+    """Positions of every anchor in a text, by kind; provider keys and commands with what they belong to."""
 
     def __init__(self) -> None:
-        table: list[tuple[str, int, re.Pattern[str] | None]] = [
-            ("-----BEGIN", self.PEM, None),
-            ("eyJ", self.JWT, None),
-            ("://", self.URL, None),
-            ("@", self.EMAIL, None),
-            ("::", self.DOUBLE_COLON, None),
-            *((word, self.BEARER, None) for word in ("bearer", "Bearer", "BEARER")),
-            *((word, self.SSN_CUE, None) for cue in ("ssn", "social security") for word in _case_spellings(cue)),
-            *((word, self.PASSWORD_NAME, None) for parts in _PASSWORD_WORDS for word in sorted(_spellings(parts))),
-            *((word, self.SECRET_NAME, None) for parts in _SECRET_WORDS for word in sorted(_spellings(parts))),
-            *((prefix, self.KEY, pattern) for prefixes, pattern in _PROVIDER_KEYS for prefix in prefixes),
+        table: list[tuple[str, int, object]] = [
+            ("-----BEGIN", PEM, None),
+            ("eyJ", JWT, None),
+            ("://", URL, None),
+            ("@", EMAIL, None),
+            ("::", DOUBLE_COLON, None),
+            (TELEGRAM_ANCHOR, TELEGRAM, None),
+            *((word, BEARER, None) for cue in ("bearer", "basic") for word in _spellings(cue)),
+            *((word, SSN_CUE, None) for cue in ("ssn", "social security") for word in _spellings(cue)),
+            *((word, PHONE_HEADER, None) for cue in PHONE_HEADER_WORDS for word in _spellings(cue)),
+            *((word, REUSE, None) for word in REUSE_CUES),
+            *((start, DISCORD, None) for start in DISCORD_STARTS),
+            *(
+                (spelling, NAME, NameKind(is_password, word in SHORT_WORDS))
+                for words, is_password in ((PASSWORD_WORDS, True), (SECRET_WORDS, False))
+                for word in words
+                for spelling in sorted(_spellings(word))
+            ),
+            *((anchor, KEY, key_format) for key_format in KEY_FORMATS for anchor in key_format.anchors),
+            *((command, COMMAND, command) for command in COMMANDS),
         ]
-        self.kinds = [kind for _, kind, _ in table]
-        self.patterns = [pattern for _, _, pattern in table]
-        self.automaton = ahocorasick_rs.BytesAhoCorasick(
+        self._kinds = [kind for _, kind, _ in table]
+        self._payloads = [payload for _, _, payload in table]
+        self._automaton = ahocorasick_rs.BytesAhoCorasick(
             [literal.encode() for literal, _, _ in table], implementation=ahocorasick_rs.Implementation.DFA
         )
 
-    def find(self, latin: bytes) -> tuple[list[list[int]], list[tuple[int, re.Pattern[str]]]]:
-        """Positions per kind, and provider-key positions with the pattern their prefix belongs to.
+    def find(
+        self, latin: bytes
+    ) -> tuple[list[list[int]], list[Name], list[tuple[int, int, KeyFormat]], list[tuple[int, int, str]]]:
+        """Positions per kind, then the secret-looking words, provider keys and commands with their start,
+        end and what they are.
 
-        `latin` is the text with one byte per character (see `_one_byte_per_character`); every anchor is
-        ASCII, so its offsets there are its offsets in the text.
+        `latin` is the text with one byte per character (`one_byte_per_character`); every anchor is ASCII,
+        so its offsets there are its offsets in the text.
         """
-        by_kind: list[list[int]] = [[] for _ in range(self.KEY)]
-        keys = []
-        kinds, patterns = self.kinds, self.patterns
-        for index, start, _ in self.automaton.find_matches_as_indexes(latin, overlapping=True):
+        by_kind: list[list[int]] = [[] for _ in range(NAME)]
+        extras: list[list[tuple[int, int, object]]] = [[], [], []]
+        adders = [positions.append for positions in by_kind]
+        kinds, payloads = self._kinds, self._payloads
+        for index, start, end in self._automaton.find_matches_as_indexes(latin, overlapping=True):
             kind = kinds[index]
-            if kind == self.KEY:
-                keys.append((start, patterns[index]))
+            if kind < NAME:
+                adders[kind](start)
             else:
-                by_kind[kind].append(start)
-        return by_kind, keys
+                extras[kind - NAME].append((start, end, payloads[index]))
+        names, keys, commands = extras
+        return by_kind, names, keys, commands  # type: ignore[return-value]
 
 
-_ANCHORS = _Anchors()
+def one_byte_per_character(text: str) -> bytes:
+    """The text in Latin-1, anything outside it as `?`: one byte per character, so offsets carry over."""
+    return text.encode("latin-1", "replace")

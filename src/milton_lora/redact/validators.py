@@ -1,64 +1,66 @@
-"""Validators: what makes a candidate real (Luhn, mod-97, numbering plans, entropy, version and
-placeholder context), so versions, dates, ids and placeholders are kept.
+"""Validators: what makes a candidate real (Luhn, mod-97, GS1 check digits, numbering plans, entropy,
+placeholders, code), so versions, barcodes, ids and placeholders are kept.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import string
 from collections import Counter
 from functools import cache
 
 import phonenumbers
 
-from milton_lora.redact.patterns import (
-    _DIGIT,
-    _DOTTED_PHONE,
-    _IBAN_LETTER_VALUES,
-    _IP_CUE,
-    _PRODUCT_NAME,
-    _TOKEN_PATH_HOST,
-    _URL_SECRET_PARAMS,
-    _VERSION_CUE,
-    _backwards,
+_PLACEHOLDER_SHAPE = re.compile(
+    r"\$\{[^}]+\}?|\$[A-Z_][A-Z0-9_]*|\$[a-z_][a-z0-9_]*|<[^>]*>?|\{\{.*|%\(\w+\)[sdr]|%[A-Z_]+%|\*+|•+|\.{3,}|…"
 )
-
-_PLACEHOLDER_SHAPE = re.compile(r"\$\{[^}]+\}|\$[A-Z_][A-Z0-9_]*|\$[a-z_][a-z0-9_]*|<[^>]*>?|\{\{.*")
 _PLACEHOLDER_WORDS = frozenset({
     "none", "null", "nil", "true", "false", "undefined", "redacted", "changeme_placeholder", "your_password",
     "your-password", "yourpassword", "password", "secret", "token", "example", "str", "string", "int", "bool",
-    "optional", "required",
+    "optional", "required", "hidden", "masked", "removed", "omitted", "empty", "blank", "same", "unknown", "yes", "no",
+    "n/a", "tbd", "todo",
 })  # fmt: skip
 _DASHES = frozenset("-_")
-_PLACEHOLDER_PREFIXES = ("your_", "your-", "xxx", "example", "placeholder", "dummy", "<")
-_CALL_OR_SUBSCRIPT = re.compile(r"[A-Za-z_][\w.]*(?:\(.*\)|\[.*\])")
+_FILLER = frozenset("x*.-_ ")
+_PLACEHOLDER_PREFIXES = ("your_", "your-", "xxx", "example", "placeholder", "dummy", "<", "sample", "fake", "test123")
+# A call or subscript whose argument is empty, a name or a quoted string: `input()`, `get(pw)`, `env['PW']`.
+_CALL_OR_SUBSCRIPT = re.compile(r"[A-Za-z_][\w.]*(?:\((?:[A-Za-z_\"'].*)?\)|\[[A-Za-z_\"'].*\])")
 _DOTTED_REFERENCE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _SNAKE_CASE = re.compile(r"[a-z_][a-z0-9_]*")
+_SECRET_NAME_WORDS = ("pass", "pw", "pwd", "passwd", "password", "secret", "token", "key", "apikey")
+_DIGIT = re.compile(r"\d")
 
 
-def _is_placeholder(value: str) -> bool:
+def is_placeholder(value: str) -> bool:
+    """`xxxx`, `<token>`, `${VAR}`, `%(password)s`, `****`, `your_api_key`, `None`: a stand-in, not a secret."""
     stripped = value.strip("\"'<>{}[]()$%")
     lowered = stripped.lower()
-    if lowered in _PLACEHOLDER_WORDS or lowered.startswith(_PLACEHOLDER_PREFIXES):
+    if lowered in _PLACEHOLDER_WORDS or not stripped:
         return True
+    if lowered.startswith(_PLACEHOLDER_PREFIXES) and len(set(lowered) - _FILLER) <= 12:
+        return True  # `xxxx-1234`, `your_api_key`, `example-token`; not a random secret that starts with `xxx`
     if len(set(stripped[:8]) - _DASHES) <= 2 and len(set(stripped) - _DASHES) <= 2:
         return True  # xxxx, ****, 0000, x-x-x (the first 8 characters settle it for almost every value)
-    if value[:1] in ("$", "<", "{") and _PLACEHOLDER_SHAPE.fullmatch(value):
-        return True  # ${VAR}, $VAR, <token>, {{ secret }}
-    return value.startswith("%") and value.endswith("%")
+    return value[:1] in ("$", "<", "{", "%", "*", "•", ".", "…") and _PLACEHOLDER_SHAPE.fullmatch(value) is not None
 
 
-def _looks_like_code(value: str) -> bool:
-    # Calls, subscripts, dotted references (os.environ, settings.DB_PASSWORD) and variables named after the
-    # secret they hold (db_password, api_token) are code, not secrets.
+def looks_like_code(value: str) -> bool:
+    """Calls, subscripts, dotted references (`os.environ`, `settings.DB_PASSWORD`) and variables named after
+    the secret they hold (`db_password`, `api_token`) are code, not secrets."""
     if ("(" in value or "[" in value) and _CALL_OR_SUBSCRIPT.fullmatch(value):
         return True
     if "." in value and _DOTTED_REFERENCE.fullmatch(value):
         return True
-    return bool(_SNAKE_CASE.fullmatch(value)) and any(w in value for w in ("pass", "pw", "secret", "token", "key"))
+    if not _SNAKE_CASE.fullmatch(value) or not any(word in value for word in _SECRET_NAME_WORDS):
+        return False
+    return "_" in value or value in _SECRET_NAME_WORDS
 
 
-def _shannon_entropy(value: str) -> float:
+_X_LOG2_X = [0.0] + [count * math.log2(count) for count in range(1, 257)]
+
+
+def shannon_entropy(value: str) -> float:
     """Bits per character: log2(n) - sum(c * log2(c)) / n over the character counts c."""
     total = len(value)
     counts = Counter(value).values()
@@ -66,42 +68,29 @@ def _shannon_entropy(value: str) -> float:
     return math.log2(total) - sum(map(x_log2_x, counts)) / total
 
 
-_X_LOG2_X = [0.0] + [count * math.log2(count) for count in range(1, 257)]
+def character_classes(value: str) -> int:
+    """How many of lower case, upper case and digits `value` holds."""
+    return (value.lower() != value) + (value.upper() != value) + bool(_DIGIT.search(value))
 
 
-def _high_entropy(value: str) -> bool:
-    if len(value) < 16:
-        return False
-    classes = (value.lower() != value) + (value.upper() != value) + bool(_DIGIT.search(value))
-    return classes >= 2 and _shannon_entropy(value) >= 3.2
+def high_entropy(value: str) -> bool:
+    """Long, mixed and varied enough to be a generated secret rather than a word or a name."""
+    return len(value) >= 16 and character_classes(value) >= 2 and shannon_entropy(value) >= 3.2
 
 
-_KEY_PREFIX = re.compile(r"^(?:sk-(?:ant-|proj-|svcacct-|admin-)?|[a-z]+_(?:pat_|live_|test_)?|glpat-|xox[a-z]-)")
+_KEY_PREFIX = re.compile(r"^(?:sk-(?:ant-|proj-|svcacct-|admin-)?|[a-z]+_(?:pat_|live_|test_|v1_)?|[a-z]+-)")
 
 
-def _looks_random(key: str) -> bool:
+def looks_random(key: str) -> bool:
+    """A provider key's body after its prefix varies enough not to be a placeholder (`sk-xxxx...`)."""
     body = _KEY_PREFIX.sub("", key, count=1)
-    return len(set(body)) >= 8 and not _is_placeholder(body)
+    return len(set(body)) >= 8 and not is_placeholder(body)
 
 
-_QUERY_START = re.compile(r"[?#]")
-_QUERY_SEPARATOR = re.compile(r"[&;#]")
+_IBAN_LETTER_VALUES = str.maketrans({letter: str(value) for value, letter in enumerate(string.ascii_uppercase, 10)})
 
 
-def _url_has_token(url: str) -> bool:
-    if _TOKEN_PATH_HOST.search(url.lower()):
-        return True
-    if "?" not in url and "#" not in url:
-        return False
-    query = _QUERY_START.split(url, maxsplit=1)[1]
-    for pair in _QUERY_SEPARATOR.split(query):
-        name, _, value = pair.partition("=")
-        if name.lower() in _URL_SECRET_PARAMS and value and not _is_placeholder(value):
-            return True
-    return False
-
-
-def _iban_checksum_ok(iban: str) -> bool:
+def iban_checksum_ok(iban: str) -> bool:
     try:
         number = int((iban[4:] + iban[:4]).translate(_IBAN_LETTER_VALUES))
     except ValueError:
@@ -112,12 +101,21 @@ def _iban_checksum_ok(iban: str) -> bool:
 _LUHN_DOUBLED = {str(digit): digit * 2 - 9 if digit > 4 else digit * 2 for digit in range(10)}
 
 
-def _luhn_ok(digits: str) -> bool:
+def luhn_ok(digits: str) -> bool:
     total = sum(map(int, digits[-1::-2])) + sum(map(_LUHN_DOUBLED.__getitem__, digits[-2::-2]))
     return total % 10 == 0
 
 
-def _card_prefix_ok(digits: str) -> bool:
+def gtin_ok(digits: str) -> bool:
+    """The GS1 check digit of an EAN-13, UPC-A or ISBN-13 (weights 1 and 3 from the check digit leftwards)."""
+    total = sum(map(int, digits[-1::-2])) + 3 * sum(map(int, digits[-2::-2]))
+    return total % 10 == 0
+
+
+def card_prefix_ok(digits: str) -> bool:
+    """The issuer ranges and lengths of the card networks (13 digits only for Visa)."""
+    if digits[0] not in "23456":
+        return False  # no network issues cards from 0, 1, 7, 8 or 9 (ISBNs start 978)
     length = len(digits)
     two, four = int(digits[:2]), int(digits[:4])
     if digits[0] == "4":
@@ -133,15 +131,15 @@ def _card_prefix_ok(digits: str) -> bool:
     if 300 <= int(digits[:3]) <= 305 or two in (36, 38, 39):
         return 14 <= length <= 19
     if two == 62 or two in (50, *range(56, 70)):
-        return 12 <= length <= 19
+        return 14 <= length <= 19
     return False
 
 
 _CARD_SEPARATOR = re.compile(r"[ -]")
 
 
-def _card_grouping_ok(raw: str) -> bool:
-    # Cards are written as one run or in groups split by one kind of separator; 3-7-7 order numbers are not.
+def card_grouping_ok(raw: str) -> bool:
+    """Cards are written as one run or in groups split by one kind of separator; 3-7-7 order numbers are not."""
     groups = _CARD_SEPARATOR.split(raw)
     if len(groups) == 1:
         return True
@@ -151,38 +149,25 @@ def _card_grouping_ok(raw: str) -> bool:
     return lengths[0] == 4 and min(lengths) >= 1 and max(lengths) <= 6
 
 
-def _ssn_ok(area: str, group: str, serial: str) -> bool:
+def ssn_ok(area: str, group: str, serial: str) -> bool:
     return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
-
-
-def _is_version_context(before: str) -> bool:
-    """A version cue (`v`, `version`, `upgrade to`, `==`) or a product name (`Python 7.7.19.3`) precedes."""
-    backwards = _backwards(before)
-    if _VERSION_CUE.ends(backwards):
-        return True
-    return not _IP_CUE.ends(backwards) and bool(_PRODUCT_NAME.search(before))
 
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"  # 0-255 without leading zeros
 _VALID_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 
 
-def _valid_ipv4(address: str) -> bool:
+def valid_ipv4(address: str) -> bool:
     return _VALID_IPV4.fullmatch(address) is not None
 
 
-_NON_DOT_SEPARATOR = re.compile(r"[\s()-]")
-
-
-def _looks_like_version_or_decimal(core: str) -> bool:
-    # 3.11.7, 1.250.000, 12.99, 192.168.10.200: numbers split by dots alone are versions, amounts, decimals
-    # or addresses, except the dotted phone styles 541.325.2427 (US) and 06.12.34.56.78 (FR).
-    dotted_only = "." in core and not _NON_DOT_SEPARATOR.search(core) and not core.startswith(("+", "00"))
-    return dotted_only and not _DOTTED_PHONE.fullmatch(core)
+def kept_ipv4(address: str) -> bool:
+    """Loopback (all of 127.0.0.0/8), unspecified, broadcast and netmasks identify no one."""
+    return address.startswith(("127.", "0.", "255.")) or address == "0.0.0.0"
 
 
 @cache
-def _national_number_pattern(regions: tuple[str, ...]) -> re.Pattern[str]:
+def national_number_pattern(regions: tuple[str, ...]) -> re.Pattern[str]:
     """One pattern that fully matches the national numbers valid in any of `regions`.
 
     It is the check `phonenumbers.is_valid_number` makes from the library's own metadata (a possible
@@ -201,8 +186,21 @@ def _national_number_pattern(regions: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{branch})" for branch in branches) or "(?!)")
 
 
-def _valid_international(digits: str) -> bool:
-    """`digits` (without `+` or `00`) start with a country code and a number valid in one of its regions."""
+def possible_international(digits: str) -> bool:
+    """`digits` (after a `+`) start with a country code and have a length that country's numbers can have.
+
+    A number written with `+` is a phone number by its form; this is `phonenumbers.is_possible_number`'s
+    length check, which also accepts numbers newer than the library's numbering plans.
+    """
+    for size in (1, 2, 3):
+        lengths = _possible_lengths(digits[:size])
+        if lengths:
+            return len(digits) - size in lengths
+    return False
+
+
+def valid_international(digits: str) -> bool:
+    """`digits` (after `00`) start with a country code and a number valid in one of its regions."""
     for size in (1, 2, 3):
         national = _country_national_pattern(digits[:size])
         if national is not None:
@@ -211,8 +209,19 @@ def _valid_international(digits: str) -> bool:
 
 
 @cache
+def _possible_lengths(country_code: str) -> frozenset[int]:
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(country_code)) if country_code.isdigit() else None
+    lengths: set[int] = set()
+    for region in regions or ():
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(int(country_code), region)
+        if metadata is not None and metadata.general_desc is not None:
+            lengths.update(metadata.general_desc.possible_length or ())
+    return frozenset(lengths)
+
+
+@cache
 def _country_national_pattern(country_code: str) -> re.Pattern[str] | None:
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(country_code)) if country_code.isdigit() else None
     if not regions:
         return None
-    return _national_number_pattern(tuple(region for region in regions if region != "001"))
+    return national_number_pattern(tuple(region for region in regions if region != "001"))

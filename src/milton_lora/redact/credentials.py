@@ -1,0 +1,371 @@
+"""Credentials known by their context: values assigned to secret-looking names (`DB_PASSWORD=...`,
+`'PASSWORD': '...'`, `<password>...</password>`), passwords in prose (`password Bill$Yeah4484`,
+`user admin, pass inside-i-stage-tonight`, `I reuse ... everywhere`), passwords on command lines
+(`mysql -p...`, `sshpass -p`, `curl -u user:...`, `--password ...`) and `Bearer` / `Basic` credentials.
+
+A value is judged by its shape and its context together: after `password is` a plain word is a password,
+after `pass` only in a credential context (`user admin, pass ...`) or when it looks like one; `bypass`,
+`passport` and `passed` are no cues at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+from milton_lora.redact.labels import Span
+from milton_lora.redact.validators import high_entropy, is_placeholder, looks_like_code
+
+# Names that make the value assigned to them a secret, in the spellings people write them in: a password
+# word makes it a PASSWORD, the others an API_KEY when it looks random. Short words count only as a whole
+# part of a name (`DB_PASS`, `dbPass`, `api_key`, not `bypass` or `pwm`), which is also how `apiKey`,
+# `passPhrase` and `X-Api-Key` are found.
+PASSWORD_WORDS = ["password", "passwd", "pwd", "passphrase", "passcode", "pass", "pw", "passwort", "kennwort",
+                  "contrasena", "senha"]  # fmt: skip
+SECRET_WORDS = ["secret", "token", "auth", "credential", "creds", "key", "apikey", "accesskey", "privatekey",
+                "accountkey"]  # fmt: skip
+REUSE_CUES = ["everywhere"]  # `I reuse ... everywhere`
+SHORT_WORDS = frozenset({"pass", "pw", "pwd", "auth", "key", "creds"})
+
+
+class NameKind(NamedTuple):
+    is_password: bool
+    is_short: bool  # `pass`, `pw`, `key`, `auth`: only a whole part of a name counts (`DB_PASS`, not `bypass`)
+
+
+# A secret-looking word found by the anchor pass: start, end, and what kind of word it is.
+Name = tuple[int, int, NameKind]
+
+
+# Parts of a name that say the value is not the secret itself (`private_key_id`, `token_url`, `public_key`).
+_NOT_SECRET_LAST_PARTS = frozenset(
+    """
+id ids name names url uri urls endpoint version length len size file path dir type format alias prefix suffix count
+expiry expires expiration ttl timeout header field env var arn region label hint policy mode scope scopes provider
+strength min max rule rules enabled required reset description
+""".split()  # noqa: SIM905
+)  # fmt: skip
+_NOT_SECRET_PARTS = frozenset(
+    """
+public publishable primary foreign sort partition cache idempotency csrf xsrf keyboard monkey turkey hotkey
+keystroke keyword keypress keycode keyframe keymap keyring keychain keystore keytab keyset passport passenger
+compass bypass passthrough passed passing passive author authority
+""".split()  # noqa: SIM905
+)  # fmt: skip
+_WORD_BEFORE = re.compile(r"([A-Za-z]+)[ ]\Z")
+_NAME_PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_NAME_CHARS = re.compile(r"[\w.-]*")
+# From the end of a secret-looking name: the operator and the value on the same line.
+_ASSIGNED_VALUE = re.compile(
+    r"""(?x)
+    ["'\]]{0,2}[^\S\n]*(?::=|=>|=|==|!=|:|(?<=["'])[^\S\n]+value[^\S\n]*=)[^\S\n]*(?:@(?="))?
+    (?:"(?P<dq>[^"\n]{3,})"|'(?P<sq>[^'\n]{3,})'|`(?P<bq>[^`\n]{3,})`|(?P<bare>[^\s"'`,;<]{3,}))
+    """
+)
+_XML_VALUE = re.compile(r">(?P<bare>[^<\n]{3,})</")
+_FLAG_VALUE = re.compile(r"[^\S\n]+(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<bare>[^\s\"'-][^\s\"']*))")
+# Words after which a prose password comes, up to the value: `password is now`, `password for the NAS is`,
+# `passphrase to`, `password's`, `pass -`.
+_PROSE_VALUE = re.compile(
+    r"""(?xi)
+    (?:'s|[^\S\n]+(?:is|was)(?:[^\S\n]+(?:now|still|just|set[^\S\n]+to|always))?(?=\s)
+      |[^\S\n]+for[^\S\n]+(?:[\w.@'-]+[^\S\n]+){0,3}?[\w.@'-]+(?:[^\S\n]+(?:is|was)(?=\s)|[^\S\n]*[:=-])
+      |[^\S\n]+(?:to|now|changed[^\S\n]+to|set[^\S\n]+to|reset[^\S\n]+to)(?=\s))?
+    [^\S\n]*(?:-(?=\s))?[^\S\n]*(?P<value>[^\s]+)
+    """
+)
+# `I reuse <value> everywhere`, `I keep using <value> everywhere`: read backwards from `everywhere`.
+_REUSED = re.compile(
+    r"(?i)(?:re)?us(?:e|es|ed|ing)[^\S\n]+(?:the[^\S\n]+same[^\S\n]+)?(?P<value>\S+)[^\S\n]+(?:almost[^\S\n]+)?\Z"
+)
+_OWNER_BEFORE = re.compile(r"(?i)[^\S\n](?:is|as)[^\S\n]+(?:my|the|our|your|a)[^\S\n]+(?:\w+[^\S\n]+)?\Z")
+_VALUE_BEFORE = re.compile(r"(?P<value>\S+)[^\S\n]+(?:is|as)[^\S\n]+(?:my|the|our|your|a)[^\S\n]+(?:\w+[^\S\n]+)?\Z")
+_CREDENTIAL_CONTEXT = re.compile(
+    r"(?i)\b(?:user(?:name)?|login|account|admin|e-?mail|apple[^\S\n]+id|wi-?fi|ssid|network|router|id)\b|@"
+)
+_QUOTED = re.compile(r"\"[^\"\n]{1,100}\"|'[^'\n]{1,100}'|`[^`\n]{1,100}`")
+_PAIRS = {'"': '"', "'": "'", "`": "`", "(": ")", "[": "]", "{": "}", "<": ">"}
+_SYMBOLS = re.compile(r"[^\w\s.'-]")
+_PASSPHRASE = re.compile(r"[a-z]+(?:([-_.])[a-z]+)(?:\1[a-z]+)+", re.IGNORECASE)
+_WORD = re.compile(r"[a-z]+")
+_DIGITS = re.compile(r"\d{4,}")
+# Words that follow `password` in sentences about passwords rather than before one.
+_STOPWORDS = frozenset(
+    """
+a about above after again against all also always am an and any are as at be because been before being below
+between both but by can cannot could did do does doing down during each either else even ever every few for from
+further had has have having he her here hers him his how i if in into is it its just least less like made make
+many may me might mine more most must my near need needs never new next no nor not now of off often old on once
+one only or other our out over own please same set she should since so some still such than that the their them
+then there these they this those though through to too under until up upon us use used using very via was we
+were what when where which while who whom why will with within without would yet you your
+reset manager managers field fields policy policies protected protection required requirement requirements expired
+expires expiry change changed changes changing incorrect correct wrong invalid valid weak strong strength length
+long short empty blank hint hints prompt prompts page screen form dialog box link links email mail sent reset
+recovery recover forgot forgotten again stored saved save saving storage vault hash hashed hashes hashing encrypted
+encryption plain plaintext text mismatch match matches matching confirmation confirm confirmed update updated
+updates rotation rotate rotated generator generated generate login logins sign signin signup input entry
+entered enter typing typed type works worked working fails failed failure error errors check checks checked
+rule rules complexity special characters character chars letters numbers digits symbols case sensitive
+protected-mode authentication auth based less-secure secure secured insecure leaked breach breached compromised
+manager's everywhere somewhere nowhere anywhere something nothing anything everything here there yes okay ok
+""".split()  # noqa: SIM905
+)  # fmt: skip
+# A command line ends at a newline or a shell operator written apart (`| grep`, `&& make`), not at a `&`
+# inside a password.
+_LINE_END = re.compile(r"\n|\s(?:\|\|?|;|&&?)(?=\s|\Z)|\Z")
+# Commands whose flags carry a password: the flag pattern, matched on the rest of the command line (only when
+# the line holds the flag's letters at all, which most `curl` lines do not).
+_COMMAND_FLAGS = {
+    **dict.fromkeys(["mysql", "mysqldump", "mysqladmin", "mysqlimport", "mariadb", "mariadb-dump"],
+                    r"(?<!\S)-p(?P<glued>\S+)"),
+    "sshpass": r"(?<!\S)-p[^\S\n]*(?P<glued>\S+)",
+    "redis-cli": r"(?<!\S)-a[^\S\n]+(?P<glued>\S+)",
+    "login": r"(?<!\S)-p[^\S\n]+(?P<glued>\S+)",  # docker / podman / helm registry login
+    **dict.fromkeys(["mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport"],
+                    r"(?<!\S)-p[^\S\n]+(?P<glued>\S+)"),
+    **dict.fromkeys(["sqlcmd", "bcp", "ipmitool"], r"(?<!\S)-P[^\S\n]*(?P<glued>\S+)"),
+    "curl": r"(?<!\S)(?:-u|--user)(?:[^\S\n]+|=)['\"]?[^:\s'\"]+:(?P<glued>[^\s'\"]+)",
+    "smbclient": r"(?<!\S)-U[^\S\n]*[^%\s]+%(?P<glued>\S+)",
+}  # fmt: skip
+COMMANDS = sorted(_COMMAND_FLAGS)
+_FLAG_LETTERS = {
+    **dict.fromkeys(COMMANDS, "-p"), "smbclient": "-U", "sqlcmd": "-P", "bcp": "-P", "ipmitool": "-P",
+    "redis-cli": "-a", "curl": "-u",
+}  # fmt: skip
+_FLAG_PATTERNS = {command: re.compile(flag) for command, flag in _COMMAND_FLAGS.items()}
+_BEARER = re.compile(r"(?i)(?<![\w-])bearer\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
+_BASIC = re.compile(r"(?i)(?<![\w-])basic\s+(?P<value>[A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])")
+_JWT_START = "eyJ"
+
+
+def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: set[Span]) -> list[Span]:
+    """Secrets found from a secret-looking word, in one pass over the words:
+
+    - values assigned to a name holding it (`=`, `:`, `=>`, `value=`, XML elements): a PASSWORD where a
+      password word is in the name (`DB_PASSWORD`), else an API_KEY where the value looks random
+      (`SECRET_KEY`, `apiToken`); a value already found as a provider key (`known`) is not measured again;
+    - the next word after a password flag (`--password VALUE`, `-Password VALUE`, `--db-pass VALUE`);
+    - passwords in sentences: after a password word used as a word (`password Bill$Yeah4484`, `the wifi
+      password is ...`, `pass inside-i-stage-tonight`), before `as my password`, and in `I reuse ... everywhere`.
+    """
+    found: list[Span] = []
+    grouped: dict[int, tuple[int, bool]] = {}  # each name once (`API_KEY` holds `API_KEY` and `KEY`), by its end
+    name_end = _NAME_CHARS.match
+    for start, word_end, (is_password, is_short) in names:
+        if is_short and not _whole_part(text, start, word_end):
+            continue
+        end = name_end(text, word_end).end()
+        first = grouped.get(end)
+        if first is None or (is_password and not first[1]):
+            grouped[end] = (first[0] if first else start, is_password)
+        if not is_password:
+            continue
+        # Cheap character tests first: most password words are part of a name (`DB_PASSWORD=`).
+        before, after = text[start - 1 : start], text[word_end : word_end + 1]
+        if before == "-" and after in (" ", "\t"):
+            found += _flag_value(text, start, word_end)
+        elif not (before.isalnum() or before in ("_", "-", ".") or after.isalpha()):
+            found += _prose_passwords(text, start, word_end)
+    for end, (start, is_password) in grouped.items():
+        if span := _assigned(text, start, end, is_password, known):
+            found.append(span)
+    for pos in reuse_cues:
+        match = _REUSED.search(text, max(0, pos - 60), pos)
+        if match and (span := _prose_value(text, match.start("value"), "", True, "")):
+            found.append(span)
+    return found
+
+
+def _assigned(text: str, pos: int, name_end: int, is_password: bool, known: set[Span]) -> Span | None:
+    match = _ASSIGNED_VALUE.match(text, name_end)
+    if match is None and "<" in text[max(0, pos - 40) : pos]:
+        match = _XML_VALUE.match(text, name_end) if text[_name_start(text, pos) - 1 : pos][:1] == "<" else None
+    if match is None or not _secret_name(text, pos, name_end):
+        return None
+    return _assigned_value(text, match, is_password, known)
+
+
+def _flag_value(text: str, pos: int, end: int) -> list[Span]:
+    """`--password VALUE`: the word at `pos..end`, after a dash and before a space, is a flag's name."""
+    if text[_name_start(text, pos)] != "-":
+        return []
+    match = _FLAG_VALUE.match(text, end)
+    span = _value_span(match) if match else None
+    return [(*span, "PASSWORD")] if span and not is_placeholder(text[span[0] : span[1]]) else []
+
+
+def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
+    """After the password word at `pos..end` used as a word of a sentence, and before `as my password`."""
+    word = text[pos:end].lower()
+    if word not in _PROSE_WORDS:
+        return []
+    found = []
+    match = _PROSE_VALUE.match(text, end)
+    if match is not None and match.start("value") > end:
+        strong_grammar = text[end : match.start("value")].strip() != ""
+        context = text[max(0, text.rfind("\n", 0, pos) + 1, pos - 80) : pos]
+        if span := _prose_value(text, match.start("value"), word, strong_grammar, context):
+            found.append(span)
+    window = text[max(0, pos - 30) : pos]
+    if (" is " in window or " as " in window) and _OWNER_BEFORE.search(text, max(0, pos - 30), pos):
+        before = _VALUE_BEFORE.search(text, max(0, pos - 60), pos)
+        if before and (span := _prose_value(text, before.start("value"), word, True, "")):
+            found.append(span)
+    return found
+
+
+def command_passwords(text: str, commands: list[tuple[int, int, str]]) -> list[Span]:
+    """Passwords given to a command on its line (`mysql -u root -pS3cret`, `sshpass -p '...'`, `curl -u a:b`)."""
+    found = []
+    for pos, end, command in commands:
+        if pos > 0 and not (text[pos - 1].isspace() or text[pos - 1] in "($`|;&/'\""):
+            continue
+        if end < len(text) and not text[end].isspace():
+            continue
+        newline = text.find("\n", end)
+        if _FLAG_LETTERS[command] not in text[end : newline if newline != -1 else len(text)]:
+            continue
+        line_end = _LINE_END.search(text, end).start()
+        for match in _FLAG_PATTERNS[command].finditer(text, end, line_end):
+            start, stop = match.span("glued")
+            value = text[start:stop]
+            if value[:1] in "'\"" and len(value) > 2 and value[-1] == value[0]:
+                start, stop, value = start + 1, stop - 1, value[1:-1]
+            if not is_placeholder(value) and not value.startswith("-"):
+                found.append((start, stop, "PASSWORD"))
+    return found
+
+
+def bearer_tokens(text: str, anchors: list[int]) -> list[Span]:
+    """`Bearer <random>` as API_KEY (a JWT is left to its own detector); `Basic <base64 of user:pass>` as PASSWORD."""
+    found = []
+    for pos in anchors:
+        if (match := _BEARER.match(text, pos)) is not None:
+            value = match.group("value")
+            if not value.startswith(_JWT_START) and high_entropy(value):
+                found.append((match.start("value"), match.end("value"), "API_KEY"))
+        elif (match := _BASIC.match(text, pos)) is not None and _holds_user_and_password(match.group("value")):
+            found.append((match.start("value"), match.end("value"), "PASSWORD"))
+    return found
+
+
+def _name_start(text: str, pos: int) -> int:
+    """Where the name (`[\\w.-]` characters) holding the keyword at `pos` starts."""
+    return pos - _NAME_CHARS.match(text[max(0, pos - 40) : pos][::-1]).end()
+
+
+def _secret_name(text: str, pos: int, name_end: int) -> bool:
+    """The whole name around an anchor (`private_key_id`, `token_url`, `publishable key`) names a secret, not
+    its id, URL or length. A word written before the name counts as a part of it (`public key: ...`)."""
+    start = _name_start(text, pos)
+    if not _names_a_secret(text[start:name_end]):
+        return False
+    if text[start - 1 : start] != " ":
+        return True
+    previous = _WORD_BEFORE.search(text, max(0, start - 16), start)
+    return previous is None or previous.group(1).lower() not in _NOT_SECRET_PARTS
+
+
+@lru_cache(maxsize=4096)
+def _names_a_secret(name: str) -> bool:
+    """Names repeat (`DB_PASSWORD`, `SECRET_KEY`), so the verdict on each is kept."""
+    parts = [part.lower() for part in _NAME_PARTS.findall(name)]
+    return bool(parts) and parts[-1] not in _NOT_SECRET_LAST_PARTS and _NOT_SECRET_PARTS.isdisjoint(parts)
+
+
+def _whole_part(text: str, pos: int, end: int) -> bool:
+    """A short keyword (`pass`, `key`, `pw`) is a whole part of its name: `DB_PASS`, `dbPass`, `api-key`."""
+    before, after = text[pos - 1 : pos], text[end : end + 1]
+    if before.isalnum() and not (before.islower() and text[pos].isupper()):
+        return False
+    return not after.isalpha() or (after.isupper() and text[end - 1].islower())
+
+
+def _assigned_value(text: str, match: re.Match[str], is_password: bool, known: set[Span]) -> Span | None:
+    group = match.lastgroup or "bare"
+    start, value = match.start(group), match.group(group)
+    if group == "bare":  # a quoted value is a literal; a bare one may be code
+        if match.end(group) < len(text) and text[match.end(group)] in "[(\"'":
+            return None  # `os.environ['DB_PASSWORD']`, `get("pw")`: code
+        # `f(password=pw)`: without the call's closing bracket the value is a variable, not a secret.
+        unbracketed = value.rstrip(")]}")
+        if unbracketed != value and is_placeholder(unbracketed):
+            return None
+        if looks_like_code(unbracketed):
+            return None
+    if is_placeholder(value):
+        return None
+    end = start + len(value)
+    if is_password:
+        return (start, end, "PASSWORD")
+    if (start, end, "API_KEY") not in known and high_entropy(value):
+        return (start, end, "API_KEY")
+    return None
+
+
+def _value_span(match: re.Match[str]) -> tuple[int, int] | None:
+    group = next((g for g in ("dq", "sq", "bare") if match.group(g) is not None), None)
+    return match.span(group) if group else None
+
+
+_PROSE_WORDS = frozenset({"password", "passwd", "pwd", "pw", "pass", "passphrase", "passcode", "passwort", "kennwort",
+                          "contrasena", "senha"})  # fmt: skip
+
+
+def _prose_value(text: str, start: int, word: str, strong_grammar: bool, context: str) -> Span | None:
+    """The value at `start` with surrounding quotes and trailing punctuation off, if it is a password here."""
+    end = start
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    if text[start] in "\"'`" and (quoted := _QUOTED.match(text, start)):
+        end = quoted.end()  # `"Winter 2024!"`: a quoted password may hold spaces
+    raw_end = end
+    while end > start and text[end - 1] in ",;:":
+        end -= 1
+    closer = _PAIRS.get(text[start])
+    last = end - 1
+    while last > start + 1 and text[last] in ".!?":
+        last -= 1
+    if closer is not None and text[last] == closer and last > start + 1:
+        start, end = start + 1, last  # `"hunter2"`, `(hunter2).`: the quotes or brackets are not part of it
+    value = text[start:end]
+    if len(value) < 4 or is_placeholder(value) or looks_like_code(text[start:raw_end]) or "://" in value:
+        return None
+    credential_context = bool(context) and _CREDENTIAL_CONTEXT.search(context) is not None
+    weak_cue = word == "pass"
+    plain = value.rstrip(".!?")
+    if _password_shaped(value) or (_PASSPHRASE.fullmatch(plain) and len(plain) >= 10):
+        return (start, end, "PASSWORD")
+    if _DIGITS.fullmatch(plain):
+        return (start, end, "PASSWORD") if strong_grammar or credential_context else None
+    if _WORD.fullmatch(plain) and plain not in _STOPWORDS and len(plain) >= 4:
+        accepted = (strong_grammar and not weak_cue) or credential_context or word == ""
+        return (start, end, "PASSWORD") if accepted else None
+    return None
+
+
+def _password_shaped(value: str) -> bool:
+    """At least six characters mixing two of: lower case, upper case past the first letter, digits, symbols."""
+    if len(value) < 6:
+        return False
+    core = value.rstrip(".!?")
+    classes = (
+        (core.upper() != core)
+        + (core[1:].lower() != core[1:])
+        + any(char.isdigit() for char in core)
+        + bool(_SYMBOLS.search(value))
+    )
+    return classes >= 2 and not core.isdigit()
+
+
+def _holds_user_and_password(value: str) -> bool:
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    user, colon, password = decoded.partition(":")
+    return bool(colon and user and password) and decoded.isprintable()
