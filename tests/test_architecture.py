@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"evaluate.result"},
     "demo": {"libraries", "memory"},
     "base": {"libraries"},
+    "cycle": {"export", "train", "evaluate"},
 }
 MAX_LINES = 600
 

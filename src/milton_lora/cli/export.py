@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from milton_lora.cli.common import (
     print_rows,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from milton_lora.export import ExportSummary
 
 
 @app.command()
@@ -40,9 +43,13 @@ def export(
         console.print_json(json.dumps(summary.as_dict()))
         return
     title = "Export plan (dry run: nothing written)" if dry_run else f"Exported to {target}"
-    window = f"last {days} days" if days is not None else "all history"
-    rows = [
-        ("window", window),
+    print_rows(title, export_rows(summary), justify="right")
+
+
+def export_rows(summary: ExportSummary) -> list[tuple[str, object]]:
+    days = summary.window_days
+    return [
+        ("window", f"last {days} days" if days is not None else "all history"),
         ("conversations in window", summary.conversations_in_window),
         ("skipped (no assistant turn)", summary.skipped_no_assistant),
         ("duplicates dropped", summary.duplicates_dropped),
@@ -51,7 +58,6 @@ def export(
         ("messages", summary.messages_exported),
         *((f"redacted [{label}]", n) for label, n in summary.redactions.items()),
     ]
-    print_rows(title, rows, justify="right")
 
 
 @app.command()
