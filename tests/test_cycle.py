@@ -8,8 +8,6 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
-
 from helpers import registry_of
 from milton_lora.cycle import LOCKED_EXIT, cycle_lock
 from milton_lora.demo.samples import write_cpu_config, write_sample_exports
@@ -40,6 +38,22 @@ def cycle_log(home: Path, cycle_id_line: str) -> dict:
     return json.loads(path.read_text())
 
 
+def starting_weights(home: Path, config: str) -> tuple[dict, bool]:
+    """The LoRA weights a `--from-production` trainer holds before its first step, and whether they train."""
+    from peft import get_peft_model_state_dict
+
+    from milton_lora.chat.tokenizer import load_tokenizer
+    from milton_lora.train.launch import plan_training
+    from milton_lora.train.runner import build_trainer, load_base_model, tokenize_plan_data, training_conversations
+
+    plan = plan_training(Settings.from_env(home), Path(config), None, from_production=True)
+    tokenizer = load_tokenizer(plan.base_model)
+    train, test = tokenize_plan_data(plan, tokenizer, training_conversations(plan, resume=False))
+    trainer = build_trainer(plan, load_base_model(plan), tokenizer, train, test, [])
+    trainable = any(p.requires_grad for name, p in trainer.model.named_parameters() if "lora_" in name)
+    return get_peft_model_state_dict(trainer.model), trainable
+
+
 class Terminal(io.StringIO):
     """Standard input that says it is a terminal, holding the person's answers."""
 
@@ -47,7 +61,6 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.mark.slow
 def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_dir: Path, cli, monkeypatch) -> None:
     prepare_week(home, tiny_model_dir, cli)
     first = cli("cycle", "--days", "30", "--config", "lora_light.yaml", "--promote-if-candidate", *FAST)
@@ -71,6 +84,13 @@ def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_di
     assert other_rank.exit_code == 1 and "Traceback" not in other_rank.stderr
     assert "cycle failed at train: --from-production: production " + run_id in other_rank.stderr
     assert "lora_r 8" in other_rank.stderr and "lora_r 16" in other_rank.stderr
+
+    from safetensors.torch import load_file
+
+    weights, trainable = starting_weights(home, "lora_light.yaml")
+    production = load_file(home / "adapters" / run_id / "adapter_model.safetensors")
+    assert trainable and weights.keys() == production.keys()
+    assert all((weights[key] == production[key]).all() for key in production)  # starts where production is
 
     # A later week (a narrower window: the older conversations are only in production's training data).
     second = cli("cycle", "--days", "8", "--config", "lora_light.yaml", "--from-production", *FAST)

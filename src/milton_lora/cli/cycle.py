@@ -35,7 +35,7 @@ from milton_lora.cli.evaluate import (
 )
 from milton_lora.cli.export import export_rows
 from milton_lora.cli.registry import promote_adapter
-from milton_lora.cli.train import print_training_summary
+from milton_lora.cli.train import FromProduction, print_training_summary
 from milton_lora.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,13 +53,7 @@ def cycle(
     config: Annotated[
         Path, typer.Option("--config", help="Training YAML; a bare name resolves in training/configs/.")
     ] = Path("lora_default.yaml"),
-    from_production: Annotated[
-        bool,
-        typer.Option(
-            "--from-production",
-            help="Start from the production adapter's weights and replay older conversations (replay_fraction).",
-        ),
-    ] = False,
+    from_production: FromProduction = False,
     promote_if_candidate: Annotated[
         bool,
         typer.Option("--promote-if-candidate", help="Promote to production without asking when the gate passes."),
