@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "base": {"libraries"},
     "adapters": {"base", "chat", "libraries", "registry"},
     "home": {"config", "memory"},
+    "cycle": {"export", "redact", "train", "evaluate"},
 }
 MAX_LINES = 600
 

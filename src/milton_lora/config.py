@@ -69,6 +69,12 @@ class TrainConfig(StrictModel):
     load_in_4bit: bool = Field(False, description="QLoRA: 4-bit base weights with bitsandbytes (CUDA only).")
     min_free_disk_gb: float = Field(10.0, ge=0, description="Safety check: free space required where adapters go.")
     min_train_examples: int = Field(10, ge=1, description="Safety check: conversations required in train_file.")
+    replay_fraction: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="With --from-production: older conversations replayed, as a fraction of the new train ones.",
+    )
 
     @field_validator("use_gradient_checkpointing", mode="before")
     @classmethod

@@ -60,7 +60,7 @@ def init_home(settings: Settings, base_model: Path | None) -> InitResult:
     files = {settings.configs_dir / name: _training_config(name, base_model) for name in TRAINING_CONFIGS}
     files.update({settings.eval_dir / name: shipped(name).read_text() for name in EVAL_SUITES})
     files[settings.serve_config_path] = serve_template()
-    files[settings.redact_config_path] = REDACT_TEMPLATE
+    files[settings.redact_terms_path] = REDACT_TEMPLATE
     for path, text in files.items():
         (result.created if atomic_create_text(path, text) else result.kept).append(path)
     store_existed = settings.memory_db.exists()

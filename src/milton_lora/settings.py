@@ -19,6 +19,9 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_METADATA = "metadata.json"
 # A run stopped for a non-finite loss leaves its health record in `runs/<run_id>/` instead of an adapter.
 RUN_HEALTH = "health.json"
+# The conversations a run trained on (the export's train split plus any replay), kept so that a later
+# `--from-production` run can replay them after the export has been overwritten.
+RUN_TRAIN_DATA = "train.jsonl"
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,18 @@ class Settings:
         return self.home / "exports"
 
     @property
-    def redact_config_path(self) -> Path:
-        """Personal redaction terms (`always:` / `never:`)."""
-        return self.home / "redact.yaml"
+    def cycles_dir(self) -> Path:
+        """`milton-lora cycle`: one `<cycle_id>.json` log per cycle, the lock and who holds it."""
+        return self.runs_dir / "cycles"
+
+    @property
+    def cycle_lock_path(self) -> Path:
+        return self.cycles_dir / "cycle.lock"
+
+    @property
+    def cycle_holder_path(self) -> Path:
+        """Which process holds the cycle lock, since when (read when a second cycle is refused)."""
+        return self.cycles_dir / "cycle.holder.json"
 
     @property
     def registry_path(self) -> Path:

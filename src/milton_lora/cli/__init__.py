@@ -13,6 +13,7 @@ from rich.text import Text
 from milton_lora.cli import (  # noqa: F401  (registers commands)
     adapter,
     base,
+    cycle,
     evaluate,
     export,
     home,

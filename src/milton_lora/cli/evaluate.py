@@ -16,6 +16,19 @@ from milton_lora.cli.common import console, err_console, print_rows, print_warni
 if TYPE_CHECKING:
     from milton_lora.evaluate.result import EvalResult
 
+# Options `cycle` shares with `eval`.
+MaxNewTokens = Annotated[int, typer.Option(min=1, help="Longest answer generated per prompt.")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Prompts / conversations per batch.")]
+JudgeUrl = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible judge, e.g. http://127.0.0.1:8000/v1 (vLLM, milton-lora serve).")
+]
+JudgeModel = Annotated[str | None, typer.Option(help="The judge's model name, as its /v1/models lists it.")]
+JudgeApiKeyEnv = Annotated[str | None, typer.Option(help="Environment variable that holds the judge's API key.")]
+JudgePrompts = Annotated[int, typer.Option(min=0, help="Held-out conversations to judge (besides the sanity prompts).")]
+AllowRemoteJudge = Annotated[
+    bool, typer.Option("--allow-remote-judge", help="Send held-out conversations to a judge on another machine.")
+]
+
 
 @app.command("eval")
 def evaluate(
@@ -41,25 +54,16 @@ def evaluate(
     base_model: Annotated[
         Path | None, typer.Option(help="Base model folder (default: the one training recorded).")
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Longest answer generated per prompt.")] = 256,
-    batch_size: Annotated[int, typer.Option(min=1, help="Prompts / conversations per batch.")] = 8,
-    judge_url: Annotated[
-        str | None,
-        typer.Option(help="OpenAI-compatible judge, e.g. http://127.0.0.1:8000/v1 (vLLM, milton-lora serve)."),
-    ] = None,
-    judge_model: Annotated[str | None, typer.Option(help="The judge's model name, as its /v1/models lists it.")] = None,
-    judge_api_key_env: Annotated[
-        str | None, typer.Option(help="Environment variable that holds the judge's API key.")
-    ] = None,
-    judge_prompts: Annotated[
-        int, typer.Option(min=0, help="Held-out conversations to judge (besides the sanity prompts).")
-    ] = 50,
+    max_new_tokens: MaxNewTokens = 256,
+    batch_size: BatchSize = 8,
+    judge_url: JudgeUrl = None,
+    judge_model: JudgeModel = None,
+    judge_api_key_env: JudgeApiKeyEnv = None,
+    judge_prompts: JudgePrompts = 50,
     judge_max_tokens: Annotated[
         int, typer.Option(min=1, help="Longest verdict the judge may write (reasoning, then [[A]]/[[B]]/[[C]]).")
     ] = 256,
-    allow_remote_judge: Annotated[
-        bool, typer.Option("--allow-remote-judge", help="Send held-out conversations to a judge on another machine.")
-    ] = False,
+    allow_remote_judge: AllowRemoteJudge = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout; no tables, no bars.")] = False,
 ) -> None:
     """Evaluate an adapter against production (or the base): held-out metrics, sanity prompts, benchmarks,

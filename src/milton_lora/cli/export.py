@@ -20,7 +20,7 @@ from milton_lora.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from milton_lora.export import ExportReview
+    from milton_lora.export import ExportReview, ExportSummary
 
 
 @app.command()
@@ -56,9 +56,13 @@ def export(
         console.print_json(json.dumps(summary.as_dict()))
         return
     title = "Export plan (dry run: nothing written)" if dry_run else f"Exported to {target}"
-    window = f"last {days} days" if days is not None else "all history"
-    rows = [
-        ("window", window),
+    print_rows(title, export_rows(summary), justify="right")
+
+
+def export_rows(summary: ExportSummary) -> list[tuple[str, object]]:
+    days = summary.window_days
+    return [
+        ("window", f"last {days} days" if days is not None else "all history"),
         ("conversations in window", summary.conversations_in_window),
         ("skipped (no assistant turn)", summary.skipped_no_assistant),
         ("duplicates dropped", summary.duplicates_dropped),
@@ -67,7 +71,6 @@ def export(
         ("messages", summary.messages_exported),
         *((f"redacted [{label}]", n) for label, n in summary.redactions.items()),
     ]
-    print_rows(title, rows, justify="right")
 
 
 def _print_review(result: ExportReview, days: int | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -106,11 +107,16 @@ def roll_back(settings: Settings, registry: Registry, max_rank: int, command: st
 
 
 def promote_adapter(settings: Settings, registry: Registry, run_id: str, max_rank: int, command: str, force: bool,
-                    note: str | None) -> None:  # fmt: skip
+                    note: str | None, confirm: Callable[[], bool] | None = None) -> Entry | None:  # fmt: skip
+    """Check, show the confirmation block, ask (`confirm`, else `Proceed? [y/N]:`), promote, tell a running
+    server. Returns the entry now in production, or None when `confirm` said no."""
     entry = registry.get(run_id)
     registry.check_promotable(entry, force, max_rank)
     print_promotion_block(entry, registry.load().production(), console)
-    confirm_or_abort(force)
+    if confirm is None:
+        confirm_or_abort(force)
+    elif not confirm():
+        return None
     previous = registry.promote_to_production(entry.run_id, force, max_rank, command, note)
     console.print(
         f"[green]{entry.run_id} is now in production[/]" + (f"; {previous.run_id} archived" if previous else "")
@@ -118,6 +124,7 @@ def promote_adapter(settings: Settings, registry: Registry, run_id: str, max_ran
     notify_server(settings)
     if entry.exports:
         console.print("To run its exports with llama.cpp or Ollama: milton-lora promote --serve-commands")
+    return registry.get(entry.run_id)
 
 
 def print_promotion_block(entry: Entry, current: Entry | None, out: Console) -> None:

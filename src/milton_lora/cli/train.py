@@ -14,6 +14,15 @@ from milton_lora.cli.common import (
     settings_of,
 )
 
+# Shared with `cycle`.
+FromProduction = Annotated[
+    bool,
+    typer.Option(
+        "--from-production",
+        help="Start from the production adapter's weights and replay older conversations (replay_fraction).",
+    ),
+]
+
 
 @app.command()
 def train(
@@ -27,12 +36,13 @@ def train(
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
     ] = None,
+    from_production: FromProduction = False,
 ) -> None:
     """Train a LoRA adapter from exported conversations and register it as `training`."""
     from milton_lora.train.launch import plan_training
 
     settings = settings_of(ctx)
-    plan = plan_training(settings, config, resume)
+    plan = plan_training(settings, config, resume, from_production)
     print_rows("Training plan" + (" (dry run: nothing trained)" if dry_run else ""), plan.rows())
     for warning in plan.warnings:
         print_warning(warning)

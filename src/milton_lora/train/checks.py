@@ -21,6 +21,7 @@ from milton_lora.registry import validate_run_id
 from milton_lora.settings import Settings, shipped
 from milton_lora.train.attention import attention_implementation, flash_attn_installed
 from milton_lora.train.loss import loss_kernel, triton_installed
+from milton_lora.train.replay import InitFromProduction
 from milton_lora.train.tuning import CheckpointingChoice, choose_checkpointing, cpu_threads, free_memory_bytes
 
 
@@ -47,6 +48,7 @@ class TrainPlan:
     loss: str
     threads: int
     warnings: list[str] = field(default_factory=list)
+    init_from: InitFromProduction | None = None  # --from-production
 
     def rows(self) -> list[tuple[str, str]]:
         c = self.config
@@ -69,6 +71,7 @@ class TrainPlan:
             ("adapter", str(self.adapter_dir)),
             ("logs, checkpoints", str(self.run_dir)),
             ("free disk", f"{self.free_disk_gb:.1f} GB"),
+            ("start from", self.init_from.describe() if self.init_from else "new LoRA weights"),
         ]
 
 

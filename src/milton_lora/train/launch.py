@@ -1,7 +1,8 @@
 """From the `train` command's flags to a checked plan, and from a finished run to a registered adapter.
 
 A new run gets a fresh run id (agreed by every process of a torchrun job); `--resume RUN_ID` reads the
-config that run saved in `runs/<run_id>/config.yaml`.
+config that run saved in `runs/<run_id>/config.yaml`; `--from-production` starts from the production
+adapter and replays older conversations (`milton_lora.train.replay`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ from milton_lora.errors import MiltonError
 from milton_lora.registry import Registry, validate_run_id
 from milton_lora.settings import Settings, current_user
 from milton_lora.train.checks import TrainPlan, make_plan, new_run_id, resolve_config_path
+from milton_lora.train.replay import plan_from_production
 from milton_lora.train.runner import RUN_CONFIG, TrainResult, run_training
 
 
-def plan_training(settings: Settings, config: Path | None, resume: str | None) -> TrainPlan:
-    """Resolve the config (or the interrupted run's), pick the run id, run every safety check."""
+def plan_training(settings: Settings, config: Path | None, resume: str | None,
+                  from_production: bool = False) -> TrainPlan:  # fmt: skip
+    """Resolve the config (or the interrupted run's), pick the run id, run every safety check; with
+    `from_production`, check that production can be continued and choose the conversations to replay."""
+    if resume is not None and from_production:
+        raise MiltonError("train: --resume continues the run's own checkpoint; drop --from-production")
     if resume is not None:
         run_id = validate_run_id(resume)
         config_path = settings.runs_dir / run_id / RUN_CONFIG
@@ -33,17 +39,27 @@ def plan_training(settings: Settings, config: Path | None, resume: str | None) -
     if resume is None:
         taken = [settings.resolve(train_config.adapters_dir), settings.resolve(train_config.runs_dir)]
         run_id = agree_across_processes(new_run_id(train_config.run_name_prefix, taken, datetime.now()))
-    return make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16, processes)
+    plan = make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16, processes)
+    if from_production:
+        plan.init_from = plan_from_production(registry_of(settings, plan), plan.config, plan.base_model,
+                                              plan.train_file, plan.test_file)  # fmt: skip
+    return plan
 
 
 def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> TrainResult:
     """Train; on the main process register the adapter as `training` (other ranks return empty metadata)."""
     result = run_training(plan, resume=resume)
     if result.metadata:
-        Registry(settings.registry_path, plan.adapter_dir.parent, plan.run_dir.parent, current_user()).register(
-            plan.run_id, str(plan.base_model), f"train --config {plan.config_path}"
+        from_production = " --from-production" if plan.init_from else ""
+        registry_of(settings, plan).register(
+            plan.run_id, str(plan.base_model), f"train --config {plan.config_path}{from_production}"
         )
     return result
+
+
+def registry_of(settings: Settings, plan: TrainPlan) -> Registry:
+    """The home's registry, with the adapters and runs folders the run's config names."""
+    return Registry(settings.registry_path, plan.adapter_dir.parent, plan.run_dir.parent, current_user())
 
 
 def accelerator_support() -> tuple[bool, bool, int]:

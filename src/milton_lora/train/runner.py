@@ -8,7 +8,9 @@ plan chose (`milton_lora.train.loss`) scores only labelled positions, without fu
 compare packed and unpacked losses and gradients).
 
 While it trains, `HealthCallback` watches the loss (a non-finite one stops the run: see `train/health.py`),
-and an out-of-memory error goes on with a smaller batch (`train/oom.py`).
+and an out-of-memory error goes on with a smaller batch (`train/oom.py`). The conversations trained on
+(the export's train split, plus the replay of a `--from-production` run) are kept in
+`runs/<run_id>/train.jsonl`; a `--from-production` run starts from the production adapter's weights.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from typing import Any, NoReturn
 
 import yaml
 
-from milton_lora.chat.conversations import read_conversations
+from milton_lora.chat.conversations import Conversation, read_conversations
 from milton_lora.chat.masks import TokenizedSplit, tokenize_split
 from milton_lora.chat.tokenizer import load_tokenizer
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.libraries import library_versions, quiet_libraries
-from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH
+from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH, RUN_TRAIN_DATA
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
@@ -96,9 +98,23 @@ def lora_config(plan: TrainPlan) -> Any:
     )
 
 
-def tokenize_plan_data(plan: TrainPlan, tokenizer: Any) -> tuple[TokenizedSplit, TokenizedSplit]:
+def training_conversations(plan: TrainPlan, resume: bool) -> list[Conversation]:
+    """The export's train split plus the replayed ones; a resumed run trains on what it kept when it started."""
+    kept = plan.run_dir / RUN_TRAIN_DATA
+    if resume and kept.exists():
+        return read_conversations(kept)
+    return read_conversations(plan.train_file) + (plan.init_from.replay if plan.init_from else [])
+
+
+def keep_training_conversations(plan: TrainPlan, conversations: list[Conversation]) -> None:
+    lines = (json.dumps({"messages": messages}, ensure_ascii=False) + "\n" for messages in conversations)
+    atomic_write_text(plan.run_dir / RUN_TRAIN_DATA, "".join(lines))
+
+
+def tokenize_plan_data(plan: TrainPlan, tokenizer: Any, conversations: list[Conversation]
+                       ) -> tuple[TokenizedSplit, TokenizedSplit]:  # fmt: skip
     length = plan.config.max_seq_length
-    train = tokenize_split(tokenizer, read_conversations(plan.train_file), length)
+    train = tokenize_split(tokenizer, conversations, length)
     test = tokenize_split(tokenizer, read_conversations(plan.test_file), length)
     if not train.examples:
         raise MiltonError(f"{plan.train_file}: no conversation has an assistant token left to train on")
@@ -173,13 +189,18 @@ def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedS
     from trl import SFTTrainer
 
     eval_dataset = Dataset.from_list(test.examples) if test.examples else None
+    if plan.init_from is not None:
+        from peft import PeftModel
+
+        # Production's LoRA weights, trainable: the same rank, alpha and modules (checked by the plan).
+        model = PeftModel.from_pretrained(model, plan.init_from.adapter_dir, is_trainable=True)
     trainer = SFTTrainer(
         model=model,
         args=sft_config(plan, eval_dataset is not None),
         train_dataset=Dataset.from_list(train.examples),
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        peft_config=lora_config(plan),
+        peft_config=None if plan.init_from is not None else lora_config(plan),
         callbacks=callbacks,
     )
     if plan.loss == CHUNKED:
@@ -224,8 +245,11 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
 
     started = time.time()
     tokenizer = load_tokenizer(plan.base_model)
-    train, test = tokenize_plan_data(plan, tokenizer)
+    conversations = training_conversations(plan, resume)
+    train, test = tokenize_plan_data(plan, tokenizer, conversations)
     main_process = PartialState().is_main_process
+    if main_process:
+        keep_training_conversations(plan, conversations)
     writer = SummaryWriter(log_dir=str(plan.run_dir / "logs")) if main_process else None
     health = HealthCallback(plan.config)
     callbacks: list[Any] = [TensorBoardCallback(writer)] if writer else []
@@ -251,6 +275,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     trainable, total = trainer.model.get_nb_trainable_parameters()
     metadata = build_metadata(plan, trainer, output, final_eval, train, test, train_seconds, trainable, total)
     metadata |= {"health": health.monitor.record(), "oom_retries": [retry.as_dict() for retry in fitted.retries]}
+    metadata |= plan.init_from.record() if plan.init_from else {}
     with staged_new_directory(plan.adapter_dir) as staging:
         trainer.model.save_pretrained(staging)
         (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
@@ -340,6 +365,8 @@ def data_provenance(plan: TrainPlan, train: TokenizedSplit, test: TokenizedSplit
         "train_file": str(plan.train_file),
         "test_file": str(plan.test_file),
         "train_sha256": sha256_file(plan.train_file),
+        "trained_file": str(plan.run_dir / RUN_TRAIN_DATA),
+        "trained_sha256": sha256_file(plan.run_dir / RUN_TRAIN_DATA),
         "test_sha256": sha256_file(plan.test_file),
         "export_files_sha256": export_metadata.get("files"),
         "export_created_at": export_metadata.get("created_at"),

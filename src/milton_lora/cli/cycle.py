@@ -1,0 +1,154 @@
+"""`milton-lora cycle`: the weekly loop in one command (export → train → evaluate → promotion decision),
+printed as the `export`, `train`, `eval` and `promote` commands print it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from milton_lora.cli.app import app
+from milton_lora.cli.common import (
+    console,
+    err_console,
+    print_rows,
+    print_warning,
+    redactor_of,
+    registry_of,
+    serve_config_of,
+    settings_of,
+)
+from milton_lora.cli.evaluate import (
+    AllowRemoteJudge,
+    BatchSize,
+    JudgeApiKeyEnv,
+    JudgeModel,
+    JudgePrompts,
+    JudgeUrl,
+    MaxNewTokens,
+    print_evaluation,
+)
+from milton_lora.cli.export import export_rows
+from milton_lora.cli.registry import promote_adapter
+from milton_lora.cli.train import FromProduction, print_training_summary
+from milton_lora.settings import Settings
+
+if TYPE_CHECKING:
+    from milton_lora.cycle import CycleLog, Promotion, StageName
+    from milton_lora.evaluate.result import EvalResult
+    from milton_lora.export import ExportSummary
+    from milton_lora.train.checks import TrainPlan
+    from milton_lora.train.runner import TrainResult
+
+
+@app.command()
+def cycle(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(min=1, help="Export conversations active in the last N days.")] = 7,
+    config: Annotated[
+        Path, typer.Option("--config", help="Training YAML; a bare name resolves in training/configs/.")
+    ] = Path("lora_default.yaml"),
+    from_production: FromProduction = False,
+    promote_if_candidate: Annotated[
+        bool,
+        typer.Option("--promote-if-candidate", help="Promote to production without asking when the gate passes."),
+    ] = False,
+    judge_url: JudgeUrl = None,
+    judge_model: JudgeModel = None,
+    judge_api_key_env: JudgeApiKeyEnv = None,
+    judge_prompts: JudgePrompts = 50,
+    allow_remote_judge: AllowRemoteJudge = False,
+    max_new_tokens: MaxNewTokens = 256,
+    batch_size: BatchSize = 8,
+) -> None:
+    """Run the week: export, train, evaluate, show the decision and promote when a person confirms.
+
+    One cycle at a time (a second one exits 75); a log of each in runs/cycles/; a failed stage exits 1."""
+    from milton_lora.cycle import CycleRequest, log_path, run_cycle
+
+    request = CycleRequest(
+        days=days, config=config, from_production=from_production, promote_if_candidate=promote_if_candidate,
+        judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
+        judge_prompts=judge_prompts, allow_remote_judge=allow_remote_judge, max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+    )  # fmt: skip
+    settings = settings_of(ctx)
+    command = "cycle" + (" --promote-if-candidate" if promote_if_candidate else "")
+    log = run_cycle(settings, request, TerminalUI(settings, command), redactor_of(settings))
+    print_cycle(log, log_path(settings, log.cycle_id))
+
+
+class TerminalUI:
+    """The cycle on a terminal: each stage printed as its own command prints it; promotion asked with y/N."""
+
+    def __init__(self, settings: Settings, command: str):
+        self.settings, self.command = settings, command
+
+    def stage_started(self, name: StageName) -> None:
+        console.print(Rule(f"[bold]{name}[/]"))
+
+    def exported(self, summary: ExportSummary) -> None:
+        print_rows(f"Exported to {summary.output_dir}", export_rows(summary), justify="right")
+
+    def training_planned(self, plan: TrainPlan) -> None:
+        print_rows("Training plan", plan.rows())
+        for warning in plan.warnings:
+            print_warning(warning)
+
+    def trained(self, result: TrainResult) -> None:
+        print_training_summary(result.metadata, result.adapter_dir, result.run_dir)
+
+    def evaluated(self, result: EvalResult, run_dir: Path) -> None:
+        print_evaluation(result, run_dir)
+
+    def eval_console(self) -> Console | None:
+        return err_console if err_console.is_terminal else None
+
+    def promote(self, run_id: str, asked_in_advance: bool) -> Promotion:
+        from milton_lora.cycle import Promotion
+
+        how = f"python scripts/promote_adapter.py {run_id} --to-production"
+        why_not = ""
+
+        def confirm() -> bool:
+            nonlocal why_not
+            if asked_in_advance:
+                console.print("--promote-if-candidate: promoting without asking.")
+                return True
+            if not sys.stdin.isatty():
+                why_not = f"not promoted: no terminal to confirm on; promote it with `{how}`"
+                return False
+            if typer.confirm(f"Promote {run_id} to production?", default=False):
+                return True
+            why_not = f"declined; {run_id} stays a candidate: promote it later with `{how}`"
+            return False
+
+        registry = registry_of(self.settings)
+        max_rank = serve_config_of(self.settings).max_lora_rank
+        promoted = promote_adapter(self.settings, registry, run_id, max_rank, self.command, False, None, confirm)
+        if promoted is None:
+            console.print(Text(why_not, style="yellow"))
+            return Promotion(promoted=False, outcome=why_not)
+        return Promotion(promoted=True, outcome=f"{run_id} is in production")
+
+
+def print_cycle(log: CycleLog, path: Path) -> None:
+    """The cycle at a glance: every stage with its time, the decision, the promotion, the log."""
+    table = Table(title=f"Cycle {log.cycle_id}: {log.status} in {log.seconds:.0f} s")
+    for column in ("stage", "status", "seconds"):
+        table.add_column(column, justify="right" if column == "seconds" else "left")
+    for stage in log.stages:
+        table.add_row(stage.name, stage.status, "-" if stage.seconds is None else f"{stage.seconds:.1f}")
+    console.print(table)
+    if log.decision is not None:
+        held = f" (held: {'; '.join(log.decision.held)})" if log.decision.held else ""
+        console.print(Text(f"Decision: {log.run_id} is {log.decision.status}{held}"))
+    if log.promotion is not None:
+        console.print(Text(f"Promotion: {log.promotion.outcome}"))
+    console.print(Text(f"Log: {path}"))

@@ -1,0 +1,161 @@
+"""`--from-production`: start a run from the production adapter's weights and replay older conversations.
+
+Decisions:
+- The new adapter continues the production adapter (peft loads it as trainable), so it must be the same
+  kind of adapter: the same base model (path and config sha256 as recorded) and the same LoRA rank,
+  alpha and target modules; anything else is refused with both values named.
+- Replayed conversations come from what production itself trained on: `runs/<production>/train.jsonl`
+  (every run keeps the conversations it trained on, replay included, so earlier weeks stay reachable),
+  else the train file its metadata names if that file still has the recorded sha256. Neither: an error.
+- Older conversations that the new export already holds (the same conversation, or an earlier, shorter
+  copy of one) are not replayed, nor any that is in the new held-out split.
+- `replay_fraction` x the new train conversations are drawn (seeded by the config's `seed`, kept in file
+  order); fewer when fewer older ones are left.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from milton_lora.chat.conversations import Conversation, read_conversations
+from milton_lora.config import TrainConfig
+from milton_lora.errors import MiltonError
+from milton_lora.fileio import sha256_file
+from milton_lora.registry import Registry
+from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, RUN_TRAIN_DATA
+
+
+@dataclass(frozen=True)
+class InitFromProduction:
+    """The production adapter a run starts from, and the older conversations it replays."""
+
+    run_id: str
+    adapter_dir: Path
+    adapter_sha256: str
+    replay_fraction: float
+    replay_source: Path
+    replay_pool: int
+    replay: list[Conversation]
+
+    def describe(self) -> str:
+        return (
+            f"{self.run_id}'s weights; replaying {len(self.replay)} older conversations "
+            f"(replay_fraction {self.replay_fraction:g}) from {self.replay_source}"
+        )
+
+    def record(self) -> dict[str, Any]:
+        """What the new adapter's metadata.json records under `init_from` and `replay`."""
+        return {
+            "init_from": {
+                "run_id": self.run_id,
+                "adapter_path": str(self.adapter_dir),
+                "adapter_sha256": self.adapter_sha256,
+            },
+            "replay": {
+                "fraction": self.replay_fraction,
+                "count": len(self.replay),
+                "available": self.replay_pool,
+                "source": str(self.replay_source),
+                "source_sha256": sha256_file(self.replay_source),
+            },
+        }
+
+
+def plan_from_production(registry: Registry, config: TrainConfig, base_model: Path, train_file: Path,
+                         test_file: Path) -> InitFromProduction:  # fmt: skip
+    """Check that production can be continued with this config and pick the conversations to replay."""
+    production = registry.load().production()
+    if production is None:
+        raise MiltonError(
+            "--from-production: no adapter is in production; train and promote one first (a cycle without "
+            "--from-production)"
+        )
+    registry.check_integrity(production)
+    adapter_dir = registry.path_of(production.adapter_path)
+    record = _read_json(adapter_dir / ADAPTER_METADATA)
+    _check_same_base(production.run_id, record, base_model)
+    _check_same_lora(production.run_id, _read_json(adapter_dir / ADAPTER_CONFIG), config)
+    source = replay_source(registry.run_dir(production.run_id), record, production.run_id)
+    new_train = read_conversations(train_file)
+    pool = older_only(read_conversations(source), new_train + read_conversations(test_file))
+    wanted = min(round(config.replay_fraction * len(new_train)), len(pool))
+    chosen = sorted(random.Random(config.seed).sample(range(len(pool)), wanted))
+    return InitFromProduction(
+        run_id=production.run_id,
+        adapter_dir=adapter_dir,
+        adapter_sha256=production.sha256,
+        replay_fraction=config.replay_fraction,
+        replay_source=source,
+        replay_pool=len(pool),
+        replay=[pool[i] for i in chosen],
+    )
+
+
+def replay_source(run_dir: Path, record: dict[str, Any], run_id: str) -> Path:
+    """The conversations production trained on: its run's kept copy, else its recorded train file if unchanged."""
+    kept = run_dir / RUN_TRAIN_DATA
+    if kept.exists():
+        return kept
+    data = record.get("data") or {}
+    recorded = Path(data["train_file"]) if data.get("train_file") else None
+    if recorded and recorded.exists() and sha256_file(recorded) == data.get("train_sha256"):
+        return recorded
+    raise MiltonError(
+        f"--from-production: the conversations production {run_id} trained on are gone ({kept} is missing and "
+        f"{recorded or 'no train file is recorded'} has changed since); train without --from-production once, "
+        "promote that adapter, and later runs can replay"
+    )
+
+
+def older_only(older: list[Conversation], new: list[Conversation]) -> list[Conversation]:
+    """The older conversations the new ones do not already hold (the same one, or a grown copy of it)."""
+    by_opening: dict[str, list[Conversation]] = {}
+    for conversation in new:
+        by_opening.setdefault(_opening(conversation), []).append(conversation)
+    return [
+        conversation
+        for conversation in older
+        if not any(other[: len(conversation)] == conversation for other in by_opening.get(_opening(conversation), []))
+    ]
+
+
+def _opening(conversation: Conversation) -> str:
+    return json.dumps(conversation[:1], sort_keys=True)
+
+
+def _check_same_base(run_id: str, record: dict[str, Any], base_model: Path) -> None:
+    recorded = record.get("base_model_path")
+    if recorded is None or Path(recorded).resolve() != base_model.resolve():
+        raise MiltonError(
+            f"--from-production: production {run_id} was trained on {recorded or 'an unrecorded base model'}, this "
+            f"config trains on {base_model}; set base_model_path to the same model or train without --from-production"
+        )
+    config_file = base_model / "config.json"
+    if record.get("base_model_config_sha256") not in (None, sha256_file(config_file)):
+        raise MiltonError(
+            f"--from-production: {config_file} has changed since production {run_id} was trained on it; "
+            "train without --from-production"
+        )
+
+
+def _check_same_lora(run_id: str, adapter_config: dict[str, Any], config: TrainConfig) -> None:
+    targets = sorted(adapter_config.get("target_modules") or [])
+    theirs = (adapter_config.get("r"), adapter_config.get("lora_alpha"), targets)
+    ours = (config.lora_r, config.lora_alpha, sorted(config.target_modules))
+    if theirs != ours:
+        raise MiltonError(
+            f"--from-production: production {run_id} has lora_r {theirs[0]}, lora_alpha {theirs[1]}, target_modules "
+            f"{theirs[2]}; this config has lora_r {ours[0]}, lora_alpha {ours[1]}, target_modules {ours[2]}; use "
+            "the config production was trained with, or train without --from-production"
+        )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise MiltonError(f"{path}: missing or not valid JSON; cannot continue the production adapter") from None

@@ -1,0 +1,158 @@
+"""`milton-lora cycle` on the tiny model: a week end to end, a week from production, the lock, a failed stage."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from helpers import registry_of
+from milton_lora.cycle import LOCKED_EXIT, cycle_lock
+from milton_lora.demo.samples import write_cpu_config, write_sample_exports
+from milton_lora.settings import Settings
+from milton_lora.train.replay import older_only
+
+SHIPPED = Path(__file__).resolve().parents[1] / "training" / "configs"
+FAST = ["--max-new-tokens", "8"]
+# The tiny model passes few benchmarks: a gate it can pass, so the cycle reaches the promotion decision.
+LENIENT_GATE = "min_pass_rate: 0.0\nno_category_below_opponent: false\n"
+
+
+def prepare_week(home: Path, tiny_model_dir: Path, cli) -> None:
+    """Memory with the sample history, a fast CPU config and a gate the tiny model passes."""
+    for path in write_sample_exports(home.parent / "samples", datetime.now(timezone.utc)).values():
+        assert cli("memory", "import", str(path)).exit_code == 0
+    configs = home / "training" / "configs"
+    write_cpu_config(configs / "lora_light.yaml", tiny_model_dir, SHIPPED / "lora_light.yaml", max_steps=4,
+                     min_train_examples=2)  # fmt: skip
+    write_cpu_config(configs / "rank16.yaml", tiny_model_dir, SHIPPED / "lora_default.yaml", max_steps=4)
+    (home / "training" / "eval").mkdir(parents=True)
+    (home / "training" / "eval" / "gate.yaml").write_text(LENIENT_GATE)
+
+
+def cycle_log(home: Path, cycle_id_line: str) -> dict:
+    path = Path(cycle_id_line.split("Log: ")[1].split()[0])
+    assert path.parent == home / "runs" / "cycles"
+    return json.loads(path.read_text())
+
+
+def starting_weights(home: Path, config: str) -> tuple[dict, bool]:
+    """The LoRA weights a `--from-production` trainer holds before its first step, and whether they train."""
+    from peft import get_peft_model_state_dict
+
+    from milton_lora.chat.tokenizer import load_tokenizer
+    from milton_lora.train.launch import plan_training
+    from milton_lora.train.runner import build_trainer, load_base_model, tokenize_plan_data, training_conversations
+
+    plan = plan_training(Settings.from_env(home), Path(config), None, from_production=True)
+    tokenizer = load_tokenizer(plan.base_model)
+    train, test = tokenize_plan_data(plan, tokenizer, training_conversations(plan, resume=False))
+    trainer = build_trainer(plan, load_base_model(plan), tokenizer, train, test, [])
+    trainable = any(p.requires_grad for name, p in trainer.model.named_parameters() if "lora_" in name)
+    return get_peft_model_state_dict(trainer.model), trainable
+
+
+class Terminal(io.StringIO):
+    """Standard input that says it is a terminal, holding the person's answers."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_dir: Path, cli, monkeypatch) -> None:
+    prepare_week(home, tiny_model_dir, cli)
+    first = cli("cycle", "--days", "30", "--config", "lora_light.yaml", "--promote-if-candidate", *FAST)
+    assert first.exit_code == 0, first.stderr
+    log = cycle_log(home, first.stdout)
+    run_id = log["run_id"]
+    assert log["status"] == "completed" and log["failed_stage"] is None
+    assert [(s["name"], s["status"]) for s in log["stages"]] == [
+        ("export", "ok"), ("train", "ok"), ("evaluate", "ok"), ("promote", "ok")]  # fmt: skip
+    assert all(s["seconds"] >= 0 for s in log["stages"]) and log["seconds"] > 0
+    assert log["stages"][1]["summary"]["run_id"] == run_id and log["stages"][2]["summary"]["status"] == "candidate"
+    assert log["decision"]["status"] == "candidate" and log["decision"]["gate_passed"]
+    assert log["promotion"] == {"promoted": True, "outcome": f"{run_id} is in production"}
+    assert registry_of(home).load().production().run_id == run_id
+    assert "Gate: training → candidate" in first.stdout and "PROMOTE ADAPTER TO PRODUCTION" in first.stdout
+    kept = home / "runs" / run_id / "train.jsonl"
+    assert len(kept.read_text().splitlines()) == log["stages"][0]["summary"]["train_conversations"]
+    assert not (home / "runs" / "cycles" / "cycle.holder.json").exists()  # the lock was let go
+
+    other_rank = cli("cycle", "--days", "30", "--config", "rank16.yaml", "--from-production", *FAST)
+    assert other_rank.exit_code == 1 and "Traceback" not in other_rank.stderr
+    assert "cycle failed at train: --from-production: production " + run_id in other_rank.stderr
+    assert "lora_r 8" in other_rank.stderr and "lora_r 16" in other_rank.stderr
+
+    from safetensors.torch import load_file
+
+    weights, trainable = starting_weights(home, "lora_light.yaml")
+    production = load_file(home / "adapters" / run_id / "adapter_model.safetensors")
+    assert trainable and weights.keys() == production.keys()
+    assert all((weights[key] == production[key]).all() for key in production)  # starts where production is
+
+    # A later week (a narrower window: the older conversations are only in production's training data).
+    second = cli("cycle", "--days", "8", "--config", "lora_light.yaml", "--from-production", *FAST)
+    assert second.exit_code == 0, second.stderr
+    log = cycle_log(home, second.stdout)
+    new_id = log["run_id"]
+    assert log["decision"]["status"] == "candidate" and log["promotion"]["promoted"] is False
+    assert "no terminal to confirm on" in log["promotion"]["outcome"] and "--to-production" in second.stdout
+    assert registry_of(home).load().production().run_id == run_id  # nobody said yes
+    metadata = json.loads((home / "adapters" / new_id / "metadata.json").read_text())
+    assert metadata["init_from"]["run_id"] == run_id
+    assert metadata["init_from"]["adapter_sha256"] == registry_of(home).get(run_id).sha256
+    replay, new_train = metadata["replay"], log["stages"][0]["summary"]["train_conversations"]
+    assert replay["fraction"] == 0.2 and replay["source"] == str(kept)
+    assert replay["count"] == min(round(0.2 * new_train), replay["available"]) > 0
+    trained = (home / "runs" / new_id / "train.jsonl").read_text().splitlines()
+    assert len(trained) == new_train + replay["count"] == metadata["data"]["train_examples"]
+    assert log["stages"][1]["summary"]["replay"]["count"] == replay["count"]
+
+    # Asked on a terminal: "n" keeps it a candidate, "y" promotes it, through the same promotion as `promote`.
+    from milton_lora.cli.cycle import TerminalUI
+
+    ui = TerminalUI(Settings.from_env(home), "cycle")
+    monkeypatch.setattr("sys.stdin", Terminal("n\n"))
+    declined = ui.promote(new_id, asked_in_advance=False)
+    assert not declined.promoted and declined.outcome.startswith("declined")
+    assert registry_of(home).get(new_id).status == "candidate"
+    monkeypatch.setattr("sys.stdin", Terminal("y\n"))
+    assert ui.promote(new_id, asked_in_advance=False).promoted
+    assert registry_of(home).load().production().run_id == new_id
+    assert registry_of(home).get(run_id).status == "archived"
+
+
+def test_a_second_cycle_is_refused_while_one_runs(home: Path, cli) -> None:
+    settings = Settings.from_env(home)
+    with cycle_lock(settings):
+        refused = cli("cycle", "--days", "7")
+    assert refused.exit_code == LOCKED_EXIT
+    assert "another cycle is running" in refused.stderr and str(settings.cycle_lock_path) in refused.stderr
+    assert f"by pid {os.getpid()} since " in refused.stderr and "Traceback" not in refused.stderr
+    assert not list(settings.cycles_dir.glob("cycle_*.json"))  # nothing was done
+    after = cli("cycle", "--days", "7")  # free again: this one runs (and fails at its first stage)
+    assert after.exit_code == 1 and "cycle failed at export" in after.stderr
+
+
+def test_a_failed_stage_is_named_and_leaves_a_log(home: Path, cli) -> None:
+    failed = cli("cycle", "--days", "7")
+    assert failed.exit_code == 1 and "Traceback" not in failed.stderr
+    line = failed.stderr.strip()
+    assert line.startswith("error: cycle failed at export: ") and "no memory store yet" in line
+    assert len(line.splitlines()) == 1
+    (path,) = (home / "runs" / "cycles").glob("cycle_*.json")
+    log = json.loads(path.read_text())
+    assert str(path) in line
+    assert log["status"] == "failed" and log["failed_stage"] == "export" and "no memory store yet" in log["error"]
+    assert [(s["name"], s["status"]) for s in log["stages"]] == [("export", "failed")]
+    assert log["run_id"] is None and log["decision"] is None and log["traceback"] is None
+
+
+def test_replay_leaves_out_what_the_new_export_already_holds() -> None:
+    hello = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
+    grown = [*hello, {"role": "user", "content": "and?"}, {"role": "assistant", "content": "more"}]
+    other = [{"role": "user", "content": "other"}, {"role": "assistant", "content": "answer"}]
+    assert older_only([hello, other, grown], [grown]) == [other]
+    assert older_only([grown], [hello]) == [grown]  # the older copy is the longer one: still worth replaying
