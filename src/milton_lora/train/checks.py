@@ -1,8 +1,9 @@
 """Safety checks run before any heavy work, and the plan `--dry-run` prints.
 
-Problems that would waste GPU hours (no model, no data, no disk, no chat template) stop the run
-with every problem listed at once; a dirty git tree or a bf16 request on a machine without bf16
-are warnings.
+Problems that would waste GPU hours (no model, no data, no disk, no chat template or one whose assistant
+turns cannot be marked) stop the run with every problem listed at once; a dirty git tree, a bf16 request
+on a machine without bf16, or a template without a system role (folded into the first user turn) are
+warnings.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from milton_lora.chat.template import ChatFormat
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.registry import validate_run_id
@@ -85,7 +87,7 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     problems: list[str] = []
     warnings: list[str] = []
     base = settings.resolve(config.base_model_path)
-    _check_base_model(base, problems)
+    _check_base_model(base, problems, warnings)
     train_file, test_file = settings.resolve(config.train_file), settings.resolve(config.test_file)
     train_count = _count_lines(train_file, problems)
     test_count = _count_lines(test_file, problems)
@@ -118,7 +120,7 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     )  # fmt: skip
 
 
-def _check_base_model(base: Path, problems: list[str]) -> None:
+def _check_base_model(base: Path, problems: list[str], warnings: list[str]) -> None:
     if not (base / "config.json").exists():
         problems.append(f"base_model_path {base}: no config.json there; point it at a local model folder")
         return
@@ -132,6 +134,11 @@ def _check_base_model(base: Path, problems: list[str]) -> None:
         return
     if not tokenizer.chat_template:
         problems.append(f"base_model_path {base}: the tokenizer has no chat template; use an instruct model")
+        return
+    try:
+        warnings.extend(ChatFormat.of(tokenizer).notes)
+    except MiltonError as exc:
+        problems.append(str(exc))
 
 
 def _count_lines(path: Path, problems: list[str]) -> int:
