@@ -1,12 +1,18 @@
-"""Helpers shared by tests that run real processes: the repository root and a subprocess runner."""
+"""Helpers shared by tests that run real processes: the repository root, a subprocess runner and the
+embedded server as a real process."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
+import openai
 
 from milton_lora.registry import Registry
 from milton_lora.settings import Settings
@@ -39,3 +45,37 @@ def copy_home(source: Path, target: Path) -> Path:
     """A private copy of a prepared MILTON_HOME (the registry stores paths relative to its home)."""
     shutil.copytree(source, target, dirs_exist_ok=True)
     return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`milton-lora serve` as a real process on a home, until stopped; `timeout` bounds start-up and requests."""
+
+    def __init__(self, home: Path, port: int, env: dict[str, str], timeout: float = 120):
+        self.home, self.port, self.url, self.timeout = home, port, f"http://127.0.0.1:{port}", timeout
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "milton_lora", "serve", "--port", str(port)],
+            env={**os.environ, "MILTON_HOME": str(home), "PYTHONPATH": str(REPO / "src"), **env},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.process.poll() is None, self.process.stdout.read() if self.process.stdout else ""
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError("server did not start")
+
+    def client(self, key: str = "unused") -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=self.timeout)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,16 +13,10 @@ import openai
 import pytest
 import yaml
 
-from helpers import PYTHON, REPO, copy_home, registry_of, run_subprocess
+from helpers import PYTHON, REPO, Server, copy_home, free_port, registry_of, run_subprocess
 from milton_lora.config import ServeConfig
 from milton_lora.memory import MemoryStore
 from milton_lora.serve.vllm import vllm_command, vllm_rank
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:
@@ -44,32 +36,6 @@ def second_adapter(home: Path, run_id: str, name: str) -> str:
     save_file(tensors, target / "adapter_model.safetensors")
     registry_of(home).register(name, None, "test")
     return name
-
-
-class Server:
-    def __init__(self, home: Path, port: int, env: dict[str, str]):
-        self.home, self.port, self.url = home, port, f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [PYTHON, "-m", "milton_lora", "serve", "--port", str(port)],
-            env={**os.environ, "MILTON_HOME": str(home), "PYTHONPATH": str(REPO / "src"), **env},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            assert self.process.poll() is None, self.process.stdout.read() if self.process.stdout else ""
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("server did not start")
-
-    def client(self, key: str = "unused") -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=60)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -109,6 +75,20 @@ def test_chat_streaming_models_and_adapter_selection(server: Server, served_home
     assert by_run_id.choices[0].message.content == reply.choices[0].message.content
     base = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
     assert base.choices[0].message.content is not None
+
+
+def test_usage_counts_what_the_model_saw_and_generated(server: Server, tiny_model_dir: Path) -> None:
+    from milton_lora.chat.prompts import render_prompt
+    from milton_lora.chat.tokenizer import load_tokenizer
+
+    messages = [{"role": "user", "content": "hi"}]
+    reply = server.client().chat.completions.create(model="milton", messages=messages, max_tokens=5)
+    seen = render_prompt(load_tokenizer(tiny_model_dir), messages)
+    assert reply.usage.prompt_tokens == len(seen) > 20  # the chat template's system block and headers included
+    assert 1 <= reply.usage.completion_tokens <= 5
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    if reply.choices[0].finish_reason == "length":
+        assert reply.usage.completion_tokens == 5
 
 
 def test_bad_requests_get_openai_errors(server: Server) -> None:
