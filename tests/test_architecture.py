@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {"serve.vllm"},
     "serve": {"chat", "inference", "config", "registry", "memory"},
     "report": set(),
-    "demo": {"libraries", "memory"},
+    "demo": {"libraries", "memory", "base"},
     "base": {"libraries"},
 }
 MAX_LINES = 600
