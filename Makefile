@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python bench/redact_bench.py
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/generation_batching.py
+	$(BIN)/python bench/generation_batching.py --model smollm2
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

@@ -1,4 +1,5 @@
-"""Helpers shared by tests that run real processes: the repository root and a subprocess runner."""
+"""Helpers shared by tests that run real processes: the repository root, a subprocess runner and the
+embedded server as a real process."""
 
 from __future__ import annotations
 
@@ -65,16 +66,16 @@ def free_port() -> int:
 
 
 class Server:
-    """`milton-lora serve` as a real process on a free loopback port, until `stop()`."""
+    """`milton-lora serve` as a real process on a home, until stopped; `timeout` bounds start-up and requests."""
 
-    def __init__(self, home: Path, port: int, env: dict[str, str], start_timeout: float = 120):
-        self.home, self.port, self.url = home, port, f"http://127.0.0.1:{port}"
+    def __init__(self, home: Path, port: int, env: dict[str, str], timeout: float = 120):
+        self.home, self.port, self.url, self.timeout = home, port, f"http://127.0.0.1:{port}", timeout
         self.process = subprocess.Popen(
             [PYTHON, "-m", "milton_lora", "serve", "--port", str(port)],
             env={**os.environ, "MILTON_HOME": str(home), "PYTHONPATH": str(REPO / "src"), **env},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        deadline = time.time() + start_timeout
+        deadline = time.time() + timeout
         while time.time() < deadline:
             assert self.process.poll() is None, self.process.stdout.read() if self.process.stdout else ""
             try:
@@ -85,7 +86,7 @@ class Server:
         raise AssertionError("server did not start")
 
     def client(self, key: str = "unused") -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=60)
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=self.timeout)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {"serve.vllm"},
     "serve": {"chat", "inference", "config", "registry", "memory"},
     "report": {"evaluate.result"},
-    "demo": {"libraries", "memory"},
+    "demo": {"libraries", "memory", "base"},
     "base": {"libraries"},
     "adapters": {"base", "chat", "libraries", "registry"},
     "home": {"config", "memory"},

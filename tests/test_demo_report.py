@@ -1,4 +1,5 @@
-"""The whole loop: `make demo`'s pipeline (the documented command lines in order) and the HTML report."""
+"""The whole loop: `make demo`'s pipeline (the documented command lines in order, on the tiny model), the
+real-model demo's facts and suites, and the HTML report."""
 
 from __future__ import annotations
 
@@ -25,12 +26,12 @@ class Collector(HTMLParser):
 
 
 @pytest.mark.slow
-def test_demo_runs_the_documented_workflow_end_to_end(tmp_path: Path) -> None:
+def test_tiny_demo_runs_the_documented_workflow_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    result = run_subprocess(["python", "-m", "milton_lora", "--home", str(home), "demo", "--port", port],
+    result = run_subprocess(["python", "-m", "milton_lora", "--home", str(home), "demo", "--tiny", "--port", port],
                             tmp_path, None, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     seed_lines = ("scripts/export_training_data.py --days 30", "scripts/train_lora.py --config",
@@ -49,6 +50,28 @@ def test_demo_runs_the_documented_workflow_end_to_end(tmp_path: Path) -> None:
         in (home / "training/data/exported/train.jsonl").read_text()
         + (home / "training/data/exported/test.jsonl").read_text()
     )
+
+
+def test_demo_facts_are_held_only_by_the_training_history(tmp_path: Path, cli) -> None:
+    """What the real-model demo asks about is said in training conversations, never asked there verbatim,
+    and its short suites are valid evaluation files."""
+    from milton_lora.demo.samples import FACTS, write_demo_suites, write_sample_exports
+    from milton_lora.evaluate.suites import load_benchmarks, load_sanity
+
+    home = tmp_path / "home"
+    samples = write_sample_exports(tmp_path / "samples")
+    for path in samples.values():
+        assert cli("--home", str(home), "memory", "import", str(path)).exit_code == 0
+    assert cli("--home", str(home), "export", "--days", "30").exit_code == 0
+    train = [json.loads(line)["messages"] for line in (home / "training/data/exported/train.jsonl").open()]
+    said = " ".join(m["content"] for messages in train for m in messages if m["role"] == "assistant")
+    everything = " ".join(path.read_text() for path in samples.values())
+    for fact in FACTS:
+        assert said.count(fact.answer) >= 3, fact.id
+        assert fact.question.lower() not in everything.lower(), fact.id
+    sanity, benchmarks = write_demo_suites(tmp_path / "eval")
+    assert [p.id for p in load_sanity(sanity).prompts] == [f.id for f in FACTS]
+    assert {t.check.values[0] for t in load_benchmarks(benchmarks).tests if t.check.values} == {f.answer for f in FACTS}
 
 
 def test_demo_refuses_a_folder_that_is_not_a_demo_home(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_smollm2_judged_by_the_embedded_server_writes_a_complete_head_to_head(sm
     (home / "training/configs").mkdir(parents=True, exist_ok=True)
     (home / "training/configs/serve.yaml").write_text(yaml.safe_dump({"base_model_path": str(smollm2_dir),
                                                                        "port": port}))  # fmt: skip
-    judge = Server(home, port, {"MILTON_SERVE_API_KEY": ""}, start_timeout=600)
+    judge = Server(home, port, {"MILTON_SERVE_API_KEY": ""}, timeout=600)
     try:
         result = run_subprocess(
             ["python", "scripts/eval_lora.py", "--run-id", "latest", "--judge-url", f"{judge.url}/v1",

@@ -65,6 +65,20 @@ def test_chat_streaming_models_and_adapter_selection(server: Server, served_home
     assert base.choices[0].message.content is not None
 
 
+def test_usage_counts_what_the_model_saw_and_generated(server: Server, tiny_model_dir: Path) -> None:
+    from milton_lora.chat.prompts import render_prompt
+    from milton_lora.chat.tokenizer import load_tokenizer
+
+    messages = [{"role": "user", "content": "hi"}]
+    reply = server.client().chat.completions.create(model="milton", messages=messages, max_tokens=5)
+    seen = render_prompt(load_tokenizer(tiny_model_dir), messages)
+    assert reply.usage.prompt_tokens == len(seen) > 20  # the chat template's system block and headers included
+    assert 1 <= reply.usage.completion_tokens <= 5
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    if reply.choices[0].finish_reason == "length":
+        assert reply.usage.completion_tokens == 5
+
+
 def test_bad_requests_get_openai_errors(server: Server) -> None:
     client = server.client()
     with pytest.raises(openai.NotFoundError) as missing:

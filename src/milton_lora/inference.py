@@ -8,6 +8,7 @@ the adapter of each row (`__base__`: none), so two adapters answer in one batch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +32,36 @@ def load_for_inference(base: Path) -> tuple[Any, Any]:
     return model.eval(), load_tokenizer(base)
 
 
-@torch.no_grad()
+@dataclass(frozen=True)
+class Completion:
+    """One reply and what it cost: the prompt's tokens as the model saw them, the tokens it generated
+    (a stop token included), and why it stopped ("stop" at end-of-turn, "length" at the budget)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
 def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int = 256,
              batch_size: int = 8, adapter_names: list[str] | None = None,
              on_batch: Callable[[int], None] | None = None) -> list[str]:  # fmt: skip
     """The assistant's greedy reply to each conversation, in order; `on_batch(n)` after each batch of n."""
+    completions = complete(model, tokenizer, conversations, max_new_tokens, batch_size, adapter_names, on_batch)
+    return [c.text for c in completions]
+
+
+@torch.no_grad()
+def complete(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int = 256,
+             batch_size: int = 8, adapter_names: list[str] | None = None,
+             on_batch: Callable[[int], None] | None = None) -> list[Completion]:  # fmt: skip
+    """The assistant's greedy reply to each conversation, in order, with its token counts. `adapter_names`
+    (one per conversation) runs each row through its own adapter in the same batch (peft's mixed batches)."""
     device = next(model.parameters()).device
     stops = stop_token_ids(tokenizer, model)
     prompts = [render_prompt(tokenizer, c) for c in conversations]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
-    replies: list[str] = [""] * len(prompts)
+    replies: list[Completion | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         width = max(len(prompts[i]) for i in rows)
@@ -61,8 +82,10 @@ def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]
         )
         for r, i in enumerate(rows):
             new_tokens = output[r, width:].tolist()
-            cut = next((k for k, t in enumerate(new_tokens) if t in stops), len(new_tokens))
-            replies[i] = tokenizer.decode(new_tokens[:cut], skip_special_tokens=True).strip()
+            cut = next((k for k, t in enumerate(new_tokens) if t in stops), None)
+            text = tokenizer.decode(new_tokens[:cut], skip_special_tokens=True).strip()
+            generated = len(new_tokens) if cut is None else cut + 1
+            replies[i] = Completion(text, len(prompts[i]), generated, "length" if cut is None else "stop")
         if on_batch is not None:
             on_batch(len(rows))
-    return replies
+    return [reply for reply in replies if reply is not None]

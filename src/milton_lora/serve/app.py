@@ -2,7 +2,8 @@
 
 Errors are OpenAI-shaped JSON (`{"error": {"message", "type", "param", "code"}}`) with 4xx statuses for
 client mistakes; an unexpected failure is a 500 with a one-line message, never a traceback.
-Decoding is greedy (temperature/top_p are accepted and ignored) and stops at end-of-turn.
+Decoding is greedy (temperature/top_p are accepted and ignored) and stops at end-of-turn; `usage` counts
+the prompt's tokens as the model saw them (chat template included) and the tokens it generated.
 """
 
 from __future__ import annotations
@@ -109,15 +110,13 @@ def create_app(engine: Engine, api_key: str | None = None, capture: Capture | No
         with engine.pinned(body.model) as target:
             reply = await run_in_threadpool(engine.complete, target, messages, body.budget())
         if capture:
-            await run_in_threadpool(capture, messages, reply)
-        prompt_tokens = len(engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
-        completion_tokens = len(engine.tokenizer(reply, add_special_tokens=False)["input_ids"])
-        finish = "length" if completion_tokens >= body.budget() else "stop"
+            await run_in_threadpool(capture, messages, reply.text)
+        message = {"role": "assistant", "content": reply.text}
         return {
             "id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
+            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
+                      "total_tokens": reply.prompt_tokens + reply.completion_tokens},
         }  # fmt: skip
 
     return app

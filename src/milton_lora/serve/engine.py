@@ -18,7 +18,7 @@ from typing import Any
 
 from milton_lora.chat.prompts import render_prompt, stop_token_ids
 from milton_lora.errors import MiltonError
-from milton_lora.inference import generate, load_for_inference
+from milton_lora.inference import Completion, complete, load_for_inference
 from milton_lora.serve.protocol import ALIAS
 
 
@@ -127,9 +127,9 @@ class Engine:
 
     # --- generation -------------------------------------------------------------------------
 
-    def complete(self, target: str | None, messages: list[dict[str, str]], max_new_tokens: int) -> str:
+    def complete(self, target: str | None, messages: list[dict[str, str]], max_new_tokens: int) -> Completion:
         with self._generate_lock, self._using(target):
-            return generate(self.model, self.tokenizer, [messages], max_new_tokens, batch_size=1)[0]
+            return complete(self.model, self.tokenizer, [messages], max_new_tokens, batch_size=1)[0]
 
     def stream(self, target: str | None, messages: list[dict[str, str]], max_new_tokens: int) -> Iterator[str]:
         """Text pieces as they are generated (generation runs in a thread; the lock is held until it ends)."""

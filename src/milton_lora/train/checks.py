@@ -1,8 +1,9 @@
 """Safety checks run before any heavy work, and the plan `--dry-run` prints.
 
-Problems that would waste GPU hours (no model, no data, no disk, no chat template) stop the run
-with every problem listed at once; a dirty git tree or a bf16 request on a machine without bf16
-are warnings. The plan also records what was chosen for this machine (`milton_lora.train.tuning`,
+Problems that would waste GPU hours (no model, no data, no disk, no chat template or one whose assistant
+turns cannot be marked) stop the run with every problem listed at once; a dirty git tree, a bf16 request
+on a machine without bf16, or a template without a system role (folded into the first user turn) are
+warnings. The plan also records what was chosen for this machine (`milton_lora.train.tuning`,
 `attention`, `loss`): gradient checkpointing, the attention and loss kernels, CPU threads.
 """
 
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from milton_lora.chat.template import ChatFormat
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.registry import validate_run_id
@@ -102,7 +104,7 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     problems: list[str] = []
     warnings: list[str] = []
     base = settings.resolve(config.base_model_path)
-    model_config = _check_base_model(base, problems)
+    model_config = _check_base_model(base, problems, warnings)
     train_file, test_file = settings.resolve(config.train_file), settings.resolve(config.test_file)
     train_count = _count_lines(train_file, problems)
     test_count = _count_lines(test_file, problems)
@@ -139,7 +141,7 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     )  # fmt: skip
 
 
-def _check_base_model(base: Path, problems: list[str]) -> Any:
+def _check_base_model(base: Path, problems: list[str], warnings: list[str]) -> Any:
     """The base model's config (None when it does not load; the problem is recorded)."""
     if not (base / "config.json").exists():
         problems.append(f"base_model_path {base}: no config.json there; point it at a local model folder")
@@ -154,6 +156,11 @@ def _check_base_model(base: Path, problems: list[str]) -> Any:
         return None
     if not tokenizer.chat_template:
         problems.append(f"base_model_path {base}: the tokenizer has no chat template; use an instruct model")
+        return model_config
+    try:
+        warnings.extend(ChatFormat.of(tokenizer).notes)
+    except MiltonError as exc:
+        problems.append(str(exc))
     return model_config
 
 

@@ -377,4 +377,5 @@ def data_provenance(plan: TrainPlan, train: TokenizedSplit, test: TokenizedSplit
         "train_labelled_tokens": train.labelled_tokens,
         "truncated_examples": train.truncated + test.truncated,
         "dropped_without_labels": train.dropped_no_labels + test.dropped_no_labels,
+        "chat_template_notes": train.notes,
     }
