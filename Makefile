@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/generation_batching.py
 	$(BIN)/python bench/generation_batching.py --model smollm2
+	$(BIN)/python bench/eval_phases.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache
