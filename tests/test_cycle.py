@@ -30,6 +30,7 @@ def prepare_week(home: Path, tiny_model_dir: Path, cli) -> None:
     write_cpu_config(configs / "rank16.yaml", tiny_model_dir, SHIPPED / "lora_default.yaml", max_steps=4)
     (home / "training" / "eval").mkdir(parents=True)
     (home / "training" / "eval" / "gate.yaml").write_text(LENIENT_GATE)
+    Settings.from_env(home).redact_terms_path.write_text("always:\n  - Biscuit\n")  # the sample user's dog
 
 
 def cycle_log(home: Path, cycle_id_line: str) -> dict:
@@ -76,6 +77,8 @@ def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_di
     assert log["promotion"] == {"promoted": True, "outcome": f"{run_id} is in production"}
     assert registry_of(home).load().production().run_id == run_id
     assert "Gate: training → candidate" in first.stdout and "PROMOTE ADAPTER TO PRODUCTION" in first.stdout
+    exported = (home / "training" / "data" / "exported" / "train.jsonl").read_text()
+    assert "Biscuit" not in exported and "[CUSTOM]" in exported  # the cycle's export applies redact.yaml
     kept = home / "runs" / run_id / "train.jsonl"
     assert len(kept.read_text().splitlines()) == log["stages"][0]["summary"]["train_conversations"]
     assert not (home / "runs" / "cycles" / "cycle.holder.json").exists()  # the lock was let go
