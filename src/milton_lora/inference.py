@@ -58,7 +58,7 @@ def complete(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]
     """The assistant's greedy reply to each conversation, in order, with its token counts. `adapter_names`
     (one per conversation) runs each row through its own adapter in the same batch (peft's mixed batches)."""
     device = next(model.parameters()).device
-    stops = stop_token_ids(tokenizer, model)
+    stops = stop_token_ids(tokenizer, model.generation_config)
     prompts = [render_prompt(tokenizer, c) for c in conversations]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
     replies: list[Completion | None] = [None] * len(prompts)

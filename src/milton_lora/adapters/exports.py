@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
 from milton_lora import __version__
@@ -152,7 +151,7 @@ def _ollama(adapter_dir: Path, base_dir: Path, target: Path, request: ExportRequ
         )
     from_ = ollama_from(chosen)
     tokenizer = load_tokenizer(base_dir)
-    stops = [tokenizer.convert_ids_to_tokens(i) for i in stop_token_ids(tokenizer, saved_generation(base_dir))]
+    stops = [tokenizer.convert_ids_to_tokens(i) for i in stop_token_ids(tokenizer, saved_generation_config(base_dir))]
     turns = translate(tokenizer, stops, f"{base_dir} (chat template)")
     adapter_file = f"{request.run_id}-{request.outtype}.gguf"
     about = f"milton-lora adapter {request.run_id} on {base_dir}, exported by milton-lora {__version__}"
@@ -180,11 +179,10 @@ def replaced_folder(target: Path) -> Iterator[Path]:
         os.rename(staging, target)
 
 
-def saved_generation(base_dir: Path) -> Any:
-    """The base's `generation_config.json` in the shape `stop_token_ids` reads (its eos ids are stops too,
-    e.g. Llama 3's `<|end_of_text|>` beside the template's `<|eot_id|>`); None without one."""
+def saved_generation_config(base_dir: Path) -> Any:
+    """The base's `generation_config.json` (its eos ids are stop tokens too); None without one."""
     if not (base_dir / "generation_config.json").exists():
         return None
     from transformers import GenerationConfig
 
-    return SimpleNamespace(generation_config=GenerationConfig.from_pretrained(base_dir))
+    return GenerationConfig.from_pretrained(base_dir)

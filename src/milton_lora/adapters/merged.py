@@ -55,7 +55,7 @@ def write_merged(adapter_dir: Path, base_dir: Path, folder: Path, provenance: di
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto")
     with torch.no_grad():
         merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload(safe_merge=True)
-    stops = stop_token_ids(tokenizer, merged)
+    stops = stop_token_ids(tokenizer, merged.generation_config)
     merged.generation_config.eos_token_id = stops
     if merged.generation_config.pad_token_id is None and tokenizer.pad_token_id is not None:
         merged.generation_config.pad_token_id = tokenizer.pad_token_id

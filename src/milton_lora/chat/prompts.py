@@ -13,12 +13,13 @@ from typing import Any
 from milton_lora.chat.template import ChatFormat, lacks_bos
 
 
-def stop_token_ids(tokenizer: Any, model: Any | None = None) -> list[int]:
-    """Every id that ends an assistant turn: the template's end-of-turn tokens, the tokenizer's and model's eos."""
+def stop_token_ids(tokenizer: Any, generation_config: Any | None = None) -> list[int]:
+    """Every id that ends an assistant turn: the template's end-of-turn tokens, the tokenizer's eos and the
+    eos ids of the model's `generation_config` (e.g. Llama 3's `<|end_of_text|>` beside `<|eot_id|>`)."""
     ids = {int(i) for i in tokenizer.convert_tokens_to_ids(list(ChatFormat.of(tokenizer).end_of_turn))}
     if tokenizer.eos_token_id is not None:
         ids.add(int(tokenizer.eos_token_id))
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = getattr(generation_config, "eos_token_id", None)
     if configured is not None:
         ids.update([configured] if isinstance(configured, int) else configured)
     return sorted(ids)

@@ -138,7 +138,7 @@ class Engine:
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         prompt = torch.tensor([render_prompt(self.tokenizer, messages)], device=next(self.model.parameters()).device)
-        stops = stop_token_ids(self.tokenizer, self.model)
+        stops = stop_token_ids(self.tokenizer, self.model.generation_config)
 
         def run() -> None:
             try:
