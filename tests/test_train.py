@@ -269,6 +269,15 @@ def test_trained_adapter_outputs(trained_home: Path, tiny_model_dir: Path) -> No
     assert {"train/loss", "eval/loss", "train/learning_rate"} <= set(scalars)
     assert scalars["train/loss"][-1][1] < scalars["train/loss"][0][1]
     assert list((settings.runs_dir / run_id / "checkpoints").glob("checkpoint-*"))
+    # The final weights are evaluated once (the evaluation train() ran at its last step is reused) ...
+    eval_steps = [step for step, _ in scalars["eval/loss"]]
+    assert len(eval_steps) == len(set(eval_steps)) and eval_steps[-1] == 30
+    assert metadata["results"]["final_eval_loss"] == pytest.approx(scalars["eval/loss"][-1][1], rel=1e-6)
+    # ... and the throughput counts training time alone.
+    timings, results = metadata["timings"], metadata["results"]
+    assert 0 < timings["eval_seconds_in_training"] < timings["train_runtime"]
+    training_only = timings["train_runtime"] - timings["eval_seconds_in_training"]
+    assert results["tokens_per_second"] == pytest.approx(results["tokens_seen"] / training_only, rel=0.01)
 
     entry = Registry.of(settings).get(run_id)
     assert entry.status == "training" and entry.base_model_path == str(tiny_model_dir)

@@ -1,4 +1,6 @@
-"""A rich progress bar for training: steps, loss, eval loss, non-pad tokens per second and the run's health.
+"""A rich progress bar for training: steps, loss, eval loss, non-pad tokens per second and the run's health;
+and `EvaluationClock`, the time `trainer.train()` spent evaluating, so the training throughput written to the
+adapter's metadata.json counts training alone.
 
 Each health signal (`milton_lora.train.health`) is also printed as a warning line above the bar when it appears.
 """
@@ -83,3 +85,17 @@ class RichProgressCallback(TrainerCallback):
         rate = (state.num_input_tokens_seen - self.tokens_at_start) / elapsed
         health = f"  health: {self.health.summary()}" if self.health else ""
         return f"loss {self.loss}  eval {self.eval_loss}  {rate:,.0f} tok/s{health}"
+
+
+class EvaluationClock(TrainerCallback):
+    """Seconds spent in evaluations since the latest `trainer.train()` began (its `train_runtime` includes them)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.seconds = 0.0
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
+                    **kwargs: Any) -> None:  # fmt: skip
+        self.seconds += (metrics or {}).get("eval_runtime", 0.0)

@@ -37,7 +37,7 @@ from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
 from milton_lora.train.loss import CHUNKED, install_labelled_head
 from milton_lora.train.oom import Fitted, train_within_memory
-from milton_lora.train.progress import RichProgressCallback
+from milton_lora.train.progress import EvaluationClock, RichProgressCallback
 
 RUN_CONFIG = "config.yaml"
 LOADER_WORKERS = 1
@@ -252,8 +252,9 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
         keep_training_conversations(plan, conversations)
     writer = SummaryWriter(log_dir=str(plan.run_dir / "logs")) if main_process else None
     health = HealthCallback(plan.config)
+    clock = EvaluationClock()
     callbacks: list[Any] = [TensorBoardCallback(writer)] if writer else []
-    callbacks.append(health)
+    callbacks += [health, clock]
     progress = RichProgressCallback(health=health.monitor) if show_progress and main_process else None
     callbacks += [progress] if progress else []
 
@@ -267,13 +268,15 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     trainer, output, plan = fitted.trainer, fitted.output, fitted.plan
     if health.monitor.stopped:
         stop_unhealthy_run(plan, health, writer)
-    final_eval = trainer.evaluate() if test.examples else {}
+    eval_seconds = clock.seconds
+    final_eval = final_evaluation(trainer) if test.examples else {}
     train_seconds = time.time() - started
     if writer is None:
         return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, {})
 
     trainable, total = trainer.model.get_nb_trainable_parameters()
-    metadata = build_metadata(plan, trainer, output, final_eval, train, test, train_seconds, trainable, total)
+    metadata = build_metadata(plan, trainer, output, final_eval, train, test, (train_seconds, eval_seconds),
+                              (trainable, total))  # fmt: skip
     metadata |= {"health": health.monitor.record(), "oom_retries": [retry.as_dict() for retry in fitted.retries]}
     metadata |= plan.init_from.record() if plan.init_from else {}
     with staged_new_directory(plan.adapter_dir) as staging:
@@ -309,12 +312,30 @@ def stop_unhealthy_run(plan: TrainPlan, health: HealthCallback, writer: Any) -> 
     raise MiltonError(health.stop_message(plan.run_dir))
 
 
+def final_evaluation(trainer: Any) -> dict[str, float]:
+    """The held-out metrics of the final weights: those of the evaluation `train()` ran at its last step (every
+    eval strategy evaluates there), else a new evaluation."""
+    state = trainer.state
+    last = next((log for log in reversed(state.log_history) if "eval_loss" in log), None)
+    if last is not None and last.get("step") == state.global_step:
+        return last
+    return trainer.evaluate()
+
+
 def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float], train: TokenizedSplit,
-                   test: TokenizedSplit, seconds: float, trainable: int, total: int) -> dict[str, Any]:  # fmt: skip
+                   test: TokenizedSplit, seconds: tuple[float, float], parameters: tuple[int, int]
+                   ) -> dict[str, Any]:  # fmt: skip
+    """`seconds`: the whole run and the evaluations inside `train()`; `parameters`: trainable and total.
+
+    tokens_per_second is the training throughput: tokens seen over `train_runtime` less its evaluations.
+    """
     state = trainer.state
     train_losses = [log["loss"] for log in state.log_history if "loss" in log]
     tokens_seen = int(state.num_input_tokens_seen)
     runtime = output.metrics.get("train_runtime")
+    train_seconds, eval_seconds = seconds
+    training_only = runtime - eval_seconds if runtime else None
+    trainable, total = parameters
     return {
         "run_id": plan.run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -333,14 +354,18 @@ def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[
         "world_size": trainer.args.world_size,
         "git_commit": plan.git_commit,
         "libraries": library_versions(),
-        "timings": {"train_seconds": round(seconds, 2), "train_runtime": runtime},
+        "timings": {
+            "train_seconds": round(train_seconds, 2),
+            "train_runtime": runtime,
+            "eval_seconds_in_training": round(eval_seconds, 2),
+        },
         "results": {
             "global_steps": state.global_step,
             "final_train_loss": train_losses[-1] if train_losses else None,
             "mean_train_loss": mean_logged_loss(state.log_history),
             "final_eval_loss": final_eval.get("eval_loss"),
             "tokens_seen": tokens_seen,
-            "tokens_per_second": round(tokens_seen / runtime, 1) if runtime else None,
+            "tokens_per_second": round(tokens_seen / training_only, 1) if training_only else None,
         },
         "trainable_parameters": trainable,
         "total_parameters": total,
