@@ -112,6 +112,10 @@ def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_di
     trained = (home / "runs" / new_id / "train.jsonl").read_text().splitlines()
     assert len(trained) == new_train + replay["count"] == metadata["data"]["train_examples"]
     assert log["stages"][1]["summary"]["replay"]["count"] == replay["count"]
+    # Written when the run started, so that `train --resume` records the same starting point.
+    started = json.loads((home / "runs" / new_id / "init_from.json").read_text())
+    assert started == {"init_from": metadata["init_from"], "replay": metadata["replay"]}
+    assert registry_of(home).get(new_id).history[0].command.endswith("--from-production")
 
     # Asked on a terminal: "n" keeps it a candidate, "y" promotes it, through the same promotion as `promote`.
     from milton_lora.cli.cycle import TerminalUI
@@ -125,6 +129,24 @@ def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_di
     assert ui.promote(new_id, asked_in_advance=False).promoted
     assert registry_of(home).load().production().run_id == new_id
     assert registry_of(home).get(run_id).status == "archived"
+
+
+def test_the_gate_flags_reach_the_evaluation(home: Path, tiny_model_dir: Path, tmp_path: Path, cli) -> None:
+    prepare_week(home, tiny_model_dir, cli)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "tests:\n"
+        "  - {id: anything, category: task_understanding, prompt: 'Hi', check: {type: regex, pattern: '.*'}}\n"
+        "  - {id: never, category: memory_retrieval, prompt: 'Hi', check: {type: contains, values: [xyzzy]}}\n"
+    )
+    strict = cli("cycle", "--days", "30", "--config", "lora_light.yaml", "--benchmarks", str(suite),
+                 "--pass-threshold", "0.75", *FAST)  # fmt: skip
+    assert strict.exit_code == 0, strict.stderr
+    log = cycle_log(home, strict.stdout)
+    assert log["request"]["pass_threshold"] == 0.75 and log["request"]["benchmarks"] == str(suite)
+    assert log["decision"]["status"] == "training" and log["promotion"]["promoted"] is False
+    assert any(reason.startswith("benchmark pass rate 50%") and "75%" in reason for reason in log["decision"]["held"])
+    assert "eval_lora.py" not in strict.stdout  # the cycle evaluates; no "next: eval_lora.py" row
 
 
 def test_a_second_cycle_is_refused_while_one_runs(home: Path, cli) -> None:

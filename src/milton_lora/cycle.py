@@ -67,7 +67,11 @@ class CycleRequest:
     judge_model: str | None = None
     judge_api_key_env: str | None = None
     judge_prompts: int = 50
+    judge_max_tokens: int = 256
     allow_remote_judge: bool = False
+    pass_threshold: float | None = None
+    benchmarks: Path | None = None
+    sanity: Path | None = None
     max_new_tokens: int = 256
     batch_size: int = 8
 
@@ -76,6 +80,8 @@ class CycleRequest:
             "days": self.days, "config": str(self.config), "from_production": self.from_production,
             "promote_if_candidate": self.promote_if_candidate, "judge_url": self.judge_url,
             "judge_model": self.judge_model, "max_new_tokens": self.max_new_tokens,
+            "pass_threshold": self.pass_threshold, "benchmarks": str(self.benchmarks) if self.benchmarks else None,
+            "sanity": str(self.sanity) if self.sanity else None,
         }  # fmt: skip
 
 
@@ -187,10 +193,11 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
     trained = stage(settings, log, ui, "train", train, training_summary)
     ui.trained(trained)
     eval_request = EvalRequest(
-        run_id=trained.run_id, auto_promote=True, max_new_tokens=request.max_new_tokens,
+        run_id=trained.run_id, auto_promote=True, pass_threshold=request.pass_threshold,
+        benchmarks=request.benchmarks, sanity=request.sanity, max_new_tokens=request.max_new_tokens,
         batch_size=request.batch_size, judge_url=request.judge_url, judge_model=request.judge_model,
         judge_api_key_env=request.judge_api_key_env, judge_prompts=request.judge_prompts,
-        allow_remote_judge=request.allow_remote_judge,
+        judge_max_tokens=request.judge_max_tokens, allow_remote_judge=request.allow_remote_judge,
     )  # fmt: skip
     result = stage(settings, log, ui, "evaluate", lambda: evaluate_run(settings, eval_request, ui.eval_console()),
                    evaluation_summary)  # fmt: skip

@@ -27,11 +27,15 @@ from milton_lora.cli.common import (
 from milton_lora.cli.evaluate import (
     AllowRemoteJudge,
     BatchSize,
+    BenchmarksFile,
     JudgeApiKeyEnv,
+    JudgeMaxTokens,
     JudgeModel,
     JudgePrompts,
     JudgeUrl,
     MaxNewTokens,
+    PassThreshold,
+    SanityFile,
     print_evaluation,
 )
 from milton_lora.cli.export import export_rows
@@ -63,7 +67,11 @@ def cycle(
     judge_model: JudgeModel = None,
     judge_api_key_env: JudgeApiKeyEnv = None,
     judge_prompts: JudgePrompts = 50,
+    judge_max_tokens: JudgeMaxTokens = 256,
     allow_remote_judge: AllowRemoteJudge = False,
+    pass_threshold: PassThreshold = None,
+    benchmarks: BenchmarksFile = None,
+    sanity: SanityFile = None,
     max_new_tokens: MaxNewTokens = 256,
     batch_size: BatchSize = 8,
 ) -> None:
@@ -75,7 +83,8 @@ def cycle(
     request = CycleRequest(
         days=days, config=config, from_production=from_production, promote_if_candidate=promote_if_candidate,
         judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
-        judge_prompts=judge_prompts, allow_remote_judge=allow_remote_judge, max_new_tokens=max_new_tokens,
+        judge_prompts=judge_prompts, judge_max_tokens=judge_max_tokens, allow_remote_judge=allow_remote_judge,
+        pass_threshold=pass_threshold, benchmarks=benchmarks, sanity=sanity, max_new_tokens=max_new_tokens,
         batch_size=batch_size,
     )  # fmt: skip
     settings = settings_of(ctx)
@@ -102,7 +111,7 @@ class TerminalUI:
             print_warning(warning)
 
     def trained(self, result: TrainResult) -> None:
-        print_training_summary(result.metadata, result.adapter_dir, result.run_dir)
+        print_training_summary(result.metadata, result.adapter_dir, result.run_dir, next_step=False)
 
     def evaluated(self, result: EvalResult, run_dir: Path) -> None:
         print_evaluation(result, run_dir)

@@ -28,6 +28,15 @@ JudgePrompts = Annotated[int, typer.Option(min=0, help="Held-out conversations t
 AllowRemoteJudge = Annotated[
     bool, typer.Option("--allow-remote-judge", help="Send held-out conversations to a judge on another machine.")
 ]
+JudgeMaxTokens = Annotated[
+    int, typer.Option(min=1, help="Longest verdict the judge may write (reasoning, then [[A]]/[[B]]/[[C]]).")
+]
+PassThreshold = Annotated[
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="Benchmark pass rate the gate requires (default: gate.yaml, else 0.9)."),
+]
+BenchmarksFile = Annotated[Path | None, typer.Option(help="Benchmark YAML (default: training/eval/ or shipped).")]
+SanityFile = Annotated[Path | None, typer.Option(help="Sanity prompts YAML (default: training/eval/ or shipped).")]
 
 
 @app.command("eval")
@@ -40,16 +49,9 @@ def evaluate(
         bool, typer.Option("--no-auto-promote", help="Record results but leave the status as it is.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check inputs, print the plan, write nothing.")] = False,
-    pass_threshold: Annotated[
-        float | None,
-        typer.Option(min=0.0, max=1.0, help="Benchmark pass rate the gate requires (default: gate.yaml, else 0.9)."),
-    ] = None,
-    benchmarks: Annotated[
-        Path | None, typer.Option(help="Benchmark YAML (default: training/eval/ or shipped).")
-    ] = None,
-    sanity: Annotated[
-        Path | None, typer.Option(help="Sanity prompts YAML (default: training/eval/ or shipped).")
-    ] = None,
+    pass_threshold: PassThreshold = None,
+    benchmarks: BenchmarksFile = None,
+    sanity: SanityFile = None,
     test_file: Annotated[Path | None, typer.Option(help="Held-out JSONL (default: the one training used).")] = None,
     base_model: Annotated[
         Path | None, typer.Option(help="Base model folder (default: the one training recorded).")
@@ -60,9 +62,7 @@ def evaluate(
     judge_model: JudgeModel = None,
     judge_api_key_env: JudgeApiKeyEnv = None,
     judge_prompts: JudgePrompts = 50,
-    judge_max_tokens: Annotated[
-        int, typer.Option(min=1, help="Longest verdict the judge may write (reasoning, then [[A]]/[[B]]/[[C]]).")
-    ] = 256,
+    judge_max_tokens: JudgeMaxTokens = 256,
     allow_remote_judge: AllowRemoteJudge = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout; no tables, no bars.")] = False,
 ) -> None:

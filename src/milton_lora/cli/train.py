@@ -55,7 +55,8 @@ def train(
         print_training_summary(result.metadata, plan.adapter_dir, plan.run_dir)
 
 
-def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path) -> None:
+def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path, next_step: bool = True) -> None:
+    """The run at a glance; `next_step` adds the evaluation command to run next (a cycle runs it itself)."""
     results = metadata["results"]
 
     def loss(value: float | None) -> str:
@@ -71,8 +72,9 @@ def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path) -> 
         *health_rows(metadata),
         ("adapter", str(adapter_dir)),
         ("TensorBoard", f"tensorboard --logdir {run_dir / 'logs'}"),
-        ("next", f"python scripts/eval_lora.py --run-id {metadata['run_id']}"),
     ]
+    if next_step:
+        rows.append(("next", f"python scripts/eval_lora.py --run-id {metadata['run_id']}"))
     print_rows(f"Trained {metadata['run_id']} (status: training)", rows)
 
 

@@ -50,7 +50,7 @@ def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> Tra
     """Train; on the main process register the adapter as `training` (other ranks return empty metadata)."""
     result = run_training(plan, resume=resume)
     if result.metadata:
-        from_production = " --from-production" if plan.init_from else ""
+        from_production = " --from-production" if "init_from" in result.metadata else ""
         registry_of(settings, plan).register(
             plan.run_id, str(plan.base_model), f"train --config {plan.config_path}{from_production}"
         )

@@ -31,7 +31,7 @@ from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.libraries import library_versions, quiet_libraries
-from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH, RUN_TRAIN_DATA
+from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
@@ -104,6 +104,13 @@ def training_conversations(plan: TrainPlan, resume: bool) -> list[Conversation]:
     if resume and kept.exists():
         return read_conversations(kept)
     return read_conversations(plan.train_file) + (plan.init_from.replay if plan.init_from else [])
+
+
+def starting_point(plan: TrainPlan) -> dict[str, Any]:
+    """`init_from` and `replay` of a `--from-production` run, as recorded when it started (also after `--resume`,
+    which continues the run's checkpoint without re-planning); {} for a run that started from new weights."""
+    recorded = plan.run_dir / RUN_INIT_FROM
+    return json.loads(recorded.read_text()) if recorded.exists() else {}
 
 
 def keep_training_conversations(plan: TrainPlan, conversations: list[Conversation]) -> None:
@@ -250,6 +257,8 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     main_process = PartialState().is_main_process
     if main_process:
         keep_training_conversations(plan, conversations)
+        if plan.init_from is not None:
+            atomic_write_text(plan.run_dir / RUN_INIT_FROM, json.dumps(plan.init_from.record(), indent=2) + "\n")
     writer = SummaryWriter(log_dir=str(plan.run_dir / "logs")) if main_process else None
     health = HealthCallback(plan.config)
     clock = EvaluationClock()
@@ -278,7 +287,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     metadata = build_metadata(plan, trainer, output, final_eval, train, test, (train_seconds, eval_seconds),
                               (trainable, total))  # fmt: skip
     metadata |= {"health": health.monitor.record(), "oom_retries": [retry.as_dict() for retry in fitted.retries]}
-    metadata |= plan.init_from.record() if plan.init_from else {}
+    metadata |= starting_point(plan)
     with staged_new_directory(plan.adapter_dir) as staging:
         trainer.model.save_pretrained(staging)
         (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
