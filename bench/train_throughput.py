@@ -152,7 +152,8 @@ def run_ours(model_dir: Path, train: Path, test: Path, work: Path) -> dict[str, 
     runtime = timings["train_runtime"] - timings["eval_seconds_in_training"]
     settings = dict(plan.rows())
     return {"tokens": results["tokens_seen"], "seconds": runtime, "steps": results["global_steps"], "peak_rss_mb": rss,
-            "settings": f"{settings['attention, loss']}; gradient checkpointing {settings['gradient checkpointing']}; "
+            "settings": f"{settings['attention, loss']}; LoRA layers {settings['LoRA layers']}; "
+                        f"gradient checkpointing {settings['gradient checkpointing']}; "
                         f"loader worker {children.peak_mb:.0f} MB unique memory (not in peak RSS)",
             **held_out_metrics(model, tokenizer, test)}  # fmt: skip
 

@@ -259,6 +259,7 @@ def test_trained_adapter_outputs(trained_home: Path, tiny_model_dir: Path) -> No
     assert metadata["kernels"] == {
         "attention": "milton_packed_sdpa",
         "loss": "chunked",
+        "lora": "fused",
         "gradient_checkpointing": False,
     }
 

@@ -22,6 +22,7 @@ from milton_lora.train.attention import (
     document_spans,
     register_packed_attention,
 )
+from milton_lora.train.lora_kernel import FUSED, PEFT, FusedLoraLinear, install_fused_lora, lora_kernel
 from milton_lora.train.loss import (
     CHUNKED,
     TRITON,
@@ -65,9 +66,9 @@ def _batches(tokenizer) -> tuple[dict, dict]:
     return packed, padded
 
 
-def _lora_model(model_dir: Path, attention: str, ours: bool):
-    """The model as the trainer runs it: TRL's fused head, ours on top when `ours`, LoRA with B non-zero (so both
-    LoRA matrices get gradients)."""
+def _lora_model(model_dir: Path, attention: str, ours: bool, dropout: float = 0.0):
+    """The model as the trainer runs it: TRL's fused head, our head and fused LoRA layers on top when `ours`,
+    LoRA with B non-zero (so both LoRA matrices get gradients)."""
     from peft import LoraConfig, get_peft_model
     from trl.trainer.utils import add_fused_lm_head
 
@@ -77,9 +78,11 @@ def _lora_model(model_dir: Path, attention: str, ours: bool):
     add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
     if ours:
         install_labelled_head(model)
-    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
-                      init_lora_weights="gaussian", task_type="CAUSAL_LM")  # fmt: skip
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules=["q_proj", "v_proj", "o_proj",
+                      "down_proj"], init_lora_weights="gaussian", task_type="CAUSAL_LM")  # fmt: skip
     model = get_peft_model(model, lora)
+    if ours:
+        assert install_fused_lora(model) == 8  # 4 modules in each of 2 layers
     torch.manual_seed(1)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -90,6 +93,55 @@ def _lora_model(model_dir: Path, attention: str, ours: bool):
 
 def _lora_gradients(model) -> dict[str, torch.Tensor]:
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+# --- LoRA layers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_fused_lora_layers_equal_pefts_loss_and_gradients(tiny_model_dir: Path, dropout: float) -> None:
+    """The same model, weights and (seeded) dropout masks: peft's LoRA forward, then the fused one."""
+    tokenizer = load_tokenizer(tiny_model_dir)
+    packed, _ = _batches(tokenizer)
+    keys = ("input_ids", "position_ids", "labels", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
+    results = []
+    for fused in (False, True):
+        model = _lora_model(tiny_model_dir, PACKED_SDPA, ours=False, dropout=dropout)
+        if fused:
+            install_fused_lora(model)
+        model.train()
+        torch.manual_seed(2)
+        output = model(**{k: packed[k] for k in keys}, fused_lm_head=True, use_cache=False)
+        output.loss.backward()
+        results.append((output.loss.item(), _lora_gradients(model)))
+    (want_loss, want), (got_loss, got) = results
+    assert got_loss == pytest.approx(want_loss, rel=1e-6)
+    assert want.keys() == got.keys() and len(got) == 16
+    for name in want:
+        assert want[name].abs().max() > 0, name
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fused_lora_runs_only_where_it_is_exact(tiny_model_dir: Path, monkeypatch) -> None:
+    """Training calls are fused; inference (no gradients) and merged layers go to peft and answer the same."""
+    calls = []
+    apply = FusedLoraLinear.apply
+    monkeypatch.setattr(FusedLoraLinear, "apply", lambda *args: calls.append(1) or apply(*args))
+    reference = _lora_model(tiny_model_dir, "sdpa", ours=False)
+    model = _lora_model(tiny_model_dir, "sdpa", ours=True)
+    ids = torch.tensor([[1, 5, 9, 14, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, reference(input_ids=ids).logits)
+    assert calls == []
+    model(input_ids=ids).logits.sum().backward()
+    assert len(calls) == 8
+    model.merge_adapter()
+    with torch.no_grad():
+        reference.merge_adapter()
+        torch.testing.assert_close(model(input_ids=ids).logits, reference(input_ids=ids).logits)
+    assert len(calls) == 8
+    assert lora_kernel("fp32", four_bit=False) == FUSED
+    assert lora_kernel("bf16", four_bit=False) == lora_kernel("fp32", four_bit=True) == PEFT
 
 
 # --- attention ------------------------------------------------------------------------------------
@@ -297,6 +349,7 @@ def test_plan_reports_the_chosen_settings(tmp_path: Path, tiny_model_dir: Path) 
     settings = Settings.from_env(tmp_path)
     measured = dict(make_plan(settings, config, Path("c.yaml"), "run_1", cuda=False, cuda_bf16=False).rows())
     assert measured["attention, loss"].startswith(f"{PACKED_SDPA}, {CHUNKED}")
+    assert measured["LoRA layers"] == "fused forward and backward"
     assert measured["gradient checkpointing"].startswith("off (auto: ")
     assert measured["CPU threads"] == str(cpu_threads(1))
     starved = make_plan(settings, config, Path("c.yaml"), "run_1", cuda=False, cuda_bf16=False, free_memory=10**7)

@@ -4,7 +4,7 @@ Problems that would waste GPU hours (no model, no data, no disk, no chat templat
 turns cannot be marked) stop the run with every problem listed at once; a dirty git tree, a bf16 request
 on a machine without bf16, or a template without a system role (folded into the first user turn) are
 warnings. The plan also records what was chosen for this machine (`milton_lora.train.tuning`,
-`attention`, `loss`): gradient checkpointing, the attention and loss kernels, CPU threads.
+`attention`, `loss`, `lora_kernel`): gradient checkpointing, the attention, loss and LoRA kernels, CPU threads.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from milton_lora.errors import MiltonError
 from milton_lora.registry import validate_run_id
 from milton_lora.settings import Settings, shipped
 from milton_lora.train.attention import attention_implementation, flash_attn_installed
+from milton_lora.train.lora_kernel import FUSED, lora_kernel
 from milton_lora.train.loss import loss_kernel, triton_installed
 from milton_lora.train.replay import InitFromProduction
 from milton_lora.train.tuning import CheckpointingChoice, choose_checkpointing, cpu_threads, free_memory_bytes
@@ -48,6 +49,7 @@ class TrainPlan:
     checkpointing: CheckpointingChoice
     attention: str
     loss: str
+    lora: str
     threads: int
     warnings: list[str] = field(default_factory=list)
     init_from: InitFromProduction | None = None  # --from-production
@@ -68,6 +70,7 @@ class TrainPlan:
             ),
             ("packing", "padding-free, per-conversation attention" if c.packing else "off (padding)"),
             ("attention, loss", f"{self.attention}, {self.loss} (labelled positions only, no full logits)"),
+            ("LoRA layers", "fused forward and backward" if self.lora == FUSED else "peft's forward"),
             ("gradient checkpointing", self.checkpointing.reason),
             ("CPU threads", str(self.threads)),
             ("adapter", str(self.adapter_dir)),
@@ -136,7 +139,8 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
         cuda=cuda, train_conversations=train_count, test_conversations=test_count, free_disk_gb=free_gb,
         git_commit=commit, checkpointing=choose_checkpointing(config, model_config, precision, free),
         attention=attention_implementation(cuda, precision, flash_attn_installed()),
-        loss=loss_kernel("cuda" if cuda else "cpu", triton_installed()), threads=cpu_threads(processes),
+        loss=loss_kernel("cuda" if cuda else "cpu", triton_installed()),
+        lora=lora_kernel(precision, config.load_in_4bit), threads=cpu_threads(processes),
         warnings=warnings,
     )  # fmt: skip
 

@@ -4,8 +4,9 @@ The data arrive pre-tokenized with our own assistant-only labels (see `milton_lo
 `labels` column as is and, with `packing`, packs best-fit-decreasing without padding. Packed rows
 carry position_ids and no attention mask; the attention the plan chose (`milton_lora.train.attention`)
 runs each packed conversation on its own, so they never attend to each other, and the loss head the
-plan chose (`milton_lora.train.loss`) scores only labelled positions, without full logits (tests
-compare packed and unpacked losses and gradients).
+plan chose (`milton_lora.train.loss`) scores only labelled positions, without full logits, and in fp32
+the LoRA layers run fused (`milton_lora.train.lora_kernel`) (tests compare packed and unpacked losses
+and gradients, and fused and peft LoRA layers).
 
 While it trains, `HealthCallback` watches the loss (a non-finite one stops the run: see `train/health.py`),
 and an out-of-memory error goes on with a smaller batch (`train/oom.py`). The conversations trained on
@@ -35,6 +36,7 @@ from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH, RUN_INIT_FROM, RU
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
+from milton_lora.train.lora_kernel import FUSED, install_fused_lora
 from milton_lora.train.loss import CHUNKED, install_labelled_head
 from milton_lora.train.oom import Fitted, train_within_memory
 from milton_lora.train.progress import EvaluationClock, RichProgressCallback
@@ -212,6 +214,8 @@ def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedS
     )
     if plan.loss == CHUNKED:
         install_labelled_head(trainer.model.get_base_model())
+    if plan.lora == FUSED:
+        install_fused_lora(trainer.model)
     return trainer
 
 
@@ -358,6 +362,7 @@ def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[
         "kernels": {
             "attention": plan.attention,
             "loss": plan.loss,
+            "lora": plan.lora,
             "gradient_checkpointing": plan.checkpointing.enabled,
         },
         "world_size": trainer.args.world_size,
