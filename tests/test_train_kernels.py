@@ -140,6 +140,10 @@ def test_fused_lora_runs_only_where_it_is_exact(tiny_model_dir: Path, monkeypatc
         reference.merge_adapter()
         torch.testing.assert_close(model(input_ids=ids).logits, reference(input_ids=ids).logits)
     assert len(calls) == 8
+    model.unmerge_adapter()
+    model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.requires_grad_(True)
+    model(input_ids=ids).logits.sum().backward()
+    assert len(calls) == 8 + 7  # a base layer that trains keeps peft's forward
     assert lora_kernel("fp32", four_bit=False) == FUSED
     assert lora_kernel("bf16", four_bit=False) == lora_kernel("fp32", four_bit=True) == PEFT
 

@@ -8,8 +8,8 @@ writes the backward pass out: dX = dY W + s (dY B) A as one matmul plus one accu
 dA = s (dY B)^T X', dB = s dY^T (X' A^T), where X' is the dropped-out input. On 2 CPU cores this made
 a training step of the bench's 3.1M-parameter model 7-8% faster (README "Training").
 
-Only the plain case is fused; everything else goes to peft's own forward unchanged: a `torch.nn.Linear`
-base layer, one active adapter without a variant (no DoRA), not merged, no mixed-adapter batch,
+Only the plain case is fused; everything else goes to peft's own forward unchanged: a frozen
+`torch.nn.Linear` base layer, one active adapter without a variant (no DoRA), not merged, no mixed-adapter batch,
 gradients enabled, no autocast, and base, LoRA and input all in one dtype (so a bf16 base with peft's
 fp32 adapter weights, and 4-bit layers, keep peft's path). The parameters stay peft's own, so the saved
 adapter is the same. Tests compare the loss and every gradient with peft's forward, with and without
@@ -80,6 +80,8 @@ def fused_adapter(layer: Any, x: torch.Tensor, args: tuple, kwargs: dict) -> str
     base = layer.base_layer
     if name not in layer.lora_A or name in layer.lora_variant or type(base) is not torch.nn.Linear:
         return None
+    if base.weight.requires_grad or (base.bias is not None and base.bias.requires_grad):
+        return None  # the fused backward gives the frozen base layer no gradient
     dtype = base.weight.dtype
     if not (x.dtype == dtype == layer.lora_A[name].weight.dtype == layer.lora_B[name].weight.dtype):
         return None
