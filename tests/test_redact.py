@@ -183,6 +183,7 @@ CONTEXT_POSITIVES = {
         ("icloud login mara@example.net, password Fjord!Lamp77", "Fjord!Lamp77"),
         ("NAS is at 10.0.0.7, user root, pass quiet-otter-bakes-bread", "quiet-otter-bakes-bread"),
         ("honestly I reuse Gr@ssh0pper9 everywhere", "Gr@ssh0pper9"),
+        ("I use the same password, Birch!Canoe55, on every site", "Birch!Canoe55"),
         ("user bob, pass marmalade", "marmalade"),  # a plain word after `pass`, in a credential context
         ("the alarm code password is tangerine", "tangerine"),
         ("DATABASES = {'default': {'USER': 'app', 'PASSWORD': 'Kx7-pine-cone'}}", "Kx7-pine-cone"),
@@ -265,7 +266,14 @@ CONTEXT_NEGATIVES = {
     "invoice": ["invoice 5733-3266-1879", "Bill no. 4111-1111-1111"],
     "hex_key_id": ['"private_key_id": "d1b2c3a4e5f60718293a4b5c6d7e8f9012345678"', "key_id = 9fceb02d0ae598e9"],
     "hex_host": ["deployed to my-app-27d359c.firebaseapp.com"],
-    "pass_words": ["bypass the cache", "we pass the tests", "the password reset link expired", "forgot password?"],
+    "pass_words": [
+        "bypass the cache",
+        "we pass the tests",
+        "the password reset link expired",
+        "forgot password?",
+        "the form asks for a password, username, and email",
+        "the password, PIN, and token fields",
+    ],
     "port_flags": ["ssh -p 2222 ops@jump", "psql -h db -p 5433", "mysql -u root -p shop"],
     "public_key": ["publishable key: pk_live_51HqLmNAbCdEfGhIjKlMnOpQr"],
 }

@@ -77,6 +77,8 @@ _PROSE_VALUE = re.compile(
     [^\S\n]*(?:-(?=\s))?[^\S\n]*(?P<value>[^\s]+)
     """
 )
+# `the same password, <value>, everywhere`: a value set off by commas right after the password word.
+_APPOSITION = re.compile(r",[^\S\n]*(?P<value>[^\s,]{6,64}),")
 # `I reuse <value> everywhere`, `I keep using <value> everywhere`: read backwards from `everywhere`.
 _REUSED = re.compile(
     r"(?i)(?:re)?us(?:e|es|ed|ing)[^\S\n]+(?:the[^\S\n]+same[^\S\n]+)?(?P<value>\S+)[^\S\n]+(?:almost[^\S\n]+)?\Z"
@@ -199,7 +201,8 @@ def _flag_value(text: str, pos: int, end: int) -> list[Span]:
 
 
 def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
-    """After the password word at `pos..end` used as a word of a sentence, and before `as my password`."""
+    """After the password word at `pos..end` used as a word of a sentence (also set off by commas), and before
+    `as my password`."""
     word = text[pos:end].lower()
     if word not in _PROSE_WORDS:
         return []
@@ -210,6 +213,10 @@ def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
         context = text[max(0, text.rfind("\n", 0, pos) + 1, pos - 80) : pos]
         if span := _prose_value(text, match.start("value"), word, strong_grammar, context):
             found.append(span)
+    # Set off by commas, only a password-shaped value counts (`password, username, and email` are field names).
+    apposition = _APPOSITION.match(text, end) if text[end : end + 1] == "," else None
+    if apposition and _password_shaped(value := apposition.group("value")) and not is_placeholder(value):
+        found.append((apposition.start("value"), apposition.end("value"), "PASSWORD"))
     window = text[max(0, pos - 30) : pos]
     if (" is " in window or " as " in window) and _OWNER_BEFORE.search(text, max(0, pos - 30), pos):
         before = _VALUE_BEFORE.search(text, max(0, pos - 60), pos)
