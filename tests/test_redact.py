@@ -28,6 +28,7 @@ POSITIVES = {
         "whatsapp +91 98765 43210",
         "call me on 347233020",  # a bare run of fewer than 10 digits needs a phone cue
         "I paid, call 0151 23456789",  # `paid` ends in `id`, which is no cue against a phone number
+        "Numéro: 01 42 68 53 00",  # the key is the cue (`Kundennummer: ...` stays an id)
     ],
     "API_KEY": [
         "OPENAI_API_KEY=sk-proj-Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9fG",
@@ -262,7 +263,8 @@ CONTEXT_NEGATIVES = {
     "loopback": ["127.0.1.1 myhost", "listen on 127.10.20.30"],
     "version_list": ["version 7.7.19.3 vs 8.0.12.4", "upgrade from 10.2.0.4 to 10.2.0.5", "section 4.2.1.3"],
     "arithmetic": ["604-6362 = ?", "(539) * 330-9638"],
-    "json_numbers": ['{"client_id": "9622360505", "amount": 2495835390}', '{"account_number": "7323423167"}'],
+    "json_numbers": ['{"client_id": "9622360505", "amount": 2495835390}', '{"account_number": "7323423167"}',
+                     "Kundennummer: 0151234567"],
     "invoice": ["invoice 5733-3266-1879", "Bill no. 4111-1111-1111"],
     "hex_key_id": ['"private_key_id": "d1b2c3a4e5f60718293a4b5c6d7e8f9012345678"', "key_id = 9fceb02d0ae598e9"],
     "hex_host": ["deployed to my-app-27d359c.firebaseapp.com"],

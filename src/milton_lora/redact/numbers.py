@@ -91,7 +91,10 @@ _OPERATOR_BEFORE = re.compile(r"[^\S\n]*(?:[-+*/×÷^%=][^\S\n]*[\d)]|[*×÷^])"
 _OPERATOR_AFTER = re.compile(r"[^\S\n]*(?:[=*×÷^%]|[/+][^\S\n]*\d{1,4}(?![\d ]*\d))")
 # Read on the reversed, lower-cased text before a number: `"key": "` or `key=` (the key comes out reversed).
 _KEY_BEFORE = re.compile(r"[\"']?[^\S\n]*[:=][^\S\n]*[\"']?(?P<key>[\w.-]*[a-z_])")
-_PHONE_KEY = re.compile(r"enohp|let|elibom|llec|xaf|stahw|ndsism|tcatnoc|ydnah|\A(?:rebmun|mun)\Z")
+# The key alone, exactly, for the words that also end id names (`order_number`, `Kundennummer`, `numero_pedido`).
+_PHONE_KEY = re.compile(
+    r"enohp|let|elibom|llec|xaf|stahw|ndsism|tcatnoc|ydnah|\A(?:rebmun|mun|remmun|oremun|orémun|oremún)\Z"
+)
 _WORD_CHARS = re.compile(r"\w*")
 _LAST_GROUP = re.compile(r"\s+\S+$")
 _NON_DIGITS = re.compile(r"\D")
