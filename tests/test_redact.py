@@ -263,8 +263,11 @@ CONTEXT_NEGATIVES = {
     "loopback": ["127.0.1.1 myhost", "listen on 127.10.20.30"],
     "version_list": ["version 7.7.19.3 vs 8.0.12.4", "upgrade from 10.2.0.4 to 10.2.0.5", "section 4.2.1.3"],
     "arithmetic": ["604-6362 = ?", "(539) * 330-9638"],
-    "json_numbers": ['{"client_id": "9622360505", "amount": 2495835390}', '{"account_number": "7323423167"}',
-                     "Kundennummer: 0151234567"],
+    "json_numbers": [
+        '{"client_id": "9622360505", "amount": 2495835390}',
+        '{"account_number": "7323423167"}',
+        "Kundennummer: 0151234567",
+    ],
     "invoice": ["invoice 5733-3266-1879", "Bill no. 4111-1111-1111"],
     "hex_key_id": ['"private_key_id": "d1b2c3a4e5f60718293a4b5c6d7e8f9012345678"', "key_id = 9fceb02d0ae598e9"],
     "hex_host": ["deployed to my-app-27d359c.firebaseapp.com"],
