@@ -287,9 +287,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     if writer is None:
         return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, {})
 
-    trainable, total = trainer.model.get_nb_trainable_parameters()
-    metadata = build_metadata(plan, trainer, output, final_eval, train, test, (train_seconds, eval_seconds),
-                              (trainable, total))  # fmt: skip
+    metadata = build_metadata(plan, trainer, output, final_eval, train, test, train_seconds, eval_seconds)
     metadata |= {"health": health.monitor.record(), "oom_retries": [retry.as_dict() for retry in fitted.retries]}
     metadata |= starting_point(plan)
     with staged_new_directory(plan.adapter_dir) as staging:
@@ -336,19 +334,15 @@ def final_evaluation(trainer: Any) -> dict[str, float]:
 
 
 def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float], train: TokenizedSplit,
-                   test: TokenizedSplit, seconds: tuple[float, float], parameters: tuple[int, int]
-                   ) -> dict[str, Any]:  # fmt: skip
-    """`seconds`: the whole run and the evaluations inside `train()`; `parameters`: trainable and total.
-
-    tokens_per_second is the training throughput: tokens seen over `train_runtime` less its evaluations.
-    """
+                   test: TokenizedSplit, train_seconds: float, eval_seconds: float) -> dict[str, Any]:  # fmt: skip
+    """`train_seconds`: the whole run; `eval_seconds`: the evaluations inside `train()`. tokens_per_second is the
+    training throughput: tokens seen over `train_runtime` less those evaluations."""
     state = trainer.state
     train_losses = [log["loss"] for log in state.log_history if "loss" in log]
     tokens_seen = int(state.num_input_tokens_seen)
     runtime = output.metrics.get("train_runtime")
-    train_seconds, eval_seconds = seconds
     training_only = runtime - eval_seconds if runtime else None
-    trainable, total = parameters
+    trainable, total = trainer.model.get_nb_trainable_parameters()
     return {
         "run_id": plan.run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
