@@ -26,12 +26,17 @@ def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-@pytest.fixture
-def served_home(trained_home: Path, tmp_path: Path) -> tuple[Path, str]:
-    home = copy_home(trained_home, tmp_path / "home")
+def promoted_copy(trained_home: Path, target: Path) -> tuple[Path, str]:
+    home = copy_home(trained_home, target)
     (run_id,) = [p.name for p in (home / "adapters").iterdir()]
     promote(home, run_id)
     return home, run_id
+
+
+@pytest.fixture
+def served_home(trained_home: Path, tmp_path: Path) -> tuple[Path, str]:
+    """A private home with its adapter in production, for tests that change the home or the server."""
+    return promoted_copy(trained_home, tmp_path / "home")
 
 
 @pytest.fixture
@@ -42,9 +47,23 @@ def server(served_home: tuple[Path, str]) -> Iterator[Server]:
     running.stop()
 
 
-def test_chat_streaming_models_and_adapter_selection(server: Server, served_home: tuple[Path, str]) -> None:
-    _, run_id = served_home
-    client = server.client()
+@pytest.fixture(scope="module")
+def shared_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return promoted_copy(trained_home, tmp_path_factory.mktemp("shared") / "home")
+
+
+@pytest.fixture(scope="module")
+def shared_server(shared_home: tuple[Path, str]) -> Iterator[Server]:
+    """One server for the tests that leave it as they found it (a start costs seconds of imports)."""
+    home, _ = shared_home
+    running = Server(home, free_port(), {"MILTON_SERVE_API_KEY": ""})
+    yield running
+    running.stop()
+
+
+def test_chat_streaming_models_and_adapter_selection(shared_server: Server, shared_home: tuple[Path, str]) -> None:
+    _, run_id = shared_home
+    client = shared_server.client()
     models = {m.id: m for m in client.models.list().data}
     assert {"milton", "tiny"} <= set(models)
     assert models["milton"].model_extra["parent"] == "tiny"
@@ -65,12 +84,12 @@ def test_chat_streaming_models_and_adapter_selection(server: Server, served_home
     assert base.choices[0].message.content is not None
 
 
-def test_usage_counts_what_the_model_saw_and_generated(server: Server, tiny_model_dir: Path) -> None:
+def test_usage_counts_what_the_model_saw_and_generated(shared_server: Server, tiny_model_dir: Path) -> None:
     from milton_lora.chat.prompts import render_prompt
     from milton_lora.chat.tokenizer import load_tokenizer
 
     messages = [{"role": "user", "content": "hi"}]
-    reply = server.client().chat.completions.create(model="milton", messages=messages, max_tokens=5)
+    reply = shared_server.client().chat.completions.create(model="milton", messages=messages, max_tokens=5)
     seen = render_prompt(load_tokenizer(tiny_model_dir), messages)
     assert reply.usage.prompt_tokens == len(seen) > 20  # the chat template's system block and headers included
     assert 1 <= reply.usage.completion_tokens <= 5
@@ -79,37 +98,38 @@ def test_usage_counts_what_the_model_saw_and_generated(server: Server, tiny_mode
         assert reply.usage.completion_tokens == 5
 
 
-def test_bad_requests_get_openai_errors(server: Server) -> None:
-    client = server.client()
+def test_bad_requests_get_openai_errors(shared_server: Server) -> None:
+    client = shared_server.client()
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "Hi"}])
     assert missing.value.body["code"] == "model_not_found"
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="milton", messages=[])
     raw = httpx.post(
-        f"{server.url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+        f"{shared_server.url}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert raw.status_code == 400 and set(raw.json()["error"]) == {"message", "type", "param", "code"}
-    wrong_role = httpx.post(f"{server.url}/v1/chat/completions",
+    wrong_role = httpx.post(f"{shared_server.url}/v1/chat/completions",
                             json={"model": "milton", "messages": [{"role": "wizard", "content": "x"}]})  # fmt: skip
     assert wrong_role.status_code == 400 and "traceback" not in wrong_role.text.lower()
 
 
-def test_vllm_compatible_admin_endpoints(server: Server, served_home: tuple[Path, str]) -> None:
-    home, run_id = served_home
+def test_vllm_compatible_admin_endpoints(shared_server: Server, shared_home: tuple[Path, str]) -> None:
+    """Loads and unloads an extra adapter: the shared server ends as it started."""
+    home, run_id = shared_home
     path = str(home / "adapters" / run_id)
-    loaded = httpx.post(f"{server.url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": path})
+    loaded = httpx.post(f"{shared_server.url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": path})
     assert loaded.status_code == 200 and loaded.text == "Success: LoRA adapter 'extra' added successfully."
-    again = httpx.post(f"{server.url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": path})
+    again = httpx.post(f"{shared_server.url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": path})
     assert again.status_code == 400
-    assert httpx.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": "extra"}).status_code == 200
-    assert httpx.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": "extra"}).status_code == 404
+    assert httpx.post(f"{shared_server.url}/v1/unload_lora_adapter", json={"lora_name": "extra"}).status_code == 200
+    assert httpx.post(f"{shared_server.url}/v1/unload_lora_adapter", json={"lora_name": "extra"}).status_code == 404
 
 
-def test_binds_to_loopback_only(server: Server) -> None:
+def test_binds_to_loopback_only(shared_server: Server) -> None:
     listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
     local = {line.split()[1] for line in listening if line.split()[3] == "0A"}  # LISTEN
-    port_hex = f"{server.port:04X}"
+    port_hex = f"{shared_server.port:04X}"
     assert f"0100007F:{port_hex}" in local and f"00000000:{port_hex}" not in local
 
 
@@ -209,15 +229,16 @@ def test_vllm_command_and_rank_rounding(tmp_path: Path) -> None:
     assert command[-2:] == ["--max-loras", "4"] and command[command.index("--port") + 1] == "8001"
 
 
-def test_vllm_proxy_adds_the_alias(server: Server) -> None:
+def test_vllm_proxy_adds_the_alias(shared_server: Server, shared_home: tuple[Path, str]) -> None:
     """The proxy in front of vLLM, exercised against a real OpenAI/vLLM-compatible upstream."""
     from fastapi.testclient import TestClient
 
     from milton_lora.serve.vllm import create_proxy_app
 
-    target = {m["id"] for m in httpx.get(f"{server.url}/v1/models").json()["data"]} - {"milton", "tiny"}
-    (versioned,) = target
-    with TestClient(create_proxy_app(server.url, None)) as proxy:
+    models = {m["id"]: m for m in httpx.get(f"{shared_server.url}/v1/models").json()["data"]}
+    versioned = models["milton"]["root"]
+    assert versioned in models and versioned.startswith(shared_home[1] + "@")
+    with TestClient(create_proxy_app(shared_server.url, None)) as proxy:
         body = {"model": "milton", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
         assert proxy.post("/v1/chat/completions", json=body).status_code == 404
         assert proxy.post("/admin/alias", json={"lora_name": versioned}).status_code == 200

@@ -35,7 +35,11 @@ def vllm_rank(adapter_rank: int) -> int:
 
 
 def check_vllm_compatible(adapter_dir: Path, max_lora_rank: int) -> None:
-    """Raise unless vLLM would load this adapter: the same checks its LoRA loader makes."""
+    """Raise unless vLLM would load this adapter: the same checks its LoRA loader makes.
+
+    The tensor names are read through safetensors' numpy view, which reads the header without importing
+    torch: promotion runs this, and `promote` stays a sub-second command.
+    """
     from safetensors import safe_open
 
     config_path = adapter_dir / ADAPTER_CONFIG
@@ -53,7 +57,7 @@ def check_vllm_compatible(adapter_dir: Path, max_lora_rank: int) -> None:
         problems.append("DoRA adapters are not supported by vLLM")
     if config.get("modules_to_save"):
         problems.append(f"modules_to_save {config['modules_to_save']} is not supported by vLLM")
-    with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="pt") as weights:
+    with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="numpy") as weights:
         odd = [k for k in weights.keys() if not k.endswith((".lora_A.weight", ".lora_B.weight"))]  # noqa: SIM118
     if odd:
         problems.append(f"tensors other than lora_A/lora_B weights: {', '.join(sorted(odd)[:3])}")
