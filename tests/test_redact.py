@@ -194,6 +194,17 @@ CONTEXT_POSITIVES = {
         ("PGPASSWORD=Sl0th-42 psql -h db -U app", "Sl0th-42"),
         ("./sync --user ana --password Mag1cCarpet --dry-run", "Mag1cCarpet"),
         ("redis-cli -h cache -a T0ast3r ping", "T0ast3r"),
+        ('network={\n    ssid="Lindenhof"\n    psk="moss lantern quietly"\n}', "moss lantern quietly"),
+        ("wpa_psk=Heron-Dusk-31", "Heron-Dusk-31"),
+        ("the wifi key is 'Sunflower-Lake-92'", "Sunflower-Lake-92"),
+        ("Wi-Fi key: tulip4422garden", "tulip4422garden"),
+        ("my PIN is 0815, don't tell anyone", "0815"),
+        ("PIN code for the debit card is 4471.", "4471"),
+        ("pin: 90210", "90210"),
+        ("front door code is 7391# btw", "7391#"),
+        ("the garage code was changed to 55231", "55231"),
+        ("card 4111 1111 1111 1111 exp 12/27 cvv 123", "123"),
+        ("CVC: 8812", "8812"),
     ],
     "API_KEY": [
         (
@@ -281,6 +292,17 @@ CONTEXT_NEGATIVES = {
     ],
     "port_flags": ["ssh -p 2222 ops@jump", "psql -h db -p 5433", "mysql -u root -p shop"],
     "public_key": ["publishable key: pk_live_51HqLmNAbCdEfGhIjKlMnOpQr"],
+    "pin_look_alikes": [
+        "connect it to pin 13 on the Arduino",
+        "use pin 1234 of the connector as ground",
+        "the PIN diode and a 40-pin header",
+        "error code 4417 again, zip code 90210",
+        "the code is 4417 lines long",
+        "a PIN is 4 to 6 digits",
+        "shopping 1234 items",
+        "access code 500 error",
+    ],
+    "network_words": ["the key is to be consistent", "the wifi key is on the fridge", "BPSK and QPSK modulation"],
 }
 
 

@@ -1,8 +1,8 @@
 """The anchor pass: every literal that starts (or sits inside) something a detector looks for, found in
 one Aho-Corasick pass over the text (one byte per character): `@`, `://`, `::`, `eyJ`, `-----BEGIN`, each
 provider's key prefix, the secret-looking names (`password`, `token`, `api_key`...), `bearer`, `ssn`,
-the commands that take a password flag. Each detector then runs `match` at its anchors only, so the
-text is scanned once instead of once per detector.
+the commands that take a password flag, the PIN cues (`PIN`, `door code`, `CVV`). Each detector then
+runs `match` at its anchors only, so the text is scanned once instead of once per detector.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import ahocorasick_rs
 from milton_lora.redact.credentials import (
     COMMANDS,
     PASSWORD_WORDS,
+    PIN_CUES,
     REUSE_CUES,
     SECRET_WORDS,
     SHORT_WORDS,
@@ -22,11 +23,12 @@ from milton_lora.redact.providers import DISCORD_STARTS, KEY_FORMATS, TELEGRAM_A
 from milton_lora.redact.tables import HEADER_WORDS as PHONE_HEADER_WORDS
 
 PEM, JWT, URL, EMAIL, DOUBLE_COLON, BEARER, SSN_CUE, PHONE_HEADER, REUSE, DISCORD, TELEGRAM = range(11)
-NAME, KEY, COMMAND = 11, 12, 13
+NAME, KEY, COMMAND, PIN = 11, 12, 13, 14
 
 
 KeyAnchor = tuple[int, int, KeyFormat]
 CommandAnchor = tuple[int, int, str]
+CueAnchor = tuple[int, int, None]
 
 
 def _spellings(word: str) -> set[str]:
@@ -58,6 +60,7 @@ class Anchors:
             ),
             *((anchor, KEY, key_format) for key_format in KEY_FORMATS for anchor in key_format.anchors),
             *((command, COMMAND, command) for command in COMMANDS),
+            *((word, PIN, None) for cue in PIN_CUES for word in sorted(_spellings(cue))),
         ]
         self._kinds = [kind for _, kind, _ in table]
         self._payloads = [payload for _, _, payload in table]
@@ -67,15 +70,15 @@ class Anchors:
 
     def find(
         self, latin: bytes
-    ) -> tuple[list[list[int]], list[Name], list[tuple[int, int, KeyFormat]], list[tuple[int, int, str]]]:
-        """Positions per kind, then the secret-looking words, provider keys and commands with their start,
-        end and what they are.
+    ) -> tuple[list[list[int]], list[Name], list[KeyAnchor], list[CommandAnchor], list[CueAnchor]]:
+        """Positions per kind, then the secret-looking words, provider keys, commands and PIN cues with their
+        start, end and what they are.
 
         `latin` is the text with one byte per character (`one_byte_per_character`); every anchor is ASCII,
         so its offsets there are its offsets in the text.
         """
         by_kind: list[list[int]] = [[] for _ in range(NAME)]
-        extras: list[list[tuple[int, int, object]]] = [[], [], []]
+        extras: list[list[tuple[int, int, object]]] = [[], [], [], []]
         adders = [positions.append for positions in by_kind]
         kinds, payloads = self._kinds, self._payloads
         for index, start, end in self._automaton.find_matches_as_indexes(latin, overlapping=True):
@@ -84,8 +87,8 @@ class Anchors:
                 adders[kind](start)
             else:
                 extras[kind - NAME].append((start, end, payloads[index]))
-        names, keys, commands = extras
-        return by_kind, names, keys, commands  # type: ignore[return-value]
+        names, keys, commands, pins = extras
+        return by_kind, names, keys, commands, pins  # type: ignore[return-value]
 
 
 def one_byte_per_character(text: str) -> bytes:

@@ -23,12 +23,17 @@ from milton_lora.redact.validators import high_entropy, is_placeholder, looks_li
 # word makes it a PASSWORD, the others an API_KEY when it looks random. Short words count only as a whole
 # part of a name (`DB_PASS`, `dbPass`, `api_key`, not `bypass` or `pwm`), which is also how `apiKey`,
 # `passPhrase` and `X-Api-Key` are found.
-PASSWORD_WORDS = ["password", "passwd", "pwd", "passphrase", "passcode", "pass", "pw", "passwort", "kennwort",
-                  "contrasena", "senha"]  # fmt: skip
+PASSWORD_WORDS = ["password", "passwd", "pwd", "passphrase", "passcode", "pass", "pw", "psk", "passwort",
+                  "kennwort", "contrasena", "senha"]  # fmt: skip
 SECRET_WORDS = ["secret", "token", "auth", "credential", "creds", "key", "apikey", "accesskey", "privatekey",
                 "accountkey"]  # fmt: skip
 REUSE_CUES = ["everywhere"]  # `I reuse ... everywhere`
-SHORT_WORDS = frozenset({"pass", "pw", "pwd", "auth", "key", "creds"})
+SHORT_WORDS = frozenset({"pass", "pw", "pwd", "psk", "auth", "key", "creds"})
+# Words that make a number after them a secret that opens something: PINs, door and alarm codes, card
+# security codes. Each is a whole word; the number after it is redacted as a PASSWORD.
+PIN_CUES = ["pin", "pincode", "cvv", "cvv2", "cvc", "cvc2", "csc", "security code", "door code",
+            "gate code", "garage code", "alarm code", "lock code", "safe code", "keypad code", "entry code",
+            "access code", "unlock code"]  # fmt: skip
 
 
 class NameKind(NamedTuple):
@@ -142,6 +147,18 @@ _FLAG_PATTERNS = {command: re.compile(flag) for command, flag in _COMMAND_FLAGS.
 _BEARER = re.compile(r"(?i)(?<![\w-])bearer\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
 _BASIC = re.compile(r"(?i)(?<![\w-])basic\s+(?P<value>[A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])")
 _JWT_START = "eyJ"
+# `wifi key`, `WPA2 key`, `network key`: a key word after one of these names a password, not an API key.
+_NETWORK_KEY_BEFORE = re.compile(r"(?i)(?:wi-?fi|wlan|wpa2?|wpa3|wep|network)[ _-]?\Z")
+# From the end of a PIN cue to its value: `PIN code for the debit card is 4471`, `door code: 7391#`, `CVV 123`.
+_PIN_VALUE = re.compile(
+    r"""(?xi)
+    (?:[ -](?:code|number|no\.?))?
+    (?:[^\S\n]+for[^\S\n]+(?:the[^\S\n]+|my[^\S\n]+|our[^\S\n]+|your[^\S\n]+)?[\w'-]+(?:[^\S\n]+[\w'-]+)??)?
+    (?P<joiner>[^\S\n]+(?:is|was)(?:[^\S\n]+(?:now|still|just|changed[^\S\n]+to|set[^\S\n]+to))?[^\S\n]+
+      |[^\S\n]*[:=][^\S\n]*|[^\S\n]+)
+    ["'`]?(?P<value>\d{3,8}[#*]?)(?![\w#*]|[.,:/-]\d)
+    """
+)
 
 
 def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: set[Span]) -> list[Span]:
@@ -160,6 +177,8 @@ def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: se
     for start, word_end, (is_password, is_short) in names:
         if is_short and not _whole_part(text, start, word_end):
             continue
+        if not is_password and is_short and _NETWORK_KEY_BEFORE.search(text, max(0, start - 8), start):
+            is_password = True
         end = name_end(text, word_end).end()
         first = grouped.get(end)
         if first is None or (is_password and not first[1]):
@@ -222,6 +241,31 @@ def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
         before = _VALUE_BEFORE.search(text, max(0, pos - 60), pos)
         if before and (span := _prose_value(text, before.start("value"), word, True, "")):
             found.append(span)
+    return found
+
+
+def pins(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
+    """The number after a PIN cue as a PASSWORD: `my PIN is 0815`, `door code: 7391#`, `CVV 123`.
+
+    The cue is a whole word; a PIN or code has 4 to 8 digits (a card security code 3 or 4) and may end in the
+    keypad's `#` or `*`. `pin` not in capitals needs `is` or `:` before the number (`GPIO pin 1234` is no PIN);
+    `error code`, `zip code` or `source code` are no cues at all.
+    """
+    found = []
+    for start, end, _ in cues:
+        if (start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
+            continue
+        match = _PIN_VALUE.match(text, end)
+        if match is None:
+            continue
+        cue, value = text[start:end], match.group("value")
+        digits = len(value.rstrip("#*"))
+        card_code = cue.lower() in ("cvv", "cvv2", "cvc", "cvc2", "csc", "security code")
+        if not (3 if card_code else 4) <= digits <= (4 if card_code else 8):
+            continue
+        if cue.lower() == "pin" and cue != "PIN" and not match.group("joiner").strip():
+            continue
+        found.append((match.start("value"), match.end("value"), "PASSWORD"))
     return found
 
 
@@ -319,8 +363,9 @@ def _value_span(match: re.Match[str]) -> tuple[int, int] | None:
     return match.span(group) if group else None
 
 
-_PROSE_WORDS = frozenset({"password", "passwd", "pwd", "pw", "pass", "passphrase", "passcode", "passwort", "kennwort",
-                          "contrasena", "senha"})  # fmt: skip
+# `key` reaches the prose reading only as a network key (`the wifi key is ...`).
+_PROSE_WORDS = frozenset({"password", "passwd", "pwd", "pw", "pass", "passphrase", "passcode", "psk", "key",
+                          "passwort", "kennwort", "contrasena", "senha"})  # fmt: skip
 
 
 def _prose_value(text: str, start: int, word: str, strong_grammar: bool, context: str) -> Span | None:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from milton_lora.redact import anchors as kinds
 from milton_lora.redact.anchors import Anchors, one_byte_per_character
-from milton_lora.redact.credentials import bearer_tokens, command_passwords, named_secrets
+from milton_lora.redact.credentials import bearer_tokens, command_passwords, named_secrets, pins
 from milton_lora.redact.labels import DEFAULT_REGIONS, PRIORITY, Finding, Redaction, Span, apply
 from milton_lora.redact.numbers import CHARACTER_CLASSES, NumberFinder, ibans
 from milton_lora.redact.providers import aws_secrets_beside, discord_tokens, provider_keys, telegram_tokens
@@ -68,7 +68,7 @@ class Redactor:
     def _spans(self, text: str) -> list[Span]:
         latin = one_byte_per_character(text)
         classes = latin.translate(CHARACTER_CLASSES)
-        anchors, names, keys, commands = _ANCHORS.find(latin)
+        anchors, names, keys, commands, pin_cues = _ANCHORS.find(latin)
         found_keys = provider_keys(text, keys)
         candidates = [
             *found_keys,
@@ -81,6 +81,7 @@ class Redactor:
             *emails(text, anchors[kinds.EMAIL]),
             *named_secrets(text, names, anchors[kinds.REUSE], set(found_keys)),
             *command_passwords(text, commands),
+            *pins(text, pin_cues),
             *bearer_tokens(text, anchors[kinds.BEARER]),
             *ipv6(text, anchors[kinds.DOUBLE_COLON]),
             *ssn_columns(text, anchors[kinds.SSN_CUE]),
