@@ -81,7 +81,7 @@ def report(title: str, corpus: list[Sample], misses: int) -> None:
 
     print(f"== {title}: {len(corpus)} messages, {megabytes:.2f} MB")
     print(f"{'label':<16}{'n':>7}" + "".join(f"{name + ' recall':>22}" for name in scores))
-    for label in LABELS:
+    for label in (label for label in LABELS if scores["milton-lora"].recall[label][1]):  # labels this corpus holds
         cells = "".join(f"{100 * s.recall_of(label):>21.2f}%" for s in scores.values())
         print(f"{label:<16}{scores['milton-lora'].recall[label][1]:>7}{cells}")
     print(f"\n{'hard negative':<18}{'n':>5}" + "".join(f"{name + ' altered':>22}" for name in scores))

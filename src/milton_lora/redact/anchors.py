@@ -7,6 +7,8 @@ runs `match` at its anchors only, so the text is scanned once instead of once pe
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import ahocorasick_rs
 
 from milton_lora.redact.credentials import (
@@ -19,16 +21,29 @@ from milton_lora.redact.credentials import (
     Name,
     NameKind,
 )
+from milton_lora.redact.documents import cue_spellings as document_cue_spellings
 from milton_lora.redact.providers import DISCORD_STARTS, KEY_FORMATS, TELEGRAM_ANCHOR, KeyFormat
 from milton_lora.redact.tables import HEADER_WORDS as PHONE_HEADER_WORDS
 
 PEM, JWT, URL, EMAIL, DOUBLE_COLON, BEARER, SSN_CUE, PHONE_HEADER, REUSE, DISCORD, TELEGRAM = range(11)
-NAME, KEY, COMMAND, PIN = 11, 12, 13, 14
+NAME, KEY, COMMAND, PIN, DOCUMENT = 11, 12, 13, 14, 15
 
 
 KeyAnchor = tuple[int, int, KeyFormat]
 CommandAnchor = tuple[int, int, str]
 CueAnchor = tuple[int, int, None]
+
+
+class Hits(NamedTuple):
+    """What the anchor pass found: positions per kind (`by_kind[URL]`), then the anchors that carry their
+    end and what they belong to."""
+
+    by_kind: list[list[int]]
+    names: list[Name]
+    keys: list[KeyAnchor]
+    commands: list[CommandAnchor]
+    pin_cues: list[CueAnchor]
+    document_cues: list[CueAnchor]
 
 
 def _spellings(word: str) -> set[str]:
@@ -61,6 +76,7 @@ class Anchors:
             *((anchor, KEY, key_format) for key_format in KEY_FORMATS for anchor in key_format.anchors),
             *((command, COMMAND, command) for command in COMMANDS),
             *((word, PIN, None) for cue in PIN_CUES for word in sorted(_spellings(cue))),
+            *((word, DOCUMENT, None) for word in document_cue_spellings()),
         ]
         self._kinds = [kind for _, kind, _ in table]
         self._payloads = [payload for _, _, payload in table]
@@ -68,17 +84,14 @@ class Anchors:
             [literal.encode() for literal, _, _ in table], implementation=ahocorasick_rs.Implementation.DFA
         )
 
-    def find(
-        self, latin: bytes
-    ) -> tuple[list[list[int]], list[Name], list[KeyAnchor], list[CommandAnchor], list[CueAnchor]]:
-        """Positions per kind, then the secret-looking words, provider keys, commands and PIN cues with their
-        start, end and what they are.
+    def find(self, latin: bytes) -> Hits:
+        """Every anchor in `latin`, by kind.
 
         `latin` is the text with one byte per character (`one_byte_per_character`); every anchor is ASCII,
         so its offsets there are its offsets in the text.
         """
         by_kind: list[list[int]] = [[] for _ in range(NAME)]
-        extras: list[list[tuple[int, int, object]]] = [[], [], [], []]
+        extras: list[list[tuple[int, int, object]]] = [[] for _ in range(NAME, DOCUMENT + 1)]
         adders = [positions.append for positions in by_kind]
         kinds, payloads = self._kinds, self._payloads
         for index, start, end in self._automaton.find_matches_as_indexes(latin, overlapping=True):
@@ -87,8 +100,7 @@ class Anchors:
                 adders[kind](start)
             else:
                 extras[kind - NAME].append((start, end, payloads[index]))
-        names, keys, commands, pins = extras
-        return by_kind, names, keys, commands, pins  # type: ignore[return-value]
+        return Hits(by_kind, *extras)  # type: ignore[arg-type]
 
 
 def one_byte_per_character(text: str) -> bytes:

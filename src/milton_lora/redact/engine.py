@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from milton_lora.redact import anchors as kinds
 from milton_lora.redact.anchors import Anchors, one_byte_per_character
 from milton_lora.redact.credentials import bearer_tokens, command_passwords, named_secrets, pins
+from milton_lora.redact.documents import identity_numbers
 from milton_lora.redact.labels import DEFAULT_REGIONS, PRIORITY, Finding, Redaction, Span, apply
 from milton_lora.redact.numbers import CHARACTER_CLASSES, NumberFinder, ibans
 from milton_lora.redact.providers import aws_secrets_beside, discord_tokens, provider_keys, telegram_tokens
@@ -68,8 +69,9 @@ class Redactor:
     def _spans(self, text: str) -> list[Span]:
         latin = one_byte_per_character(text)
         classes = latin.translate(CHARACTER_CLASSES)
-        anchors, names, keys, commands, pin_cues = _ANCHORS.find(latin)
-        found_keys = provider_keys(text, keys)
+        hits = _ANCHORS.find(latin)
+        anchors = hits.by_kind
+        found_keys = provider_keys(text, hits.keys)
         candidates = [
             *found_keys,
             *aws_secrets_beside(text, found_keys),
@@ -79,9 +81,10 @@ class Redactor:
             *jwts(text, anchors[kinds.JWT]),
             *urls(text, anchors[kinds.URL]),
             *emails(text, anchors[kinds.EMAIL]),
-            *named_secrets(text, names, anchors[kinds.REUSE], set(found_keys)),
-            *command_passwords(text, commands),
-            *pins(text, pin_cues),
+            *named_secrets(text, hits.names, anchors[kinds.REUSE], set(found_keys)),
+            *command_passwords(text, hits.commands),
+            *pins(text, hits.pin_cues),
+            *identity_numbers(text, hits.document_cues),
             *bearer_tokens(text, anchors[kinds.BEARER]),
             *ipv6(text, anchors[kinds.DOUBLE_COLON]),
             *ssn_columns(text, anchors[kinds.SSN_CUE]),

@@ -16,6 +16,7 @@ LABELS = (
     "IBAN",
     "CREDIT_CARD",
     "SSN",
+    "ID_NUMBER",
     "IP_ADDRESS",
     "PHONE",
 )

@@ -1,0 +1,61 @@
+"""Identity document numbers, known by the words before them: passports, driving licences, identity cards,
+and the national identity and tax numbers people type into forms (UK National Insurance and NHS numbers,
+Aadhaar, the German Steuer-ID, Spanish DNI/NIE, Brazilian CPF, Dutch BSN, Italian codice fiscale...).
+
+They have no checksum shared across countries and look like order numbers without their cue, so only
+the cue decides: `passport number C01X00T47`, `my NI number is QQ 12 34 56 C`, `NHS no: 943 476 5919`.
+The value must hold at least five digits and no lower-case letter (`passport: expired`, `tax id pending`
+stay); it is redacted as ID_NUMBER. The US SSN keeps its own label and validation (`numbers`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from milton_lora.redact.labels import Span
+
+# Written in lower, UPPER, Title or Sentence case, `id` also as `ID` (`Passport`, `national ID`, `Steuer-ID`).
+DOCUMENT_CUES = ["passport", "driver's license", "drivers license", "driver license", "driver's licence",
+                 "driving licence", "driving license", "national insurance", "national id", "id card",
+                 "identity card", "identity number", "personalausweis", "steuer-id", "tax id", "tax number",
+                 "taxpayer id", "aadhaar", "codice fiscale", "social insurance number", "personnummer",
+                 "personal id", "residence permit"]  # fmt: skip
+# Short words that are ordinary words in lower case (`a tin of beans`): their capitals only (`NI number`).
+CAPITALS_ONLY_CUES = ["NI", "NHS", "TIN", "NINO", "BSN", "DNI", "NIE", "NIF", "CPF", "PESEL"]
+
+
+def cue_spellings() -> list[str]:
+    """Every spelling of every cue that the anchor pass looks for."""
+    spellings = set(CAPITALS_ONLY_CUES)
+    for cue in DOCUMENT_CUES:
+        for written in (cue, cue.upper(), cue.title(), cue.capitalize()):
+            spellings.add(written)
+            spellings.add(re.sub(r"\b[Ii]d\b", "ID", written))
+    return sorted(spellings)
+
+
+_VALUE = re.compile(
+    r"""(?x)
+    (?:[ -](?:number|no\.?|nr\.?|num|\#|id|card(?:[ ]number)?)(?!\w))?
+    (?:[^\S\n]+(?:is|was)[^\S\n]+|[^\S\n]*[:=\#][^\S\n]*|[^\S\n]+)
+    ["'`]?
+    (?P<value>
+        (?:[A-Z]{1,2}|\d{1,4})(?:[ ]\d{1,4}){2,4}(?:[ ][A-Z])?(?![\w-]|[./]\w)  # QQ 12 34 56 C, 943 476 5919
+        |[A-Z0-9](?:[A-Z0-9]|[-./](?=[A-Z0-9])){4,19}(?![\w-])                # C01X00T47, 123.456.789-09
+    )
+    """
+)
+_DIGIT = re.compile(r"\d")
+
+
+def identity_numbers(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
+    """The number after each identity document cue (`cues`: start, end of each cue word in the text)."""
+    found = []
+    for start, end, _ in cues:
+        if (start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
+            continue
+        match = _VALUE.match(text, end)
+        if match is None or len(_DIGIT.findall(match.group("value"))) < 5:
+            continue
+        found.append((match.start("value"), match.end("value"), "ID_NUMBER"))
+    return found
