@@ -203,6 +203,7 @@ CONTEXT_POSITIVES = {
         ("PIN code for the debit card is 4471.", "4471"),
         ("pin: 90210", "90210"),
         ("front door code is 7391# btw", "7391#"),
+        ("My passcode for the door is 7391#", "7391#"),
         ("the garage code was changed to 55231", "55231"),
         ("card 4111 1111 1111 1111 exp 12/27 cvv 123", "123"),
         ("CVC: 8812", "8812"),
@@ -251,6 +252,7 @@ CONTEXT_POSITIVES = {
         ("national ID 740512-1234", "740512-1234"),
         ("codice fiscale RSSMRA85T10A562S", "RSSMRA85T10A562S"),
         ("passport: C01X00T47 DOB 1985-03-14", "C01X00T47"),
+        ("SIN 046 454 286 (Canada)", "046 454 286"),
     ],
     "IP_ADDRESS": [
         ("amqp://guest:Rabb1tHole@27.158.117.208:5672/", "27.158.117.208"),

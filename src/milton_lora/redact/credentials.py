@@ -33,7 +33,7 @@ SHORT_WORDS = frozenset({"pass", "pw", "pwd", "psk", "auth", "key", "creds"})
 # security codes. Each is a whole word; the number after it is redacted as a PASSWORD.
 PIN_CUES = ["pin", "pincode", "cvv", "cvv2", "cvc", "cvc2", "csc", "security code", "door code",
             "gate code", "garage code", "alarm code", "lock code", "safe code", "keypad code", "entry code",
-            "access code", "unlock code"]  # fmt: skip
+            "access code", "unlock code", "passcode"]  # fmt: skip
 
 
 class NameKind(NamedTuple):

@@ -1,6 +1,7 @@
 """Identity document numbers, known by the words before them: passports, driving licences, identity cards,
 and the national identity and tax numbers people type into forms (UK National Insurance and NHS numbers,
-Aadhaar, the German Steuer-ID, Spanish DNI/NIE, Brazilian CPF, Dutch BSN, Italian codice fiscale...).
+the Canadian SIN, Aadhaar, the German Steuer-ID, Spanish DNI/NIE, Brazilian CPF, Dutch BSN, Italian
+codice fiscale...).
 
 They have no checksum shared across countries and look like order numbers without their cue, so only
 the cue decides: `passport number C01X00T47`, `my NI number is QQ 12 34 56 C`, `NHS no: 943 476 5919`.
@@ -21,7 +22,7 @@ DOCUMENT_CUES = ["passport", "driver's license", "drivers license", "driver lice
                  "taxpayer id", "aadhaar", "codice fiscale", "social insurance number", "personnummer",
                  "personal id", "residence permit"]  # fmt: skip
 # Short words that are ordinary words in lower case (`a tin of beans`): their capitals only (`NI number`).
-CAPITALS_ONLY_CUES = ["NI", "NHS", "TIN", "NINO", "BSN", "DNI", "NIE", "NIF", "CPF", "PESEL"]
+CAPITALS_ONLY_CUES = ["NI", "NHS", "SIN", "TIN", "NINO", "BSN", "DNI", "NIE", "NIF", "CPF", "PESEL"]
 
 
 def cue_spellings() -> list[str]:
