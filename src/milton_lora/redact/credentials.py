@@ -16,6 +16,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
+from milton_lora.redact.cues import stands_alone
 from milton_lora.redact.labels import Span
 from milton_lora.redact.validators import high_entropy, is_placeholder, looks_like_code
 
@@ -253,7 +254,7 @@ def pins(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
     """
     found = []
     for start, end, _ in cues:
-        if (start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
+        if not stands_alone(text, start, end):
             continue
         match = _PIN_VALUE.match(text, end)
         if match is None:

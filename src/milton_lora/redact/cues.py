@@ -16,6 +16,11 @@ def backwards(text: str) -> str:
     return text.lower()[::-1]
 
 
+def stands_alone(text: str, start: int, end: int) -> bool:
+    """The word at `start..end` is a whole word: no letter or digit touches it (`PIN`, not `PINE` or `spin`)."""
+    return not ((start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()))
+
+
 class Cue:
     """Does a short text end with a cue (a word or symbol) followed by `tail`, ignoring case?
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from milton_lora.redact.cues import stands_alone
 from milton_lora.redact.labels import Span
 
 # Written in lower, UPPER, Title or Sentence case, `id` also as `ID` (`Passport`, `national ID`, `Steuer-ID`).
@@ -53,7 +54,7 @@ def identity_numbers(text: str, cues: list[tuple[int, int, None]]) -> list[Span]
     """The number after each identity document cue (`cues`: start, end of each cue word in the text)."""
     found = []
     for start, end, _ in cues:
-        if (start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
+        if not stands_alone(text, start, end):
             continue
         match = _VALUE.match(text, end)
         if match is None or len(_DIGIT.findall(match.group("value"))) < 5:
