@@ -2,7 +2,7 @@
 and by `milton-lora redact`.
 
 Modules: `labels` (labels, findings, replacing them), `anchors` (one Aho-Corasick pass), `providers` (key
-formats), `credentials` (secrets known by their context: assignments, prose, command lines), `web` (URLs,
+formats), `credentials` (secrets known by their context: assignments, prose, command lines, PINs), `web` (URLs,
 emails, JWTs, private keys, IPv6), `numbers` (IBANs, cards, SSNs, IPv4, phones), `documents` (identity
 document numbers after their cue), `cues` (the words that decide), `validators`, `terms` (`redact.yaml`),
 `engine` (the `Redactor`), `review` (findings in context), `jsonl` (the filter).
