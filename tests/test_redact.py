@@ -129,6 +129,20 @@ def test_secret_names_in_the_spellings_people_use(name: str, label: str) -> None
     assert redact_text(f'{name}: "f3Kq9ZpL2mXv8RtY6wBn4HcJ"') == f'{name}: "[{label}]"'
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 0151 2345678 0171 2345678",  # a variable-length plan also accepts `0151 2345678 0171`
+        "call 415-555-0132 415-555-0199",
+        "phones 415 555 0132 415 555 0199",
+        "try one of these phones 052 5552606 074-7111234",
+    ],
+)
+def test_each_number_of_a_phone_list_is_redacted_whole(text: str) -> None:
+    redacted = Redactor().redact(text).text
+    assert redacted.count("[PHONE]") == 2 and not any(char.isdigit() for char in redacted), redacted
+
+
 def test_ssn_without_dashes_needs_a_cue() -> None:
     assert redact_text("SSN: 123 45 6789") == "SSN: [SSN]"
     assert redact_text("Social Security Number 123456789") == "Social Security Number [SSN]"

@@ -1,7 +1,7 @@
 """Identity document numbers, known by the words before them: passports, driving licences, identity cards,
 and the national identity and tax numbers people type into forms (UK National Insurance and NHS numbers,
-the Canadian SIN, Aadhaar, the German Steuer-ID, Spanish DNI/NIE, Brazilian CPF, Dutch BSN, Italian
-codice fiscale...).
+the Canadian SIN, the US ITIN, bank account numbers, Aadhaar, the German Steuer-ID, Spanish DNI/NIE,
+Brazilian CPF, Dutch BSN, Italian codice fiscale...).
 
 They have no checksum shared across countries and look like order numbers without their cue, so only
 the cue decides: `passport number C01X00T47`, `my NI number is QQ 12 34 56 C`, `NHS no: 943 476 5919`.
@@ -20,8 +20,8 @@ from milton_lora.redact.labels import Span
 DOCUMENT_CUES = ["passport", "driver's license", "drivers license", "driver license", "driver's licence",
                  "driving licence", "driving license", "national insurance", "national id", "id card",
                  "identity card", "identity number", "personalausweis", "steuer-id", "tax id", "tax number",
-                 "taxpayer id", "aadhaar", "codice fiscale", "social insurance number", "personnummer",
-                 "personal id", "residence permit"]  # fmt: skip
+                 "taxpayer id", "itin", "bank account", "aadhaar", "codice fiscale", "social insurance number",
+                 "personnummer", "personal id", "residence permit"]  # fmt: skip
 # Short words that are ordinary words in lower case (`a tin of beans`): their capitals only (`NI number`).
 CAPITALS_ONLY_CUES = ["NI", "NHS", "SIN", "TIN", "NINO", "BSN", "DNI", "NIE", "NIF", "CPF", "PESEL"]
 

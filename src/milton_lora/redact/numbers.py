@@ -98,6 +98,8 @@ _PHONE_KEY = re.compile(
 _WORD_CHARS = re.compile(r"\w*")
 _LAST_GROUP = re.compile(r"\s+\S+$")
 _NON_DIGITS = re.compile(r"\D")
+# A phone candidate's verdict: refused, accepted by its form (numbering plan, `+`, a phone key), or only by a cue.
+_REFUSED, _BY_CUE, _BY_FORM = 0, 1, 2
 
 
 class NumberFinder:
@@ -157,44 +159,73 @@ class NumberFinder:
                 position = begin.start() + 1
                 continue
             position = match.end()
-            if not (taken and any(f[0] < match.end() and match.start() < f[1] for f in taken)):
-                found += self._longest_valid_phone(text, match)
+            if taken and any(f[0] < match.end() and match.start() < f[1] for f in taken):
+                continue
+            if phone := self._longest_valid_phone(text, match):
+                found.append(phone)
+                position = phone[1]  # the next number of a list (`415-555-0132 415-555-0199`) gets its own try
         return found
 
-    def _longest_valid_phone(self, text: str, match: re.Match[str]) -> list[Span]:
-        # The candidate class allows spaces, so a following number can be glued on: drop trailing
-        # space-separated groups until the rest validates.
+    def _longest_valid_phone(self, text: str, match: re.Match[str]) -> Span | None:
+        """The candidate class allows spaces, so the next number of a list can be glued on: trailing
+        space-separated groups are dropped until the rest validates.
+
+        Where several lengths validate, the longest one that leaves a whole number (or nothing) behind wins:
+        `0151 2345678 0171 2345678` is two German numbers, although a variable-length plan also accepts
+        `0151 2345678 0171`, which would leave `2345678` in the text. A length that only a phone cue accepts
+        gives way to one that a numbering plan accepts.
+        """
         candidate, start = match.group(), match.start()
+        match_end = match.end()
+        accepted = cued = 0
         while candidate:
-            if self._is_phone(candidate, text, start):
-                return [(start, start + len(candidate), "PHONE")]
+            end = start + len(candidate)
+            verdict = self._phone_verdict(candidate, text, start)
+            if verdict == _BY_FORM:
+                if end == match_end or self._leaves_a_number(text, end, match_end):
+                    return (start, end, "PHONE")
+                accepted = accepted or end
+            elif verdict == _BY_CUE:
+                cued = cued or end
             trimmed = _LAST_GROUP.sub("", candidate)
             if trimmed == candidate:
                 break
             candidate = trimmed
-        return []
+        end = accepted or cued
+        return (start, end, "PHONE") if end else None
 
-    def _is_phone(self, candidate: str, text: str, start: int) -> bool:
+    def _leaves_a_number(self, text: str, end: int, match_end: int) -> bool:
+        rest_start = end + len(text[end:match_end]) - len(text[end:match_end].lstrip())
+        return self._phone_verdict(text[rest_start:match_end], text, rest_start) == _BY_FORM
+
+    def _phone_verdict(self, candidate: str, text: str, start: int) -> int:
         has_extension = "x" in candidate or "#" in candidate
         core = (_PHONE_EXTENSION.sub("", candidate) if has_extension else candidate).strip()
         international = core[:1] == "+" or core[:2] == "00"
         # `+44 (0)20 7946 0958`: the trunk prefix in brackets is not dialled from abroad.
         national = _NON_DIGITS.sub("", core.replace("(0)", "") if international else core)
         if not 7 <= len(national) <= 15 or _DATE_LIKE.match(core) or _version_or_decimal(core):
-            return False
+            return _REFUSED
         before = cues.backwards(text[max(0, start - 32) : start])
+        verdict = self._accepted(core, national, before)
         # What refuses a number around it (`invoice `, `= ?`) is read only for a number that would be accepted.
-        return self._accepted(core, national, before) and not _context_refuses(text, start + len(candidate), before)
+        if verdict and _context_refuses(text, start + len(candidate), before):
+            return _REFUSED
+        return verdict
 
-    def _accepted(self, core: str, national: str, before: str) -> bool:
-        """A phone number by its form (`+...`), its key (`"phone": "...`), its numbering plan or a cue before it."""
+    def _accepted(self, core: str, national: str, before: str) -> int:
+        """A phone number by its form: `+...`, its key (`"phone": "...`) or its numbering plan (_BY_FORM); or
+        only by a cue before it (_BY_CUE)."""
         if core[0] == "+":
-            return possible_international(national)
+            return _BY_FORM if possible_international(national) else _REFUSED
         key = _KEY_BEFORE.match(before) if before.lstrip(" \"'")[:1] in (":", "=") else None
         if key is not None:  # `"phone": "..."`, `Mobil: ` are cues; `"client_id": "9622360505"` is an id
-            return _PHONE_KEY.search(key.group("key")) is not None or cues.PHONE.ends(before)
+            keyed = _PHONE_KEY.search(key.group("key")) is not None or cues.PHONE.ends(before)
+            return _BY_FORM if keyed else _REFUSED
         # The phone cue (`call me on`) is read only for what the numbering plans alone do not accept.
-        return self._valid_uncued(core, national) or cues.PHONE.ends(before)
+        if self._valid_uncued(core, national):
+            return _BY_FORM
+        return _BY_CUE if cues.PHONE.ends(before) else _REFUSED
 
     def _valid_uncued(self, core: str, national: str) -> bool:
         """Without a cue, a bare run of digits is a phone number only at 10 to 13 digits (15 after `00`) that are
