@@ -214,6 +214,7 @@ CONTEXT_POSITIVES = {
         ("the wifi key is 'Sunflower-Lake-92'", "Sunflower-Lake-92"),
         ("Wi-Fi key: tulip4422garden", "tulip4422garden"),
         ("my PIN is 0815, don't tell anyone", "0815"),
+        ("the new PIN is: 5521", "5521"),
         ("PIN code for the debit card is 4471.", "4471"),
         ("pin: 90210", "90210"),
         ("front door code is 7391# btw", "7391#"),
@@ -267,6 +268,9 @@ CONTEXT_POSITIVES = {
         ("codice fiscale RSSMRA85T10A562S", "RSSMRA85T10A562S"),
         ("passport: C01X00T47 DOB 1985-03-14", "C01X00T47"),
         ("SIN 046 454 286 (Canada)", "046 454 286"),
+        ("his ITIN is 900-70-1234", "900-70-1234"),
+        ("bank account number is 30214857", "30214857"),
+        ("my driving license is: 8812047730519", "8812047730519"),
     ],
     "IP_ADDRESS": [
         ("amqp://guest:Rabb1tHole@27.158.117.208:5672/", "27.158.117.208"),
@@ -281,6 +285,8 @@ CONTEXT_POSITIVES = {
         ("first,last,ssn\nAda,Byron,078051120\nAlan,Turing,219099999\n", "078051120"),
         ("My SSN is 137355378", "137355378"),
         ("we recorded your SSN as 137-35-5378, please check", "137-35-5378"),
+        ("her ssn is 219-099999 (typed in a hurry)", "219-099999"),
+        ("SSN: 21909-9999", "21909-9999"),
     ],
     "PHONE": [
         ("Büro 030/4021987, mobil 0171/2345678", "030/4021987"),

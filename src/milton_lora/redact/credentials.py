@@ -155,8 +155,8 @@ _PIN_VALUE = re.compile(
     r"""(?xi)
     (?:[ -](?:code|number|no\.?))?
     (?:[^\S\n]+for[^\S\n]+(?:the[^\S\n]+|my[^\S\n]+|our[^\S\n]+|your[^\S\n]+)?[\w'-]+(?:[^\S\n]+[\w'-]+)??)?
-    (?P<joiner>[^\S\n]+(?:is|was)(?:[^\S\n]+(?:now|still|just|changed[^\S\n]+to|set[^\S\n]+to))?[^\S\n]+
-      |[^\S\n]*[:=][^\S\n]*|[^\S\n]+)
+    (?P<joiner>(?:[^\S\n]+(?:is|was)(?:[^\S\n]+(?:now|still|just|changed[^\S\n]+to|set[^\S\n]+to))?)?
+      (?:[^\S\n]*[:=][^\S\n]*|[^\S\n]+))
     ["'`]?(?P<value>\d{3,8}[#*]?)(?![\w#*]|[.,:/-]\d)
     """
 )

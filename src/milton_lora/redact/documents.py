@@ -39,7 +39,7 @@ def cue_spellings() -> list[str]:
 _VALUE = re.compile(
     r"""(?x)
     (?:[ -](?:number|no\.?|nr\.?|num|\#|id|card(?:[ ]number)?)(?!\w))?
-    (?:[^\S\n]+(?:is|was)[^\S\n]+|[^\S\n]*[:=\#][^\S\n]*|[^\S\n]+)
+    (?:[^\S\n]+(?:is|was))?(?:[^\S\n]*[:=\#][^\S\n]*|[^\S\n]+)
     ["'`]?
     (?P<value>
         (?:[A-Z]{1,2}|\d{1,4})(?:[ ]\d{1,4}){2,4}(?:[ ][A-Z])?(?![\w-]|[./]\w)  # QQ 12 34 56 C, 943 476 5919

@@ -61,7 +61,8 @@ _IBAN_START = re.compile(rb"AA00(?<![Aa0]AA00)")
 _CARD = re.compile(r"\d(?<![\d.+-]\d)(?:[ -]?\d){12,18}(?![\d-]|\.\d)")
 _CARD_CUE = re.compile(r"(?i)card|visa|mastercard|amex|\bcc\b|kreditkarte|carte")
 _SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
-_SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ ]?(\d{2})[ ]?(\d{4})(?![\d-])")
+# After an SSN cue, also written without dashes or with them misplaced (`078051120`, `078-051120`, `07805-1120`).
+_SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ -]?(\d{2})[ -]?(\d{4})(?![\d-])")
 _SSN_CUE_REACH = 60
 # `123-45-6789` on the byte-class copy: a run without it holds no SSN unless a cue allows one without dashes.
 _SSN_SHAPE = b"000.00.0000"
