@@ -64,6 +64,7 @@ _SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
 # After an SSN cue, also written without dashes or with them misplaced (`078051120`, `078-051120`, `07805-1120`).
 _SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ -]?(\d{2})[ -]?(\d{4})(?![\d-])")
 _SSN_CUE_REACH = 60
+_LIST_JOINER = re.compile(r"[^\S\n]*(?:[,;/&]|and|or)?[^\S\n]*")
 # `123-45-6789` on the byte-class copy: a run without it holds no SSN unless a cue allows one without dashes.
 _SSN_SHAPE = b"000.00.0000"
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
@@ -116,6 +117,7 @@ class NumberFinder:
         """
         found: list[Span] = []
         next_iban = 0
+        last_ssn_end = -1
         count_in_classes, count_in_text = classes.count, text.count  # bound once: this loop runs per number
         for run in _NUMERIC_RUN.finditer(classes):
             start, end = run.span()
@@ -132,7 +134,10 @@ class NumberFinder:
                 cue = bisect.bisect_left(ssn_cues, start - _SSN_CUE_REACH)
                 cued = cue < len(ssn_cues) and ssn_cues[cue] < end
                 if cued or classes.find(_SSN_SHAPE, start, end) != -1:
-                    taken += ssns(text, start, context_end, cued=cued)
+                    found_ssns = ssns(text, start, context_end, cued=cued, listed_after=last_ssn_end)
+                    if found_ssns:
+                        last_ssn_end = found_ssns[-1][1]
+                        taken += found_ssns
             found += taken
             while next_iban < len(ibans) and ibans[next_iban][1] <= start:
                 next_iban += 1
@@ -291,15 +296,21 @@ def cards(text: str, lo: int, hi: int) -> list[Span]:
     return found
 
 
-def ssns(text: str, lo: int, hi: int, *, cued: bool) -> list[Span]:
+def ssns(text: str, lo: int, hi: int, *, cued: bool, listed_after: int = -1) -> list[Span]:
+    """SSNs in `text[lo:hi]`: `123-45-6789`, and when `cued`, the forms that need an SSN cue before them. An SSN
+    right after the one that ended at `listed_after` (`123456789, 234567890 and ...`) shares its cue."""
     found = []
     if text.find("-", lo, hi) != -1:
         found += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(text, lo, hi) if ssn_ok(*m.groups())]
     if cued:
         for match in _SSN_PLAIN.finditer(text, lo, hi):
+            if not ssn_ok(*match.groups()):
+                continue
             before = text[max(0, match.start() - _SSN_CUE_REACH) : match.start()]
-            if ssn_ok(*match.groups()) and cues.SSN.ends(cues.backwards(before)):
+            listed = listed_after >= 0 and _LIST_JOINER.fullmatch(text, listed_after, match.start()) is not None
+            if listed or cues.SSN.ends(cues.backwards(before)):
                 found.append((match.start(), match.end(), "SSN"))
+                listed_after = match.end()
     return found
 
 
