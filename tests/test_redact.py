@@ -136,6 +136,7 @@ def test_secret_names_in_the_spellings_people_use(name: str, label: str) -> None
         "call 415-555-0132 415-555-0199",
         "phones 415 555 0132 415 555 0199",
         "try one of these phones 052 5552606 074-7111234",
+        "ring Oslo on 22 12 34 56 or 22 98 76 54",  # the cue reaches the second number through `or`
     ],
 )
 def test_each_number_of_a_phone_list_is_redacted_whole(text: str) -> None:

@@ -117,7 +117,7 @@ class NumberFinder:
         """
         found: list[Span] = []
         next_iban = 0
-        last_ssn_end = -1
+        last_ssn_end = last_phone_end = -1
         count_in_classes, count_in_text = classes.count, text.count  # bound once: this loop runs per number
         for run in _NUMERIC_RUN.finditer(classes):
             start, end = run.span()
@@ -145,10 +145,13 @@ class NumberFinder:
                 taken.append(ibans[next_iban])
             last_digit = classes.rfind(b"0", start, end)
             if not (taken and any(f[0] <= start and f[1] > last_digit for f in taken)):
-                found += self._phones(text, start, last_digit + 1, taken)
+                phones = self._phones(text, start, last_digit + 1, taken, last_phone_end)
+                if phones:
+                    last_phone_end = phones[-1][1]
+                    found += phones
         return found
 
-    def _phones(self, text: str, run_start: int, digits_end: int, taken: list[Span]) -> list[Span]:
+    def _phones(self, text: str, run_start: int, digits_end: int, taken: list[Span], listed_after: int) -> list[Span]:
         """Phone numbers that start in a run of digits, skipping candidates that overlap a finding `taken` there.
 
         A number may start two characters before its run (`+(`) and run past its last digit (`x 12`, a
@@ -167,12 +170,14 @@ class NumberFinder:
             position = match.end()
             if taken and any(f[0] < match.end() and match.start() < f[1] for f in taken):
                 continue
-            if phone := self._longest_valid_phone(text, match):
+            # The next number of a list (`call 22 12 34 56 or 22 98 76 54`) shares the cue of the first.
+            listed = listed_after >= 0 and _LIST_JOINER.fullmatch(text, listed_after, match.start()) is not None
+            if phone := self._longest_valid_phone(text, match, listed):
                 found.append(phone)
-                position = phone[1]  # the next number of a list (`415-555-0132 415-555-0199`) gets its own try
+                position = listed_after = phone[1]  # the next number of a list gets its own try
         return found
 
-    def _longest_valid_phone(self, text: str, match: re.Match[str]) -> Span | None:
+    def _longest_valid_phone(self, text: str, match: re.Match[str], listed: bool) -> Span | None:
         """The candidate class allows spaces, so the next number of a list can be glued on: trailing
         space-separated groups are dropped until the rest validates.
 
@@ -186,7 +191,7 @@ class NumberFinder:
         accepted = cued = 0
         while candidate:
             end = start + len(candidate)
-            verdict = self._phone_verdict(candidate, text, start)
+            verdict = self._phone_verdict(candidate, text, start, listed)
             if verdict == _BY_FORM:
                 if end == match_end or self._leaves_a_number(text, end, match_end):
                     return (start, end, "PHONE")
@@ -202,9 +207,9 @@ class NumberFinder:
 
     def _leaves_a_number(self, text: str, end: int, match_end: int) -> bool:
         rest_start = end + len(text[end:match_end]) - len(text[end:match_end].lstrip())
-        return self._phone_verdict(text[rest_start:match_end], text, rest_start) == _BY_FORM
+        return self._phone_verdict(text[rest_start:match_end], text, rest_start, False) == _BY_FORM
 
-    def _phone_verdict(self, candidate: str, text: str, start: int) -> int:
+    def _phone_verdict(self, candidate: str, text: str, start: int, listed: bool) -> int:
         has_extension = "x" in candidate or "#" in candidate
         core = (_PHONE_EXTENSION.sub("", candidate) if has_extension else candidate).strip()
         international = core[:1] == "+" or core[:2] == "00"
@@ -213,15 +218,15 @@ class NumberFinder:
         if not 7 <= len(national) <= 15 or _DATE_LIKE.match(core) or _version_or_decimal(core):
             return _REFUSED
         before = cues.backwards(text[max(0, start - 32) : start])
-        verdict = self._accepted(core, national, before)
+        verdict = self._accepted(core, national, before, listed)
         # What refuses a number around it (`invoice `, `= ?`) is read only for a number that would be accepted.
         if verdict and _context_refuses(text, start + len(candidate), before):
             return _REFUSED
         return verdict
 
-    def _accepted(self, core: str, national: str, before: str) -> int:
+    def _accepted(self, core: str, national: str, before: str, listed: bool) -> int:
         """A phone number by its form: `+...`, its key (`"phone": "...`) or its numbering plan (_BY_FORM); or
-        only by a cue before it (_BY_CUE)."""
+        only by a cue before it, or before the list it continues (`listed`) (_BY_CUE)."""
         if core[0] == "+":
             return _BY_FORM if possible_international(national) else _REFUSED
         key = _KEY_BEFORE.match(before) if before.lstrip(" \"'")[:1] in (":", "=") else None
@@ -231,7 +236,7 @@ class NumberFinder:
         # The phone cue (`call me on`) is read only for what the numbering plans alone do not accept.
         if self._valid_uncued(core, national):
             return _BY_FORM
-        return _BY_CUE if cues.PHONE.ends(before) else _REFUSED
+        return _BY_CUE if listed or cues.PHONE.ends(before) else _REFUSED
 
     def _valid_uncued(self, core: str, national: str) -> bool:
         """Without a cue, a bare run of digits is a phone number only at 10 to 13 digits (15 after `00`) that are
