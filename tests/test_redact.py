@@ -223,6 +223,20 @@ CONTEXT_POSITIVES = {
         ("the garage code was changed to 55231", "55231"),
         ("card 4111 1111 1111 1111 exp 12/27 cvv 123", "123"),
         ("CVC: 8812", "8812"),
+        ("bike lock combo 4821", "4821"),
+        ("the safe combination is 12-34-56", "12-34-56"),
+        ("SIM PUK 12345678", "12345678"),
+        ("alarm disarm code 1357", "1357"),
+        ("the door code changed: now 2580#", "2580#"),
+        ("2FA backup code 48213977", "48213977"),
+        ("recovery codes: 8f3k-2m9q 7d1x-4p8w", "8f3k-2m9q"),
+        ("recovery codes: 8f3k-2m9q 7d1x-4p8w", "7d1x-4p8w"),
+        (
+            "seed phrase: abandon ability able about above absent absorb abstract absurd abuse access accident",
+            "abandon ability able about above absent absorb abstract absurd abuse access accident",
+        ),
+        ("Netflix login: jess.k@example.com / Popcorn2023!", "Popcorn2023!"),
+        ("login for the NAS: admin / Tr0ub4dor&3", "Tr0ub4dor&3"),
     ],
     "API_KEY": [
         (
@@ -348,6 +362,14 @@ CONTEXT_NEGATIVES = {
         "ID card readers, model 45890?",
         "passport number: see page 2",
         "I renewed my passport in 2023",
+    ],
+    "code_look_alikes": [
+        "login with Google / OAuth2",
+        "the combination of 3 and 4 works",
+        "a combo box with 2 entries",
+        "the backup code review is at 10",
+        "the recovery phrase is how you get back into your wallet when you lose the phone and the app",
+        "mnemonic: every good boy deserves fudge",
     ],
     "network_words": ["the key is to be consistent", "the wifi key is on the fridge", "BPSK and QPSK modulation"],
 }

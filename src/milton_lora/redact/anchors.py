@@ -1,8 +1,9 @@
 """The anchor pass: every literal that starts (or sits inside) something a detector looks for, found in
 one Aho-Corasick pass over the text (one byte per character): `@`, `://`, `::`, `eyJ`, `-----BEGIN`, each
 provider's key prefix, the secret-looking names (`password`, `token`, `api_key`...), `bearer`, `ssn`,
-the commands that take a password flag, the PIN cues (`PIN`, `door code`, `CVV`). Each detector then
-runs `match` at its anchors only, so the text is scanned once instead of once per detector.
+the commands that take a password flag, the cues of codes (`PIN`, `door code`, `CVV`, `login`) and identity
+documents (`passport`). Each detector then runs `match` at its anchors only, so the text is scanned once
+instead of once per detector.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from typing import NamedTuple
 
 import ahocorasick_rs
 
+from milton_lora.redact.codes import CODE_CUES
 from milton_lora.redact.credentials import (
     COMMANDS,
     PASSWORD_WORDS,
-    PIN_CUES,
     REUSE_CUES,
     SECRET_WORDS,
     SHORT_WORDS,
@@ -26,7 +27,7 @@ from milton_lora.redact.providers import DISCORD_STARTS, KEY_FORMATS, TELEGRAM_A
 from milton_lora.redact.tables import HEADER_WORDS as PHONE_HEADER_WORDS
 
 PEM, JWT, URL, EMAIL, DOUBLE_COLON, BEARER, SSN_CUE, PHONE_HEADER, REUSE, DISCORD, TELEGRAM = range(11)
-NAME, KEY, COMMAND, PIN, DOCUMENT = 11, 12, 13, 14, 15
+NAME, KEY, COMMAND, CODE, DOCUMENT = 11, 12, 13, 14, 15
 
 
 KeyAnchor = tuple[int, int, KeyFormat]
@@ -42,7 +43,7 @@ class Hits(NamedTuple):
     names: list[Name]
     keys: list[KeyAnchor]
     commands: list[CommandAnchor]
-    pin_cues: list[CueAnchor]
+    code_cues: list[CueAnchor]
     document_cues: list[CueAnchor]
 
 
@@ -75,7 +76,7 @@ class Anchors:
             ),
             *((anchor, KEY, key_format) for key_format in KEY_FORMATS for anchor in key_format.anchors),
             *((command, COMMAND, command) for command in COMMANDS),
-            *((word, PIN, None) for cue in PIN_CUES for word in sorted(_spellings(cue))),
+            *((word, CODE, None) for cue in CODE_CUES for word in sorted(_spellings(cue))),
             *((word, DOCUMENT, None) for word in document_cue_spellings()),
         ]
         self._kinds = [kind for _, kind, _ in table]

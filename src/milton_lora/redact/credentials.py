@@ -16,7 +16,6 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from milton_lora.redact.cues import stands_alone
 from milton_lora.redact.labels import Span
 from milton_lora.redact.validators import high_entropy, is_placeholder, looks_like_code
 
@@ -30,11 +29,6 @@ SECRET_WORDS = ["secret", "token", "auth", "credential", "creds", "key", "apikey
                 "accountkey"]  # fmt: skip
 REUSE_CUES = ["everywhere"]  # `I reuse ... everywhere`
 SHORT_WORDS = frozenset({"pass", "pw", "pwd", "psk", "auth", "key", "creds"})
-# Words that make a number after them a secret that opens something: PINs, door and alarm codes, card
-# security codes. Each is a whole word; the number after it is redacted as a PASSWORD.
-PIN_CUES = ["pin", "pincode", "cvv", "cvv2", "cvc", "cvc2", "csc", "security code", "door code",
-            "gate code", "garage code", "alarm code", "lock code", "safe code", "keypad code", "entry code",
-            "access code", "unlock code", "passcode"]  # fmt: skip
 
 
 class NameKind(NamedTuple):
@@ -150,16 +144,6 @@ _BASIC = re.compile(r"(?i)(?<![\w-])basic\s+(?P<value>[A-Za-z0-9+/]{8,}={0,2})(?
 _JWT_START = "eyJ"
 # `wifi key`, `WPA2 key`, `network key`: a key word after one of these names a password, not an API key.
 _NETWORK_KEY_BEFORE = re.compile(r"(?i)(?:wi-?fi|wlan|wpa2?|wpa3|wep|network)[ _-]?\Z")
-# From the end of a PIN cue to its value: `PIN code for the debit card is 4471`, `door code: 7391#`, `CVV 123`.
-_PIN_VALUE = re.compile(
-    r"""(?xi)
-    (?:[ -](?:code|number|no\.?))?
-    (?:[^\S\n]+for[^\S\n]+(?:the[^\S\n]+|my[^\S\n]+|our[^\S\n]+|your[^\S\n]+)?[\w'-]+(?:[^\S\n]+[\w'-]+)??)?
-    (?P<joiner>(?:[^\S\n]+(?:is|was)(?:[^\S\n]+(?:now|still|just|changed[^\S\n]+to|set[^\S\n]+to))?)?
-      (?:[^\S\n]*[:=][^\S\n]*|[^\S\n]+))
-    ["'`]?(?P<value>\d{3,8}[#*]?)(?![\w#*]|[.,:/-]\d)
-    """
-)
 
 
 def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: set[Span]) -> list[Span]:
@@ -235,38 +219,13 @@ def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
             found.append(span)
     # Set off by commas, only a password-shaped value counts (`password, username, and email` are field names).
     apposition = _APPOSITION.match(text, end) if text[end : end + 1] == "," else None
-    if apposition and _password_shaped(value := apposition.group("value")) and not is_placeholder(value):
+    if apposition and password_shaped(value := apposition.group("value")) and not is_placeholder(value):
         found.append((apposition.start("value"), apposition.end("value"), "PASSWORD"))
     window = text[max(0, pos - 30) : pos]
     if (" is " in window or " as " in window) and _OWNER_BEFORE.search(text, max(0, pos - 30), pos):
         before = _VALUE_BEFORE.search(text, max(0, pos - 60), pos)
         if before and (span := _prose_value(text, before.start("value"), word, True, "")):
             found.append(span)
-    return found
-
-
-def pins(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
-    """The number after a PIN cue as a PASSWORD: `my PIN is 0815`, `door code: 7391#`, `CVV 123`.
-
-    The cue is a whole word; a PIN or code has 4 to 8 digits (a card security code 3 or 4) and may end in the
-    keypad's `#` or `*`. `pin` not in capitals needs `is` or `:` before the number (`GPIO pin 1234` is no PIN);
-    `error code`, `zip code` or `source code` are no cues at all.
-    """
-    found = []
-    for start, end, _ in cues:
-        if not stands_alone(text, start, end):
-            continue
-        match = _PIN_VALUE.match(text, end)
-        if match is None:
-            continue
-        cue, value = text[start:end], match.group("value")
-        digits = len(value.rstrip("#*"))
-        card_code = cue.lower() in ("cvv", "cvv2", "cvc", "cvc2", "csc", "security code")
-        if not (3 if card_code else 4) <= digits <= (4 if card_code else 8):
-            continue
-        if cue.lower() == "pin" and cue != "PIN" and not match.group("joiner").strip():
-            continue
-        found.append((match.start("value"), match.end("value"), "PASSWORD"))
     return found
 
 
@@ -391,7 +350,7 @@ def _prose_value(text: str, start: int, word: str, strong_grammar: bool, context
     credential_context = bool(context) and _CREDENTIAL_CONTEXT.search(context) is not None
     weak_cue = word == "pass"
     plain = value.rstrip(".!?")
-    if _password_shaped(value) or (_PASSPHRASE.fullmatch(plain) and len(plain) >= 10):
+    if password_shaped(value) or (_PASSPHRASE.fullmatch(plain) and len(plain) >= 10):
         return (start, end, "PASSWORD")
     if _DIGITS.fullmatch(plain):
         return (start, end, "PASSWORD") if strong_grammar or credential_context else None
@@ -401,7 +360,7 @@ def _prose_value(text: str, start: int, word: str, strong_grammar: bool, context
     return None
 
 
-def _password_shaped(value: str) -> bool:
+def password_shaped(value: str) -> bool:
     """At least six characters mixing two of: lower case, upper case past the first letter, digits, symbols."""
     if len(value) < 6:
         return False

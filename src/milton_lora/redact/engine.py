@@ -12,7 +12,8 @@ from contextlib import contextmanager
 
 from milton_lora.redact import anchors as kinds
 from milton_lora.redact.anchors import Anchors, one_byte_per_character
-from milton_lora.redact.credentials import bearer_tokens, command_passwords, named_secrets, pins
+from milton_lora.redact.codes import secret_codes
+from milton_lora.redact.credentials import bearer_tokens, command_passwords, named_secrets
 from milton_lora.redact.documents import identity_numbers
 from milton_lora.redact.labels import DEFAULT_REGIONS, PRIORITY, Finding, Redaction, Span, apply
 from milton_lora.redact.numbers import CHARACTER_CLASSES, NumberFinder, ibans
@@ -83,7 +84,7 @@ class Redactor:
             *emails(text, anchors[kinds.EMAIL]),
             *named_secrets(text, hits.names, anchors[kinds.REUSE], set(found_keys)),
             *command_passwords(text, hits.commands),
-            *pins(text, hits.pin_cues),
+            *secret_codes(text, hits.code_cues),
             *identity_numbers(text, hits.document_cues),
             *bearer_tokens(text, anchors[kinds.BEARER]),
             *ipv6(text, anchors[kinds.DOUBLE_COLON]),

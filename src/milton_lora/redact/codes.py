@@ -1,0 +1,132 @@
+"""Secrets that open something, known by the word before them, all redacted as PASSWORD:
+
+- PINs and numeric codes: `my PIN is 0815`, `door code: 7391#` (the keypad's `#` included), `alarm disarm
+  code 1357`, `SIM PUK 12345678`, a card security code (`cvv 123`), a lock combination (`bike lock combo
+  4821`, `the safe combination is 12-34-56`);
+- two-factor backup and recovery codes, each of a list: `2FA backup code 48213977`, `recovery codes:
+  8f3k-2m9q 7d1x-4p8w`;
+- a wallet's seed phrase: `seed phrase: abandon ability able ...` (12 to 24 lower-case words);
+- a user and password given as a pair after a login cue: `Netflix login: jess@example.com / Popcorn2023!`,
+  `login for the NAS: admin / Tr0ub4dor&3` (the pair needs the cue's colon, so `login with Google / OAuth2`
+  stays).
+
+`pin` not in capitals needs `is` or `:` before its number (`GPIO pin 1234` is no PIN); `error code`, `zip
+code`, `source code` and `combination of` are no cues at all.
+"""
+
+from __future__ import annotations
+
+import re
+
+from milton_lora.redact.credentials import password_shaped
+from milton_lora.redact.cues import stands_alone
+from milton_lora.redact.labels import Span
+
+CARD_CODE_CUES = ["cvv", "cvv2", "cvc", "cvc2", "csc", "security code"]
+COMBINATION_CUES = ["combo", "combination"]
+LIST_CUES = ["backup code", "backup codes", "recovery code", "recovery codes"]
+SEED_CUES = ["seed phrase", "recovery phrase", "seed words", "mnemonic", "mnemonic phrase"]
+LOGIN_CUES = ["login", "log-in", "logon", "sign-in", "credentials", "creds"]
+# Each written as a whole word, in lower, UPPER, Title or Sentence case (`PIN`, `Door code`).
+CODE_CUES = ["pin", "pincode", "puk", "passcode", "door code", "gate code", "garage code", "alarm code",
+             "disarm code", "lock code", "safe code", "keypad code", "entry code", "access code", "unlock code",
+             *CARD_CODE_CUES, *COMBINATION_CUES, *LIST_CUES, *SEED_CUES, *LOGIN_CUES]  # fmt: skip
+
+_BETWEEN = r"[^\S\n]"
+# From the end of a cue to its value: `PIN code for the debit card is 4471`, `door code changed: now 2580#`.
+_JOINER = rf"""
+    (?:[ -](?:code|codes|number|no\.?))?
+    (?:{_BETWEEN}+for{_BETWEEN}+(?:(?:the|my|our|your){_BETWEEN}+)?[\w'-]+(?:{_BETWEEN}+[\w'-]+)??)?
+    (?P<joiner>(?:{_BETWEEN}+(?:is|was|are))?(?:{_BETWEEN}+(?:changed|reset|set))?(?:{_BETWEEN}+(?:now|still|just|to))?
+      (?:{_BETWEEN}*[:=]{_BETWEEN}*(?:now{_BETWEEN}+)?|{_BETWEEN}+))
+    ["'`]?
+"""
+
+
+def _after_joiner(value: str) -> re.Pattern[str]:
+    return re.compile(f"(?xi){_JOINER}(?P<value>{value})")
+
+
+_NUMBER = _after_joiner(r"\d{3,8}[\#*]?(?![\w\#*]|[.,:/-]\d)")
+_COMBINATION = _after_joiner(r"\d{1,3}(?:-\d{1,3}){2,3}(?![\w-])|\d{3,8}(?![\w.,:/-])")
+_BACKUP_CODE_SHAPE = r"(?:\d{6,10}|[a-z0-9]{4,5}-[a-z0-9]{4,5})(?![\w-])"
+_FIRST_BACKUP_CODE = _after_joiner(_BACKUP_CODE_SHAPE)
+_NEXT_BACKUP_CODE = re.compile(rf"(?i)[\s,;]+(?P<value>{_BACKUP_CODE_SHAPE})")
+_SEED_PHRASE = _after_joiner(r"[a-z]{3,8}(?:[ ,]+[a-z]{3,8}){11,23}(?![ ,]*[a-z])")
+_LOGIN_PAIR = re.compile(
+    rf"""(?x)
+    (?:{_BETWEEN}+(?:for|to|on|at){_BETWEEN}+[\w .'-]{{1,30}}?)?{_BETWEEN}*[:=-]{_BETWEEN}*
+    (?P<user>[\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?){_BETWEEN}*/{_BETWEEN}*(?P<value>[^\s/]{{4,64}})
+    """
+)
+_LOWER = re.compile(r"[a-z]")
+_WORDS = re.compile(r"[a-z]+")
+_SEED_LENGTHS = frozenset({12, 15, 18, 21, 24})
+# The little words that fill a sentence and that a seed phrase does not hold.
+_FILLERS = frozenset(["the", "and", "you", "your", "to", "of", "is", "it", "in", "when", "how", "that", "this", "with",
+                      "for", "into", "from", "on", "my", "or", "if"])  # fmt: skip
+
+
+def secret_codes(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
+    """PASSWORD findings after each cue (`cues`: start, end of each cue word found by the anchor pass)."""
+    found: list[Span] = []
+    for start, end, _ in cues:
+        if not stands_alone(text, start, end):
+            continue
+        cue = text[start:end]
+        kind = cue.lower()
+        if kind in LOGIN_CUES:
+            found += _login_pair(text, end)
+        elif kind in SEED_CUES:
+            found += _seed_phrase(text, end)
+        elif kind in LIST_CUES:
+            found += _listed_codes(text, end)
+        else:
+            found += _code(text, end, cue)
+    return found
+
+
+def _code(text: str, end: int, cue: str) -> list[Span]:
+    kind = cue.lower()
+    match = (_COMBINATION if kind in COMBINATION_CUES else _NUMBER).match(text, end)
+    if match is None or (kind == "pin" and cue != "PIN" and not match.group("joiner").strip()):
+        return []
+    value = match.group("value")
+    low, high = (3, 4) if kind in CARD_CODE_CUES else (4, 8)
+    if "-" not in value and not low <= len(value.rstrip("#*")) <= high:
+        return []
+    return _spans(match)
+
+
+def _seed_phrase(text: str, end: int) -> list[Span]:
+    """12, 15, 18, 21 or 24 words (a BIP-39 phrase's lengths) with at most one of the little words that fill a
+    sentence: `the recovery phrase is how you get back into your wallet when ...` is prose, not a phrase."""
+    match = _SEED_PHRASE.match(text, end)
+    if match is None:
+        return []
+    words = _WORDS.findall(match.group("value").lower())
+    if len(words) not in _SEED_LENGTHS or sum(word in _FILLERS for word in words) > 1:
+        return []
+    return _spans(match)
+
+
+def _listed_codes(text: str, end: int) -> list[Span]:
+    """`recovery codes: 8f3k-2m9q 7d1x-4p8w`: every code of the list (up to 16), each one a finding."""
+    found: list[Span] = []
+    match = _FIRST_BACKUP_CODE.match(text, end)
+    while match is not None and any(char.isdigit() for char in match.group("value")) and len(found) < 16:
+        found += _spans(match)
+        match = _NEXT_BACKUP_CODE.match(text, match.end())
+    return found
+
+
+def _spans(match: re.Match[str] | None) -> list[Span]:
+    return [(match.start("value"), match.end("value"), "PASSWORD")] if match else []
+
+
+def _login_pair(text: str, at: int) -> list[Span]:
+    match = _LOGIN_PAIR.match(text, at)
+    # A user name has a lower-case letter: `aws creds: AKIA... / <secret>` is a key pair, left to the key detectors.
+    if match is None or not _LOWER.search(match.group("user")) or not password_shaped(match.group("value")):
+        return []
+    return _spans(match)
