@@ -285,6 +285,8 @@ CONTEXT_POSITIVES = {
         ("SIN 046 454 286 (Canada)", "046 454 286"),
         ("his ITIN is 900-70-1234", "900-70-1234"),
         ("bank account number is 30214857", "30214857"),
+        ("routing 021000021 account 483920174", "483920174"),
+        ("sort code 20-00-00, account number 55779911", "55779911"),
         ("my driving license is: 8812047730519", "8812047730519"),
     ],
     "IP_ADDRESS": [
@@ -362,6 +364,8 @@ CONTEXT_NEGATIVES = {
         "ID card readers, model 45890?",
         "passport number: see page 2",
         "I renewed my passport in 2023",
+        "the routing table has 12345 entries",
+        "sort code 20-00-00 for Barclays",
     ],
     "code_look_alikes": [
         "login with Google / OAuth2",

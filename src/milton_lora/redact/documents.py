@@ -1,12 +1,14 @@
-"""Identity document numbers, known by the words before them: passports, driving licences, identity cards,
-and the national identity and tax numbers people type into forms (UK National Insurance and NHS numbers,
-the Canadian SIN, the US ITIN, bank account numbers, Aadhaar, the German Steuer-ID, Spanish DNI/NIE,
-Brazilian CPF, Dutch BSN, Italian codice fiscale...).
+"""Identity document numbers, known by the words before them: passports, driving licences, identity cards, and
+the national identity and tax numbers people type into forms (UK National Insurance and NHS numbers, the
+Canadian SIN, the US ITIN, bank account numbers, Aadhaar, the German Steuer-ID, Spanish DNI/NIE, Brazilian
+CPF, Dutch BSN, Italian codice fiscale...).
 
-They have no checksum shared across countries and look like order numbers without their cue, so only
-the cue decides: `passport number C01X00T47`, `my NI number is QQ 12 34 56 C`, `NHS no: 943 476 5919`.
-The value must hold at least five digits and no lower-case letter (`passport: expired`, `tax id pending`
-stay); it is redacted as ID_NUMBER. The US SSN keeps its own label and validation (`numbers`).
+They have no checksum shared across countries and look like order numbers without their cue, so only the cue
+decides: `passport number C01X00T47`, `my NI number is QQ 12 34 56 C`, `NHS no: 943 476 5919`. The value must
+hold at least five digits and no lower-case letter (`passport: expired`, `tax id pending` stay); it is
+redacted as ID_NUMBER. The US SSN keeps its own label and validation (`numbers`). A bank account number is
+found after the word `bank account`, or after a routing number or sort code (`routing 021000021 account
+483920174`), which itself is public and stays.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ DOCUMENT_CUES = ["passport", "driver's license", "drivers license", "driver lice
                  "identity card", "identity number", "personalausweis", "steuer-id", "tax id", "tax number",
                  "taxpayer id", "itin", "bank account", "aadhaar", "codice fiscale", "social insurance number",
                  "personnummer", "personal id", "residence permit"]  # fmt: skip
+# A bank's own number, public, before the account number that is not: `routing 021000021 account 483920174`.
+BANK_CODE_CUES = ["routing", "routing number", "sort code", "bsb", "aba"]
 # Short words that are ordinary words in lower case (`a tin of beans`): their capitals only (`NI number`).
 CAPITALS_ONLY_CUES = ["NI", "NHS", "SIN", "TIN", "NINO", "BSN", "DNI", "NIE", "NIF", "CPF", "PESEL"]
 
@@ -29,7 +33,7 @@ CAPITALS_ONLY_CUES = ["NI", "NHS", "SIN", "TIN", "NINO", "BSN", "DNI", "NIE", "N
 def cue_spellings() -> list[str]:
     """Every spelling of every cue that the anchor pass looks for."""
     spellings = set(CAPITALS_ONLY_CUES)
-    for cue in DOCUMENT_CUES:
+    for cue in (*DOCUMENT_CUES, *BANK_CODE_CUES):
         for written in (cue, cue.upper(), cue.title(), cue.capitalize()):
             spellings.add(written)
             spellings.add(re.sub(r"\b[Ii]d\b", "ID", written))
@@ -48,6 +52,13 @@ _VALUE = re.compile(
     """
 )
 _DIGIT = re.compile(r"\d")
+_ACCOUNT_AFTER_BANK_CODE = re.compile(
+    r"""(?xi)
+    [^\S\n]*[:\#]?[^\S\n]*\d[\d -]{4,12}\d                              # the bank code
+    [^\S\n]*[,;/]?[^\S\n]*(?:and[^\S\n]+)?(?:acc(?:oun)?t|a/c)(?:[^\S\n]*(?:number|no\.?|nr\.?|\#))?
+    [^\S\n]*[:\#]?[^\S\n]*(?P<value>\d{6,17})(?![\w-])
+    """
+)
 
 
 def identity_numbers(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
@@ -56,7 +67,10 @@ def identity_numbers(text: str, cues: list[tuple[int, int, None]]) -> list[Span]
     for start, end, _ in cues:
         if not stands_alone(text, start, end):
             continue
-        match = _VALUE.match(text, end)
+        if text[start:end].lower() in BANK_CODE_CUES:
+            match = _ACCOUNT_AFTER_BANK_CODE.match(text, end)
+        else:
+            match = _VALUE.match(text, end)
         if match is None or len(_DIGIT.findall(match.group("value"))) < 5:
             continue
         found.append((match.start("value"), match.end("value"), "ID_NUMBER"))
