@@ -225,6 +225,7 @@ CONTEXT_POSITIVES = {
         ("CVC: 8812", "8812"),
         ("bike lock combo 4821", "4821"),
         ("the safe combination is 12-34-56", "12-34-56"),
+        ("gym locker combo is 2-4-6", "2-4-6"),
         ("SIM PUK 12345678", "12345678"),
         ("alarm disarm code 1357", "1357"),
         ("the door code changed: now 2580#", "2580#"),
@@ -370,6 +371,7 @@ CONTEXT_NEGATIVES = {
     "code_look_alikes": [
         "login with Google / OAuth2",
         "the combination of 3 and 4 works",
+        "the combination 3-4-5 triangle, combo 1-2-3 punch",
         "a combo box with 2 entries",
         "the backup code review is at 10",
         "the recovery phrase is how you get back into your wallet when you lose the phone and the app",

@@ -48,7 +48,9 @@ def _after_joiner(value: str) -> re.Pattern[str]:
 
 
 _NUMBER = _after_joiner(r"\d{3,8}[\#*]?(?![\w\#*]|[.,:/-]\d)")
-_COMBINATION = _after_joiner(r"\d{1,3}(?:-\d{1,3}){2,3}(?![\w-])|\d{3,8}(?![\w.,:/-])")
+# `12-34-56`, `3-14-27` (a dial lock's numbers) or `4821`.
+_COMBINATION = _after_joiner(r"\d{1,2}(?:-\d{1,2}){2,3}(?![\w-])|\d{3,8}(?![\w.,:/-])")
+_LOCK_BEFORE = re.compile(r"(?i)\b(?:lock|padlock|locker|safe|bike)\b[^\S\n]*\Z")
 _BACKUP_CODE_SHAPE = r"(?:\d{6,10}|[a-z0-9]{4,5}-[a-z0-9]{4,5})(?![\w-])"
 _FIRST_BACKUP_CODE = _after_joiner(_BACKUP_CODE_SHAPE)
 _NEXT_BACKUP_CODE = re.compile(rf"(?i)[\s,;]+(?P<value>{_BACKUP_CODE_SHAPE})")
@@ -87,9 +89,17 @@ def secret_codes(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
 
 
 def _code(text: str, end: int, cue: str) -> list[Span]:
+    """The number after a PIN, PUK, card or door code cue, or a lock combination (which needs `is` or `:`, or a
+    lock named before it: `bike lock combo 4821`, not `combo 1-2-3 punch`)."""
     kind = cue.lower()
-    match = (_COMBINATION if kind in COMBINATION_CUES else _NUMBER).match(text, end)
-    if match is None or (kind == "pin" and cue != "PIN" and not match.group("joiner").strip()):
+    combination = kind in COMBINATION_CUES
+    match = (_COMBINATION if combination else _NUMBER).match(text, end)
+    if match is None:
+        return []
+    stated = match.group("joiner").strip() != ""
+    if kind == "pin" and cue != "PIN" and not stated:
+        return []
+    if combination and not stated and not _LOCK_BEFORE.search(text, max(0, end - len(cue) - 24), end - len(cue)):
         return []
     value = match.group("value")
     low, high = (3, 4) if kind in CARD_CODE_CUES else (4, 8)
