@@ -238,6 +238,15 @@ CONTEXT_POSITIVES = {
         ),
         ("Netflix login: jess.k@example.com / Popcorn2023!", "Popcorn2023!"),
         ("login for the NAS: admin / Tr0ub4dor&3", "Tr0ub4dor&3"),
+        ("Mein Passwort ist Sommer2024!", "Sommer2024!"),
+        ("mon mot de passe est soleil123", "soleil123"),
+        ("mi contraseña es Gato!22", "Gato!22"),
+        ("la mia password è Lupo#2023", "Lupo#2023"),
+        ("wachtwoord: Fiets2020!", "Fiets2020!"),
+        ("WLAN Schlüssel: Blumen-Wiese-42", "Blumen-Wiese-42"),
+        ("Meine PIN ist 4711", "4711"),
+        ("le digicode est 2580", "2580"),
+        ("Türcode 2580#", "2580#"),
     ],
     "API_KEY": [
         (
@@ -288,6 +297,11 @@ CONTEXT_POSITIVES = {
         ("bank account number is 30214857", "30214857"),
         ("routing 021000021 account 483920174", "483920174"),
         ("sort code 20-00-00, account number 55779911", "55779911"),
+        ("Reisepassnummer C01X00T47", "C01X00T47"),
+        ("numéro de passeport 12AB34567", "12AB34567"),
+        ("número de pasaporte XDB123456", "XDB123456"),
+        ("sécurité sociale 1 85 05 78 006 084 36", "1 85 05 78 006 084 36"),
+        ("Steuernummer 12/345/67890", "12/345/67890"),
         ("my driving license is: 8812047730519", "8812047730519"),
     ],
     "IP_ADDRESS": [
@@ -367,6 +381,8 @@ CONTEXT_NEGATIVES = {
         "I renewed my passport in 2023",
         "the routing table has 12345 entries",
         "sort code 20-00-00 for Barclays",
+        "le passeport est périmé, el pasaporte caduca en 2027",
+        "Reisepass beantragt am 12.03.2024",
     ],
     "code_look_alikes": [
         "login with Google / OAuth2",
@@ -377,7 +393,13 @@ CONTEXT_NEGATIVES = {
         "the recovery phrase is how you get back into your wallet when you lose the phone and the app",
         "mnemonic: every good boy deserves fudge",
     ],
-    "network_words": ["the key is to be consistent", "the wifi key is on the fridge", "BPSK and QPSK modulation"],
+    "network_words": [
+        "Der Schlüssel liegt unter der Matte",
+        "Schlüsselwort: Python",
+        "the key is to be consistent",
+        "the wifi key is on the fridge",
+        "BPSK and QPSK modulation",
+    ],
 }
 
 

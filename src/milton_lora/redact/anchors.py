@@ -82,7 +82,9 @@ class Anchors:
         self._kinds = [kind for _, kind, _ in table]
         self._payloads = [payload for _, _, payload in table]
         self._automaton = ahocorasick_rs.BytesAhoCorasick(
-            [literal.encode() for literal, _, _ in table], implementation=ahocorasick_rs.Implementation.DFA
+            # Latin-1, like the text they are found in (`contraseña`, `Türcode`).
+            [literal.encode("latin-1") for literal, _, _ in table],
+            implementation=ahocorasick_rs.Implementation.DFA,
         )
 
     def find(self, latin: bytes) -> Hits:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 from milton_lora.redact.credentials import password_shaped
-from milton_lora.redact.cues import stands_alone
+from milton_lora.redact.cues import COPULAS, stands_alone
 from milton_lora.redact.labels import Span
 
 CARD_CODE_CUES = ["cvv", "cvv2", "cvc", "cvc2", "csc", "security code"]
@@ -30,6 +30,8 @@ LOGIN_CUES = ["login", "log-in", "logon", "sign-in", "credentials", "creds"]
 # Each written as a whole word, in lower, UPPER, Title or Sentence case (`PIN`, `Door code`).
 CODE_CUES = ["pin", "pincode", "puk", "passcode", "door code", "gate code", "garage code", "alarm code",
              "disarm code", "lock code", "safe code", "keypad code", "entry code", "access code", "unlock code",
+             "digicode", "code de la porte", "code porte", "türcode", "torcode", "haustürcode", "código de la puerta",
+             "codice del portone", "codice della porta",
              *CARD_CODE_CUES, *COMBINATION_CUES, *LIST_CUES, *SEED_CUES, *LOGIN_CUES]  # fmt: skip
 
 _BETWEEN = r"[^\S\n]"
@@ -37,7 +39,7 @@ _BETWEEN = r"[^\S\n]"
 _JOINER = rf"""
     (?:[ -](?:code|codes|number|no\.?))?
     (?:{_BETWEEN}+for{_BETWEEN}+(?:(?:the|my|our|your){_BETWEEN}+)?[\w'-]+(?:{_BETWEEN}+[\w'-]+)??)?
-    (?P<joiner>(?:{_BETWEEN}+(?:is|was|are))?(?:{_BETWEEN}+(?:changed|reset|set))?(?:{_BETWEEN}+(?:now|still|just|to))?
+    (?P<joiner>(?:{_BETWEEN}+{COPULAS})?(?:{_BETWEEN}+(?:changed|reset|set))?(?:{_BETWEEN}+(?:now|still|just|to))?
       (?:{_BETWEEN}*[:=]{_BETWEEN}*(?:now{_BETWEEN}+)?|{_BETWEEN}+))
     ["'`]?
 """

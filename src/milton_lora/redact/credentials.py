@@ -16,6 +16,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
+from milton_lora.redact.cues import COPULAS
 from milton_lora.redact.labels import Span
 from milton_lora.redact.validators import high_entropy, is_placeholder, looks_like_code
 
@@ -24,11 +25,12 @@ from milton_lora.redact.validators import high_entropy, is_placeholder, looks_li
 # part of a name (`DB_PASS`, `dbPass`, `api_key`, not `bypass` or `pwm`), which is also how `apiKey`,
 # `passPhrase` and `X-Api-Key` are found.
 PASSWORD_WORDS = ["password", "passwd", "pwd", "passphrase", "passcode", "pass", "pw", "psk", "passwort",
-                  "kennwort", "contrasena", "senha"]  # fmt: skip
+                  "kennwort", "wachtwoord", "mot de passe", "contraseña", "contrasena", "senha",
+                  "palavra-passe"]  # fmt: skip
 SECRET_WORDS = ["secret", "token", "auth", "credential", "creds", "key", "apikey", "accesskey", "privatekey",
-                "accountkey"]  # fmt: skip
+                "accountkey", "schlüssel"]  # fmt: skip
 REUSE_CUES = ["everywhere"]  # `I reuse ... everywhere`
-SHORT_WORDS = frozenset({"pass", "pw", "pwd", "psk", "auth", "key", "creds"})
+SHORT_WORDS = frozenset({"pass", "pw", "pwd", "psk", "auth", "key", "creds", "schlüssel"})
 
 
 class NameKind(NamedTuple):
@@ -70,9 +72,10 @@ _FLAG_VALUE = re.compile(r"[^\S\n]+(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P
 # Words after which a prose password comes, up to the value: `password is now`, `password for the NAS is`,
 # `passphrase to`, `password's`, `pass -`.
 _PROSE_VALUE = re.compile(
-    r"""(?xi)
-    (?:'s|[^\S\n]+(?:is|was)(?:[^\S\n]+(?:now|still|just|set[^\S\n]+to|always))?(?=\s)
-      |[^\S\n]+for[^\S\n]+(?:[\w.@'-]+[^\S\n]+){0,3}?[\w.@'-]+(?:[^\S\n]+(?:is|was)(?=\s)|[^\S\n]*[:=-])
+    rf"""(?xi)
+    (?:'s|[^\S\n]+{COPULAS}(?:[^\S\n]+(?:now|still|just|set[^\S\n]+to|always))?(?=\s)
+      |[^\S\n]+(?:for|für|pour|para|per|voor)[^\S\n]+(?:[\w.@'-]+[^\S\n]+){{0,3}}?[\w.@'-]+
+        (?:[^\S\n]+{COPULAS}(?=\s)|[^\S\n]*[:=-])
       |[^\S\n]+(?:to|now|changed[^\S\n]+to|set[^\S\n]+to|reset[^\S\n]+to)(?=\s))?
     [^\S\n]*(?:-(?=\s))?[^\S\n]*(?P<value>[^\s]+)
     """
@@ -143,7 +146,7 @@ _BEARER = re.compile(r"(?i)(?<![\w-])bearer\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*
 _BASIC = re.compile(r"(?i)(?<![\w-])basic\s+(?P<value>[A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])")
 _JWT_START = "eyJ"
 # `wifi key`, `WPA2 key`, `network key`: a key word after one of these names a password, not an API key.
-_NETWORK_KEY_BEFORE = re.compile(r"(?i)(?:wi-?fi|wlan|wpa2?|wpa3|wep|network)[ _-]?\Z")
+_NETWORK_KEY_BEFORE = re.compile(r"(?i)(?:wi-?fi|wlan|wpa2?|wpa3|wep|network|netzwerk)[ _-]?\Z")
 
 
 def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: set[Span]) -> list[Span]:
@@ -323,9 +326,10 @@ def _value_span(match: re.Match[str]) -> tuple[int, int] | None:
     return match.span(group) if group else None
 
 
-# `key` reaches the prose reading only as a network key (`the wifi key is ...`).
+# `key` (`Schlüssel`) reaches the prose reading only as a network key (`the wifi key is ...`).
 _PROSE_WORDS = frozenset({"password", "passwd", "pwd", "pw", "pass", "passphrase", "passcode", "psk", "key",
-                          "passwort", "kennwort", "contrasena", "senha"})  # fmt: skip
+                          "passwort", "kennwort", "wachtwoord", "mot de passe", "contraseña", "contrasena", "senha",
+                          "palavra-passe", "schlüssel"})  # fmt: skip
 
 
 def _prose_value(text: str, start: int, word: str, strong_grammar: bool, context: str) -> Span | None:

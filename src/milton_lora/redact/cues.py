@@ -16,6 +16,11 @@ def backwards(text: str) -> str:
     return text.lower()[::-1]
 
 
+# `is` in the languages of the default regions, between a cue and its value: `my PIN is`, `Mein Passwort ist`,
+# `mon mot de passe est`, `mi contraseña es`, `la mia password è`, `o código é`.
+COPULAS = r"(?:is|was|are|ist|war|lautet|est|était|es|era|è|é)"
+
+
 def stands_alone(text: str, start: int, end: int) -> bool:
     """The word at `start..end` is a whole word: no letter or digit touches it (`PIN`, not `PINE` or `spin`)."""
     return not ((start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from milton_lora.redact.cues import stands_alone
+from milton_lora.redact.cues import COPULAS, stands_alone
 from milton_lora.redact.labels import Span
 
 # Written in lower, UPPER, Title or Sentence case, `id` also as `ID` (`Passport`, `national ID`, `Steuer-ID`).
@@ -23,7 +23,14 @@ DOCUMENT_CUES = ["passport", "driver's license", "drivers license", "driver lice
                  "driving licence", "driving license", "national insurance", "national id", "id card",
                  "identity card", "identity number", "personalausweis", "steuer-id", "tax id", "tax number",
                  "taxpayer id", "itin", "bank account", "aadhaar", "codice fiscale", "social insurance number",
-                 "personnummer", "personal id", "residence permit"]  # fmt: skip
+                 "personnummer", "personal id", "residence permit",
+                 # the same in the languages of the default regions
+                 "reisepass", "reisepassnummer", "passnummer", "ausweisnummer", "führerschein",
+                 "führerscheinnummer", "steuernummer", "steueridentifikationsnummer", "sozialversicherungsnummer",
+                 "versicherungsnummer", "passeport", "carte d'identité", "permis de conduire", "sécurité sociale",
+                 "pasaporte", "carnet de conducir", "seguridad social", "passaporto", "carta d'identità",
+                 "patente di guida", "paspoort", "rijbewijs", "burgerservicenummer", "passaporte",
+                 "carteira de identidade"]  # fmt: skip
 # A bank's own number, public, before the account number that is not: `routing 021000021 account 483920174`.
 BANK_CODE_CUES = ["routing", "routing number", "sort code", "bsb", "aba"]
 # Short words that are ordinary words in lower case (`a tin of beans`): their capitals only (`NI number`).
@@ -41,13 +48,14 @@ def cue_spellings() -> list[str]:
 
 
 _VALUE = re.compile(
-    r"""(?x)
+    rf"""(?x)
     (?:[ -](?:number|no\.?|nr\.?|num|\#|id|card(?:[ ]number)?)(?!\w))?
-    (?:[^\S\n]+(?:is|was))?(?:[^\S\n]*[:=\#][^\S\n]*|[^\S\n]+)
+    (?:[^\S\n]+{COPULAS})?(?:[^\S\n]*[:=\#][^\S\n]*|[^\S\n]+)
     ["'`]?
     (?P<value>
-        (?:[A-Z]{1,2}|\d{1,4})(?:[ ]\d{1,4}){2,4}(?:[ ][A-Z])?(?![\w-]|[./]\w)  # QQ 12 34 56 C, 943 476 5919
-        |[A-Z0-9](?:[A-Z0-9]|[-./](?=[A-Z0-9])){4,19}(?![\w-])                # C01X00T47, 123.456.789-09
+        (?:[A-Z]{{1,2}}|\d{{1,6}})(?:[ ](?:\d{{1,6}}|[A-Z]))(?:[ ]\d{{1,6}}){{1,5}}(?:[ ][A-Z])?(?![\w-]|[./]\w)
+            # QQ 12 34 56 C, 943 476 5919, 1 85 05 78 006 084 36, 12 150180 A 123
+        |[A-Z0-9](?:[A-Z0-9]|[-./](?=[A-Z0-9])){{4,19}}(?![\w-])                # C01X00T47, 123.456.789-09
     )
     """
 )
