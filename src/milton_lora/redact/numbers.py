@@ -64,7 +64,9 @@ _SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
 # After an SSN cue, also written without dashes or with them misplaced (`078051120`, `078-051120`, `07805-1120`).
 _SSN_PLAIN = re.compile(r"(\d(?<![\d-]\d)\d\d)[ -]?(\d{2})[ -]?(\d{4})(?![\d-])")
 _SSN_CUE_REACH = 60
-_LIST_JOINER = re.compile(r"[^\S\n]*(?:[,;/&]|and|or)?[^\S\n]*")
+# Between two numbers of a list written for a reader: `, `, ` or `, ` / `, a space. A joiner without a space
+# (`;`, `,` in a CSV row) separates columns, whose next value is no phone number or SSN for being there.
+_LIST_JOINER = re.compile(r"[^\S\n]*(?:[,/&]|and|or)[^\S\n]+|[^\S\n]+")
 # `123-45-6789` on the byte-class copy: a run without it holds no SSN unless a cue allows one without dashes.
 _SSN_SHAPE = b"000.00.0000"
 _IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
