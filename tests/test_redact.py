@@ -386,6 +386,7 @@ CONTEXT_NEGATIVES = {
     ],
     "code_look_alikes": [
         "login with Google / OAuth2",
+        "SSO login: Okta / SAML2, login: Google / OAuth2",
         "the combination of 3 and 4 works",
         "the combination 3-4-5 triangle, combo 1-2-3 punch",
         "a combo box with 2 entries",

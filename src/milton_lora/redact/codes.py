@@ -137,8 +137,13 @@ def _spans(match: re.Match[str] | None) -> list[Span]:
 
 
 def _login_pair(text: str, at: int) -> list[Span]:
+    """`login: user / <password>`. A user name has a lower-case letter (`aws creds: AKIA... / <secret>` is a key
+    pair, left to the key detectors), and the password is password-shaped with eight characters or a symbol,
+    so `SSO login: Okta / SAML2` and `login: Google / OAuth2` name protocols, not secrets."""
     match = _LOGIN_PAIR.match(text, at)
-    # A user name has a lower-case letter: `aws creds: AKIA... / <secret>` is a key pair, left to the key detectors.
-    if match is None or not _LOWER.search(match.group("user")) or not password_shaped(match.group("value")):
+    if match is None or not _LOWER.search(match.group("user")):
+        return []
+    value = match.group("value")
+    if not password_shaped(value) or (len(value) < 8 and value.isalnum()):
         return []
     return _spans(match)
