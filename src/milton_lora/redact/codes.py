@@ -60,7 +60,7 @@ _SEED_PHRASE = _after_joiner(r"[a-z]{3,8}(?:[ ,]+[a-z]{3,8}){11,23}(?![ ,]*[a-z]
 _LOGIN_PAIR = re.compile(
     rf"""(?x)
     (?:{_BETWEEN}+(?:for|to|on|at){_BETWEEN}+[\w .'-]{{1,30}}?)?{_BETWEEN}*[:=-]{_BETWEEN}*
-    (?P<user>[\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?){_BETWEEN}*/{_BETWEEN}*(?P<value>[^\s/]{{4,64}})
+    (?P<user>[\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?){_BETWEEN}*/{_BETWEEN}*(?P<value>[^\s/]{{4,64}}?)[,;]?(?=\s|\Z)
     """
 )
 _LOWER = re.compile(r"[a-z]")
