@@ -281,6 +281,11 @@ CONTEXT_POSITIVES = {
         ("https://login.example.com/callback?code=4x8Lq2Zr9Kd3Wm7Np1&state=abc", None),
         ("https://files.example.net/dl?key=Pz7Qm2Xc9Lk4Rt8V", None),
     ],
+    "EMAIL": [
+        ("mail me: jane [at] example [dot] com", "jane [at] example [dot] com"),
+        ("b.smith (at) uni-example.de", "b.smith (at) uni-example.de"),
+        ("my email is jane dot doe at gmail dot com", "jane dot doe at gmail dot com"),
+    ],
     "ID_NUMBER": [
         ("NHS no: 943 476 5919", "943 476 5919"),
         ("Aadhaar: 1234 5678 9012 and PAN", "1234 5678 9012"),
@@ -394,6 +399,7 @@ CONTEXT_NEGATIVES = {
         "the recovery phrase is how you get back into your wallet when you lose the phone and the app",
         "mnemonic: every good boy deserves fudge",
     ],
+    "spelled_out_places": ["I work at example.com", "look at google dot com", "the dot product at index 3"],
     "network_words": [
         "Der Schlüssel liegt unter der Matte",
         "Schlüsselwort: Python",

@@ -25,9 +25,10 @@ from milton_lora.redact.credentials import (
 from milton_lora.redact.documents import cue_spellings as document_cue_spellings
 from milton_lora.redact.providers import DISCORD_STARTS, KEY_FORMATS, TELEGRAM_ANCHOR, KeyFormat
 from milton_lora.redact.tables import HEADER_WORDS as PHONE_HEADER_WORDS
+from milton_lora.redact.web import SPELLED_AT_ANCHORS
 
-PEM, JWT, URL, EMAIL, DOUBLE_COLON, BEARER, SSN_CUE, PHONE_HEADER, REUSE, DISCORD, TELEGRAM = range(11)
-NAME, KEY, COMMAND, CODE, DOCUMENT = 11, 12, 13, 14, 15
+PEM, JWT, URL, EMAIL, DOUBLE_COLON, BEARER, SSN_CUE, PHONE_HEADER, REUSE, DISCORD, TELEGRAM, SPELLED_AT = range(12)
+NAME, KEY, COMMAND, CODE, DOCUMENT = 12, 13, 14, 15, 16
 
 
 KeyAnchor = tuple[int, int, KeyFormat]
@@ -61,6 +62,7 @@ class Anchors:
             ("eyJ", JWT, None),
             ("://", URL, None),
             ("@", EMAIL, None),
+            *((word, SPELLED_AT, None) for anchor in SPELLED_AT_ANCHORS for word in sorted({anchor, anchor.upper()})),
             ("::", DOUBLE_COLON, None),
             (TELEGRAM_ANCHOR, TELEGRAM, None),
             *((word, BEARER, None) for cue in ("bearer", "basic") for word in _spellings(cue)),

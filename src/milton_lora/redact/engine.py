@@ -20,7 +20,7 @@ from milton_lora.redact.numbers import CHARACTER_CLASSES, NumberFinder, ibans
 from milton_lora.redact.providers import aws_secrets_beside, discord_tokens, provider_keys, telegram_tokens
 from milton_lora.redact.tables import phone_columns, ssn_columns
 from milton_lora.redact.terms import PersonalTerms
-from milton_lora.redact.web import SEPARATOR, emails, ipv6, jwts, private_keys, urls
+from milton_lora.redact.web import SEPARATOR, emails, ipv6, jwts, private_keys, spelled_emails, urls
 
 _BLOCK_CHARS = 1 << 20
 _ANCHORS = Anchors()
@@ -82,6 +82,7 @@ class Redactor:
             *jwts(text, anchors[kinds.JWT]),
             *urls(text, anchors[kinds.URL]),
             *emails(text, anchors[kinds.EMAIL]),
+            *spelled_emails(text, anchors[kinds.SPELLED_AT]),
             *named_secrets(text, hits.names, anchors[kinds.REUSE], set(found_keys)),
             *command_passwords(text, hits.commands),
             *secret_codes(text, hits.code_cues),

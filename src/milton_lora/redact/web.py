@@ -1,5 +1,6 @@
 """What is found from its punctuation: URLs (credentials, token query values, secret paths such as Telegram
-bot URLs and webhooks), email addresses, JWTs, PEM private keys and IPv6 addresses.
+bot URLs and webhooks), email addresses (also spelled out against address harvesters: `jane [at] example
+[dot] com`, `jane dot doe at gmail dot com`), JWTs, PEM private keys and IPv6 addresses.
 
 Decisions: web URLs with credentials or a token become one `[URL_WITH_TOKEN]`; database and broker
 connection strings (`postgres://user:pass@host/db`) keep their shape and only the password becomes
@@ -60,6 +61,26 @@ _EMAIL_DOMAIN = re.compile(
     r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*"
     r"\.[A-Za-z]{2,24}(?![\w-])"
 )
+# An address spelled out: `[at]`, `(at)` or, with the domain's dots spelled too, a plain ` at `
+# (`jane dot doe at gmail dot com`; `I work at example.com` is no address). The domain ends in a common TLD.
+SPELLED_AT_ANCHORS = ["[at]", "(at)", "{at}", "<at>", "[ at ]", "( at )", " dot "]
+_BRACKETED_AT = r"[^\S\n]*[\[({<][^\S\n]?at[^\S\n]?[\])}>][^\S\n]*"
+_BRACKETED_DOT = r"[^\S\n]*[\[({<][^\S\n]?dot[^\S\n]?[\])}>][^\S\n]*"
+_SPOKEN_DOT = rf"(?:{_BRACKETED_DOT}|[^\S\n]+dot[^\S\n]+)"
+_ANY_DOT = rf"(?:{_SPOKEN_DOT}|\.)"
+_TLD = r"(?:com|org|net|edu|gov|io|co|info|me|dev|app|de|fr|es|it|nl|uk|ch|at|se|pl|ie|in|au|br|jp|mx|ca)(?![\w.-])"
+_SPELLED_EMAIL = re.compile(
+    rf"""(?ix)
+    (?<![\w.+-])[\w+-]+(?:{_ANY_DOT}[\w+-]+)*
+    (?:{_BRACKETED_AT}[a-z0-9-]+(?:{_ANY_DOT}[a-z0-9-]+)*{_ANY_DOT}
+      |(?P<spoken>[^\S\n]+at[^\S\n]+)[a-z0-9-]+(?:{_SPOKEN_DOT}[a-z0-9-]+)*{_SPOKEN_DOT})
+    {_TLD}
+    """
+)
+
+_NOT_A_MAILBOX = frozenset(["look", "looking", "visit", "see", "check", "find", "go", "me", "us", "you", "him", "her",
+                            "them", "it", "this", "that", "here", "there", "online", "available", "hosted", "live",
+                            "lives", "work", "works", "is", "are", "was", "be", "found", "read"])  # fmt: skip
 
 _IPV6 = re.compile(
     # with an IPv4 tail (`::ffff:192.0.2.1`), then the plain full and compressed forms
@@ -148,6 +169,18 @@ def emails(text: str, anchors: list[int]) -> list[Span]:
         local = _EMAIL_LOCAL.search(text, run_start(text, pos, _LOCAL_PART_CHARS, 64), pos)
         if local is not None:
             found.append((local.start(), domain.end(), "EMAIL"))
+    return found
+
+
+def spelled_emails(text: str, anchors: list[int]) -> list[Span]:
+    """Addresses spelled out around each anchor (`[at]`, `(at)`, ` dot `). With a plain ` at `, a word that
+    points at a place rather than names a mailbox (`look at google dot com`) is no local part."""
+    windows = _merge_windows((max(0, pos - 80), pos + 80) for pos in anchors)
+    found = []
+    for match in (m for lo, hi in windows for m in _SPELLED_EMAIL.finditer(text, lo, hi)):
+        if match.group("spoken") and text[match.start() : match.start("spoken")].lower() in _NOT_A_MAILBOX:
+            continue
+        found.append((match.start(), match.end(), "EMAIL"))
     return found
 
 
