@@ -49,8 +49,9 @@ class Hits(NamedTuple):
 
 
 def _spellings(word: str) -> set[str]:
-    """`social security` as written: lower, UPPER, Title and Sentence case."""
-    return {word, word.upper(), word.title(), word.capitalize()}
+    """`social security` as written: lower, UPPER, Title and Sentence case, and an acronym first (`TOTP seed`)."""
+    first, _, rest = word.partition(" ")
+    return {word, word.upper(), word.title(), word.capitalize(), f"{first.upper()} {rest}" if rest else word}
 
 
 class Anchors:

@@ -6,6 +6,8 @@
 - two-factor backup and recovery codes, each of a list: `2FA backup code 48213977`, `recovery codes:
   8f3k-2m9q 7d1x-4p8w`;
 - a wallet's seed phrase: `seed phrase: abandon ability able ...` (12 to 24 lower-case words);
+- an authenticator app's secret (base32, also in groups of four): `TOTP seed: JBSWY3DPEHPK3PXP`, `2FA secret
+  JBSW Y3DP EHPK 3PXP`, `setup key: ...`;
 - a user and password given as a pair after a login cue: `Netflix login: jess@example.com / Popcorn2023!`,
   `login for the NAS: admin / Tr0ub4dor&3` (the pair needs the cue's colon, so `login with Google / OAuth2`
   stays).
@@ -27,12 +29,14 @@ COMBINATION_CUES = ["combo", "combination"]
 LIST_CUES = ["backup code", "backup codes", "recovery code", "recovery codes"]
 SEED_CUES = ["seed phrase", "recovery phrase", "seed words", "mnemonic", "mnemonic phrase"]
 LOGIN_CUES = ["login", "log-in", "logon", "sign-in", "credentials", "creds"]
+TOTP_CUES = ["totp seed", "totp secret", "totp key", "otp secret", "2fa secret", "2fa key", "mfa secret",
+             "authenticator key", "setup key"]  # fmt: skip
 # Each written as a whole word, in lower, UPPER, Title or Sentence case (`PIN`, `Door code`).
 CODE_CUES = ["pin", "pincode", "puk", "passcode", "door code", "gate code", "garage code", "alarm code",
              "disarm code", "lock code", "safe code", "keypad code", "entry code", "access code", "unlock code",
              "digicode", "code de la porte", "code porte", "türcode", "torcode", "haustürcode", "código de la puerta",
              "codice del portone", "codice della porta",
-             *CARD_CODE_CUES, *COMBINATION_CUES, *LIST_CUES, *SEED_CUES, *LOGIN_CUES]  # fmt: skip
+             *CARD_CODE_CUES, *COMBINATION_CUES, *LIST_CUES, *SEED_CUES, *LOGIN_CUES, *TOTP_CUES]  # fmt: skip
 
 _BETWEEN = r"[^\S\n]"
 # From the end of a cue to its value: `PIN code for the debit card is 4471`, `door code changed: now 2580#`.
@@ -56,6 +60,7 @@ _LOCK_BEFORE = re.compile(r"(?i)\b(?:lock|padlock|locker|safe|bike)\b[^\S\n]*\Z"
 _BACKUP_CODE_SHAPE = r"(?:\d{6,10}|[a-z0-9]{4,5}-[a-z0-9]{4,5})(?![\w-])"
 _FIRST_BACKUP_CODE = _after_joiner(_BACKUP_CODE_SHAPE)
 _NEXT_BACKUP_CODE = re.compile(rf"(?i)[\s,;]+(?P<value>{_BACKUP_CODE_SHAPE})")
+_TOTP_SECRET = _after_joiner(r"[A-Z2-7]{16,64}(?![\w-])|[A-Z2-7]{4}(?:[ ][A-Z2-7]{4}){3,15}(?![\w-])")
 _SEED_PHRASE = _after_joiner(r"[a-z]{3,8}(?:[ ,]+[a-z]{3,8}){11,23}(?![ ,]*[a-z])")
 _LOGIN_PAIR = re.compile(
     rf"""(?x)
@@ -81,6 +86,8 @@ def secret_codes(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
         kind = cue.lower()
         if kind in LOGIN_CUES:
             found += _login_pair(text, end)
+        elif kind in TOTP_CUES:
+            found += _spans(_TOTP_SECRET.match(text, end))
         elif kind in SEED_CUES:
             found += _seed_phrase(text, end)
         elif kind in LIST_CUES:

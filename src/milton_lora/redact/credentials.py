@@ -135,12 +135,20 @@ _COMMAND_FLAGS = {
     **dict.fromkeys(["sqlcmd", "bcp", "ipmitool"], r"(?<!\S)-P[^\S\n]*(?P<glued>\S+)"),
     "curl": r"(?<!\S)(?:-u|--user)(?:[^\S\n]+|=)['\"]?[^:\s'\"]+:(?P<glued>[^\s'\"]+)",
     "smbclient": r"(?<!\S)-U[^\S\n]*[^%\s]+%(?P<glued>\S+)",
+    "sudo": r"(?<!\S)-S(?!\S)[^\n]*?<<<[^\S\n]*(?P<glued>\S+)",  # sudo -S <<< "pw" ...
 }  # fmt: skip
 COMMANDS = sorted(_COMMAND_FLAGS)
 _FLAG_LETTERS = {
     **dict.fromkeys(COMMANDS, "-p"), "smbclient": "-U", "sqlcmd": "-P", "bcp": "-P", "ipmitool": "-P",
-    "redis-cli": "-a", "curl": "-u",
+    "redis-cli": "-a", "curl": "-u", "sudo": "-S",
 }  # fmt: skip
+# Commands that read a password from their standard input, and the flag that says so: `echo pw | sudo -S ...`,
+# `echo pw | docker login -u me --password-stdin`.
+_STDIN_FLAGS = {"sudo": "-S", "login": "--password-stdin"}
+_PIPED_VALUE = re.compile(
+    r"(?:echo|printf)(?:[^\S\n]+-[ne]+)*[^\S\n]+(?P<glued>'[^'\n]+'|\"[^\"\n]+\"|[^\s|]+)[^\S\n]*\|[^\S\n]*"
+    r"(?:(?:docker|podman|nerdctl|helm[^\S\n]+registry)[^\S\n]+)?\Z"
+)
 _FLAG_PATTERNS = {command: re.compile(flag) for command, flag in _COMMAND_FLAGS.items()}
 _BEARER = re.compile(r"(?i)(?<![\w-])bearer\s+(?P<value>[A-Za-z0-9._~+/-]{16,}=*)")
 _BASIC = re.compile(r"(?i)(?<![\w-])basic\s+(?P<value>[A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])")
@@ -233,7 +241,8 @@ def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
 
 
 def command_passwords(text: str, commands: list[tuple[int, int, str]]) -> list[Span]:
-    """Passwords given to a command on its line (`mysql -u root -pS3cret`, `sshpass -p '...'`, `curl -u a:b`)."""
+    """Passwords given to a command on its line (`mysql -u root -pS3cret`, `sshpass -p '...'`, `curl -u a:b`),
+    also piped into one that reads it from its input (`echo '...' | sudo -S apt update`)."""
     found = []
     for pos, end, command in commands:
         if pos > 0 and not (text[pos - 1].isspace() or text[pos - 1] in "($`|;&/'\""):
@@ -241,10 +250,13 @@ def command_passwords(text: str, commands: list[tuple[int, int, str]]) -> list[S
         if end < len(text) and not text[end].isspace():
             continue
         newline = text.find("\n", end)
-        if _FLAG_LETTERS[command] not in text[end : newline if newline != -1 else len(text)]:
-            continue
-        line_end = _LINE_END.search(text, end).start()
-        for match in _FLAG_PATTERNS[command].finditer(text, end, line_end):
+        rest_of_line = text[end : newline if newline != -1 else len(text)]
+        matches = []
+        if command in _STDIN_FLAGS and _STDIN_FLAGS[command] in rest_of_line:
+            matches.append(_PIPED_VALUE.search(text, text.rfind("\n", 0, pos) + 1, pos))
+        if _FLAG_LETTERS.get(command, "\n") in rest_of_line:
+            matches += _FLAG_PATTERNS[command].finditer(text, end, _LINE_END.search(text, end).start())
+        for match in filter(None, matches):
             start, stop = match.span("glued")
             value = text[start:stop]
             if value[:1] in "'\"" and len(value) > 2 and value[-1] == value[0]:
