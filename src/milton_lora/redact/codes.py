@@ -23,11 +23,15 @@ import re
 from milton_lora.redact.credentials import password_shaped
 from milton_lora.redact.cues import COPULAS, stands_alone
 from milton_lora.redact.labels import Span
+from milton_lora.redact.validators import is_placeholder
 
 CARD_CODE_CUES = ["cvv", "cvv2", "cvc", "cvc2", "csc", "security code"]
 COMBINATION_CUES = ["combo", "combination"]
 LIST_CUES = ["backup code", "backup codes", "recovery code", "recovery codes"]
-SEED_CUES = ["seed phrase", "recovery phrase", "seed words", "mnemonic", "mnemonic phrase"]
+SEED_CUES = ["seed phrase", "recovery phrase", "seed words", "mnemonic phrase", "mnemonic seed"]
+# Cues said in passing as often as before a secret (`access code 2024 release`, `security code 404 error`):
+# the number after them counts only after `is` or `:`.
+STATED_ONLY_CUES = ["access code", "entry code", "lock code", "safe code", "unlock code", "security code"]
 LOGIN_CUES = ["login", "log-in", "logon", "sign-in", "credentials", "creds"]
 TOTP_CUES = ["totp seed", "totp secret", "totp key", "otp secret", "2fa secret", "2fa key", "mfa secret",
              "authenticator key", "setup key"]  # fmt: skip
@@ -61,14 +65,15 @@ _BACKUP_CODE_SHAPE = r"(?:\d{6,10}|[a-z0-9]{4,5}-[a-z0-9]{4,5})(?![\w-])"
 _FIRST_BACKUP_CODE = _after_joiner(_BACKUP_CODE_SHAPE)
 _NEXT_BACKUP_CODE = re.compile(rf"(?i)[\s,;]+(?P<value>{_BACKUP_CODE_SHAPE})")
 _TOTP_SECRET = _after_joiner(r"[A-Z2-7]{16,64}(?![\w-])|[A-Z2-7]{4}(?:[ ][A-Z2-7]{4}){3,15}(?![\w-])")
-_SEED_PHRASE = _after_joiner(r"[a-z]{3,8}(?:[ ,]+[a-z]{3,8}){11,23}(?![ ,]*[a-z])")
+_SEED_PHRASE = _after_joiner(r"[a-z]{3,8}(?:[ ][a-z]{3,8}){11,23}(?![ ]*[a-z])")
 _LOGIN_PAIR = re.compile(
     rf"""(?x)
     (?:{_BETWEEN}+(?:for|to|on|at){_BETWEEN}+[\w .'-]{{1,30}}?)?{_BETWEEN}*[:=-]{_BETWEEN}*
-    (?P<user>[\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?){_BETWEEN}*/{_BETWEEN}*(?P<value>[^\s/]{{4,64}}?)[,;]?(?=\s|\Z)
+    (?P<user>[\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?){_BETWEEN}+/{_BETWEEN}+(?P<value>[^\s/]{{4,64}}?)[,;]?(?=\s|\Z)
     """
 )
 _LOWER = re.compile(r"[a-z]")
+_YEAR = re.compile(r"(?:19|20)\d\d")
 _WORDS = re.compile(r"[a-z]+")
 _SEED_LENGTHS = frozenset({12, 15, 18, 21, 24})
 # The little words that fill a sentence and that a seed phrase does not hold.
@@ -87,7 +92,7 @@ def secret_codes(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
         if kind in LOGIN_CUES:
             found += _login_pair(text, end)
         elif kind in TOTP_CUES:
-            found += _spans(_TOTP_SECRET.match(text, end))
+            found += _totp_secret(text, end)
         elif kind in SEED_CUES:
             found += _seed_phrase(text, end)
         elif kind in LIST_CUES:
@@ -98,21 +103,34 @@ def secret_codes(text: str, cues: list[tuple[int, int, None]]) -> list[Span]:
 
 
 def _code(text: str, end: int, cue: str) -> list[Span]:
-    """The number after a PIN, PUK, card or door code cue, or a lock combination (which needs `is` or `:`, or a
-    lock named before it: `bike lock combo 4821`, not `combo 1-2-3 punch`)."""
+    """The number after a PIN, PUK, card or door code cue, or a lock combination (which needs a lock named before
+    it: `bike lock combo 4821`, `the safe combination is 12-34-56`, not `combo 1-2-3 punch`)."""
     kind = cue.lower()
     combination = kind in COMBINATION_CUES
     match = (_COMBINATION if combination else _NUMBER).match(text, end)
     if match is None:
         return []
-    stated = match.group("joiner").strip() != ""
-    if kind == "pin" and cue != "PIN" and not stated:
+    joiner = match.group("joiner").strip()
+    # `pin` in code (`int pin = 1023;`) is a GPIO pin: in lower case only `is` or `:` make it a PIN.
+    if kind == "pin" and cue != "PIN" and (not joiner or joiner.endswith("=")):
         return []
-    if combination and not stated and not _LOCK_BEFORE.search(text, max(0, end - len(cue) - 24), end - len(cue)):
+    if kind in STATED_ONLY_CUES and not joiner:
         return []
+    if combination and not _LOCK_BEFORE.search(text, max(0, end - len(cue) - 24), end - len(cue)):
+        return []  # `combo: 4096 tokens`, `combination: 1-2-3 punch`
     value = match.group("value")
     low, high = (3, 4) if kind in CARD_CODE_CUES else (4, 8)
     if "-" not in value and not low <= len(value.rstrip("#*")) <= high:
+        return []
+    if not joiner and _YEAR.fullmatch(value):
+        return []  # `Entry code 2023 was submitted late`
+    return _spans(match)
+
+
+def _totp_secret(text: str, end: int) -> list[Span]:
+    """Base32 with one of its digits (2-7) or 24 characters and more: `Setup key STANDARDDEPLOYMENT` is a word."""
+    match = _TOTP_SECRET.match(text, end)
+    if match is None or not (any(char in "234567" for char in match.group("value")) or len(match.group("value")) >= 24):
         return []
     return _spans(match)
 
@@ -130,9 +148,12 @@ def _seed_phrase(text: str, end: int) -> list[Span]:
 
 
 def _listed_codes(text: str, end: int) -> list[Span]:
-    """`recovery codes: 8f3k-2m9q 7d1x-4p8w`: every code of the list (up to 16), each one a finding."""
+    """`recovery codes: 8f3k-2m9q 7d1x-4p8w`: every code of the list (up to 16), each one a finding, after `:`
+    or `is`."""
     found: list[Span] = []
     match = _FIRST_BACKUP_CODE.match(text, end)
+    if match is not None and not match.group("joiner").strip():
+        return []  # `recovery code 1234567 bytes freed`
     while match is not None and any(char.isdigit() for char in match.group("value")) and len(found) < 16:
         found += _spans(match)
         match = _NEXT_BACKUP_CODE.match(text, match.end())
@@ -151,6 +172,6 @@ def _login_pair(text: str, at: int) -> list[Span]:
     if match is None or not _LOWER.search(match.group("user")):
         return []
     value = match.group("value")
-    if not password_shaped(value) or (len(value) < 8 and value.isalnum()):
+    if not password_shaped(value) or (len(value) < 8 and value.isalnum()) or is_placeholder(value):
         return []
     return _spans(match)

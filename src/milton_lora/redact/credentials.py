@@ -81,6 +81,7 @@ _PROSE_VALUE = re.compile(
     """
 )
 # `the same password, <value>, everywhere`: a value set off by commas right after the password word.
+_FOREIGN_COPULA = re.compile(r"(?i)(?<!\w)(?:ist|war|lautet|est|était|es|era|è|é)(?!\w)")
 _APPOSITION = re.compile(r",[^\S\n]*(?P<value>[^\s,]{6,64}),")
 # `I reuse <value> everywhere`, `I keep using <value> everywhere`: read backwards from `everywhere`.
 _REUSED = re.compile(
@@ -117,6 +118,7 @@ entered enter typing typed type works worked working fails failed failure error 
 rule rules complexity special characters character chars letters numbers digits symbols case sensitive
 protected-mode authentication auth based less-secure secure secured insecure leaked breach breached compromised
 manager's everywhere somewhere nowhere anywhere something nothing anything everything here there yes okay ok
+configured shown printed written displayed listed located disabled enabled missing visible
 """.split()  # noqa: SIM905
 )  # fmt: skip
 # A command line ends at a newline or a shell operator written apart (`| grep`, `&& make`), not at a `&`
@@ -135,7 +137,7 @@ _COMMAND_FLAGS = {
     **dict.fromkeys(["sqlcmd", "bcp", "ipmitool"], r"(?<!\S)-P[^\S\n]*(?P<glued>\S+)"),
     "curl": r"(?<!\S)(?:-u|--user)(?:[^\S\n]+|=)['\"]?[^:\s'\"]+:(?P<glued>[^\s'\"]+)",
     "smbclient": r"(?<!\S)-U[^\S\n]*[^%\s]+%(?P<glued>\S+)",
-    "sudo": r"(?<!\S)-S(?!\S)[^\n]*?<<<[^\S\n]*(?P<glued>\S+)",  # sudo -S <<< "pw" ...
+    "sudo": r"(?<!\S)-S(?:[^\S\n]+<<<|[^\S\n]+\S+[^\S\n]+<<<)[^\S\n]*(?P<glued>\S+)",  # sudo -S <<< "pw" ...
 }  # fmt: skip
 COMMANDS = sorted(_COMMAND_FLAGS)
 _FLAG_LETTERS = {
@@ -145,6 +147,10 @@ _FLAG_LETTERS = {
 # Commands that read a password from their standard input, and the flag that says so: `echo pw | sudo -S ...`,
 # `echo pw | docker login -u me --password-stdin`.
 _STDIN_FLAGS = {"sudo": "-S", "login": "--password-stdin"}
+# `echo options | sudo -S tee /etc/...`: what is piped in is the file's content, not a password.
+_WRITES_ITS_INPUT = re.compile(r"[^\n]*?-S[^\S\n]+(?:-\S+[^\S\n]+)*tee(?!\S)")
+_COMMAND_REACH = 300
+_EXPANSION_OR_SETTING = re.compile(r"\A['\"]?\$|=")
 _PIPED_VALUE = re.compile(
     r"(?:echo|printf)(?:[^\S\n]+-[ne]+)*[^\S\n]+(?P<glued>'[^'\n]+'|\"[^\"\n]+\"|[^\s|]+)[^\S\n]*\|[^\S\n]*"
     r"(?:(?:docker|podman|nerdctl|helm[^\S\n]+registry)[^\S\n]+)?\Z"
@@ -224,7 +230,10 @@ def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
     found = []
     match = _PROSE_VALUE.match(text, end)
     if match is not None and match.start("value") > end:
-        strong_grammar = text[end : match.start("value")].strip() != ""
+        between = text[end : match.start("value")]
+        # A plain word is a password after English grammar (`password is tangerine`); after another language's
+        # copula (`Das Passwort ist abgelaufen`) only a password-shaped value is, as the stop words are English.
+        strong_grammar = between.strip() != "" and _FOREIGN_COPULA.search(between) is None
         context = text[max(0, text.rfind("\n", 0, pos) + 1, pos - 80) : pos]
         if span := _prose_value(text, match.start("value"), word, strong_grammar, context):
             found.append(span)
@@ -249,13 +258,24 @@ def command_passwords(text: str, commands: list[tuple[int, int, str]]) -> list[S
             continue
         if end < len(text) and not text[end].isspace():
             continue
-        newline = text.find("\n", end)
-        rest_of_line = text[end : newline if newline != -1 else len(text)]
+        # A command line is read to its end, or _COMMAND_REACH characters: a long line holding many commands
+        # costs each of them the same bounded work.
+        newline = text.find("\n", end, end + _COMMAND_REACH)
+        reach = newline if newline != -1 else min(len(text), end + _COMMAND_REACH)
+        rest_of_line = text[end:reach]
         matches = []
-        if command in _STDIN_FLAGS and _STDIN_FLAGS[command] in rest_of_line:
-            matches.append(_PIPED_VALUE.search(text, text.rfind("\n", 0, pos) + 1, pos))
+        if (
+            command in _STDIN_FLAGS
+            and _STDIN_FLAGS[command] in rest_of_line
+            and not _WRITES_ITS_INPUT.match(rest_of_line)
+        ):
+            line_start = max(text.rfind("\n", max(0, pos - _COMMAND_REACH), pos) + 1, pos - _COMMAND_REACH)
+            piped = _PIPED_VALUE.search(text, max(0, line_start), pos)
+            # `echo "$(cat ~/.pw)" | ...`, `echo 'vm.swappiness=10' | ...`: an expansion or a setting, not a password.
+            if piped is not None and not _EXPANSION_OR_SETTING.search(piped.group("glued")):
+                matches.append(piped)
         if _FLAG_LETTERS.get(command, "\n") in rest_of_line:
-            matches += _FLAG_PATTERNS[command].finditer(text, end, _LINE_END.search(text, end).start())
+            matches += _FLAG_PATTERNS[command].finditer(text, end, _LINE_END.search(text, end, reach).start())
         for match in filter(None, matches):
             start, stop = match.span("glued")
             value = text[start:stop]

@@ -22,8 +22,12 @@ COPULAS = r"(?:is|was|are|ist|war|lautet|est|était|es|era|è|é)"
 
 
 def stands_alone(text: str, start: int, end: int) -> bool:
-    """The word at `start..end` is a whole word: no letter or digit touches it (`PIN`, not `PINE` or `spin`)."""
-    return not ((start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()))
+    """The word at `start..end` is a whole word: no letter, digit or `_` touches it (`PIN`, not `PINE`, `spin` or
+    `LED_PIN`)."""
+    return not (
+        (start and (text[start - 1].isalnum() or text[start - 1] == "_"))
+        or (end < len(text) and (text[end].isalnum() or text[end] == "_"))
+    )
 
 
 class Cue:

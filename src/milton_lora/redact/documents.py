@@ -60,6 +60,9 @@ _VALUE = re.compile(
     """
 )
 _DIGIT = re.compile(r"\d")
+# Dates, year ranges and all-numeric dotted versions: `ID card 2024-01-05`, `national insurance 2024/25`,
+# `passport 0.7.0.12345` (the Passport.js package).
+_NOT_AN_ID = re.compile(r"\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d+(?:\.\d+){2,}")
 _ACCOUNT_AFTER_BANK_CODE = re.compile(
     r"""(?xi)
     [^\S\n]*[:\#]?[^\S\n]*\d[\d -]{4,12}\d                              # the bank code
@@ -79,7 +82,7 @@ def identity_numbers(text: str, cues: list[tuple[int, int, None]]) -> list[Span]
             match = _ACCOUNT_AFTER_BANK_CODE.match(text, end)
         else:
             match = _VALUE.match(text, end)
-        if match is None or len(_DIGIT.findall(match.group("value"))) < 5:
+        if match is None or len(_DIGIT.findall(match.group("value"))) < 5 or _NOT_AN_ID.fullmatch(match.group("value")):
             continue
         found.append((match.start("value"), match.end("value"), "ID_NUMBER"))
     return found

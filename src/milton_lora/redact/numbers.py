@@ -102,6 +102,7 @@ _PHONE_KEY = re.compile(
 _WORD_CHARS = re.compile(r"\w*")
 _LAST_GROUP = re.compile(r"\s+\S+$")
 _NON_DIGITS = re.compile(r"\D")
+_YEARS = re.compile(r"(?:(?:19|20)\d\d[\s,]*)+")
 # A phone candidate's verdict: refused, accepted by its form (numbering plan, `+`, a phone key), or only by a cue.
 _REFUSED, _BY_CUE, _BY_FORM = 0, 1, 2
 
@@ -119,7 +120,8 @@ class NumberFinder:
         """
         found: list[Span] = []
         next_iban = 0
-        last_ssn_end = last_phone_end = -1
+        last_ssn_end = -1
+        last_phone: Span | None = None
         count_in_classes, count_in_text = classes.count, text.count  # bound once: this loop runs per number
         for run in _NUMERIC_RUN.finditer(classes):
             start, end = run.span()
@@ -147,13 +149,15 @@ class NumberFinder:
                 taken.append(ibans[next_iban])
             last_digit = classes.rfind(b"0", start, end)
             if not (taken and any(f[0] <= start and f[1] > last_digit for f in taken)):
-                phones = self._phones(text, start, last_digit + 1, taken, last_phone_end)
+                phones = self._phones(text, start, last_digit + 1, taken, last_phone)
                 if phones:
-                    last_phone_end = phones[-1][1]
+                    last_phone = phones[-1]
                     found += phones
         return found
 
-    def _phones(self, text: str, run_start: int, digits_end: int, taken: list[Span], listed_after: int) -> list[Span]:
+    def _phones(
+        self, text: str, run_start: int, digits_end: int, taken: list[Span], previous: Span | None
+    ) -> list[Span]:
         """Phone numbers that start in a run of digits, skipping candidates that overlap a finding `taken` there.
 
         A number may start two characters before its run (`+(`) and run past its last digit (`x 12`, a
@@ -173,10 +177,11 @@ class NumberFinder:
             if taken and any(f[0] < match.end() and match.start() < f[1] for f in taken):
                 continue
             # The next number of a list (`call 22 12 34 56 or 22 98 76 54`) shares the cue of the first.
-            listed = listed_after >= 0 and _LIST_JOINER.fullmatch(text, listed_after, match.start()) is not None
+            listed = previous is not None and _continues_list(text, previous, match.start(), match.group())
             if phone := self._longest_valid_phone(text, match, listed):
                 found.append(phone)
-                position = listed_after = phone[1]  # the next number of a list gets its own try
+                position = phone[1]  # the next number of a list gets its own try
+                previous = phone
         return found
 
     def _longest_valid_phone(self, text: str, match: re.Match[str], listed: bool) -> Span | None:
@@ -254,6 +259,15 @@ class NumberFinder:
         if international:  # `0049 30 1234567`: dialled from abroad, validated in its own country
             return valid_international(national[2:])
         return bool(self._national.fullmatch(national))
+
+
+def _continues_list(text: str, previous: Span, start: int, candidate: str) -> bool:
+    """A candidate at `start` is the next number of a list after the phone number `previous`: joined to it (`, `,
+    ` or `, a space), with about as many digits, and no run of years (`+44 20 7946 0958, 1000000 downloads` and
+    `030 1234567 2019 2020 2021` hold one phone number each)."""
+    if _LIST_JOINER.fullmatch(text, previous[1], start) is None or _YEARS.fullmatch(candidate.strip()):
+        return False
+    return abs(len(_NON_DIGITS.sub("", candidate)) - len(_NON_DIGITS.sub("", text[previous[0] : previous[1]]))) <= 2
 
 
 def _context_refuses(text: str, end: int, before: str) -> bool:

@@ -68,13 +68,18 @@ _BRACKETED_AT = r"[^\S\n]*[\[({<][^\S\n]?at[^\S\n]?[\])}>][^\S\n]*"
 _BRACKETED_DOT = r"[^\S\n]*[\[({<][^\S\n]?dot[^\S\n]?[\])}>][^\S\n]*"
 _SPOKEN_DOT = rf"(?:{_BRACKETED_DOT}|[^\S\n]+dot[^\S\n]+)"
 _ANY_DOT = rf"(?:{_SPOKEN_DOT}|\.)"
-_TLD = r"(?:com|org|net|edu|gov|io|co|info|me|dev|app|de|fr|es|it|nl|uk|ch|at|se|pl|ie|in|au|br|jp|mx|ca)(?![\w.-])"
+_END_OF_TLD = r"(?![\w-]|\.\w)"  # a full stop may end the sentence
+_TLD = rf"(?:com|org|net|edu|gov|io|co|info|me|dev|app|de|fr|es|it|nl|uk|ch|at|se|pl|ie|in|au|br|jp|mx|ca){_END_OF_TLD}"
+# Spoken, the TLDs that are not English words, after a domain label of three letters or more that is no article:
+# `She worked at a dot com`, `at scale dot it` are prose.
+_SPOKEN_TLD = rf"(?:com|org|net|edu|gov|io|info|dev|de|fr|es|nl|uk|ch|se|pl|ie|au|br|jp|mx|ca){_END_OF_TLD}"
+# Each part repeats a bounded number of times, so a run of `a dot a dot ...` costs linear time.
 _SPELLED_EMAIL = re.compile(
     rf"""(?ix)
-    (?<![\w.+-])[\w+-]+(?:{_ANY_DOT}[\w+-]+)*
-    (?:{_BRACKETED_AT}[a-z0-9-]+(?:{_ANY_DOT}[a-z0-9-]+)*{_ANY_DOT}
-      |(?P<spoken>[^\S\n]+at[^\S\n]+)[a-z0-9-]+(?:{_SPOKEN_DOT}[a-z0-9-]+)*{_SPOKEN_DOT})
-    {_TLD}
+    (?<![\w.+-])[\w+-]+(?:{_ANY_DOT}[\w+-]+){{0,3}}
+    (?:{_BRACKETED_AT}[a-z0-9-]+(?:{_ANY_DOT}[a-z0-9-]+){{0,3}}{_ANY_DOT}{_TLD}
+      |(?P<spoken>[^\S\n]+at[^\S\n]+)(?!(?:the|and|any|one|our|his|her|its)[^\S\n])[a-z0-9-]{{3,}}
+        (?:{_SPOKEN_DOT}[a-z0-9-]+){{0,2}}{_SPOKEN_DOT}{_SPOKEN_TLD})
     """
 )
 
