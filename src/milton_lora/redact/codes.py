@@ -3,7 +3,7 @@
 - PINs and numeric codes: `my PIN is 0815`, `door code: 7391#` (the keypad's `#` included), `alarm disarm
   code 1357`, `SIM PUK 12345678`, a card security code (`cvv 123`), a lock combination (`bike lock combo
   4821`, `the safe combination is 12-34-56`);
-- two-factor backup and recovery codes, each of a list: `2FA backup code 48213977`, `recovery codes:
+- two-factor backup and recovery codes, each of a list: `2FA backup code: 48213977`, `recovery codes:
   8f3k-2m9q 7d1x-4p8w`;
 - a wallet's seed phrase: `seed phrase: abandon ability able ...` (12 to 24 lower-case words);
 - an authenticator app's secret (base32, also in groups of four): `TOTP seed: JBSWY3DPEHPK3PXP`, `2FA secret
