@@ -22,6 +22,7 @@ from milton_lora.redact.credentials import (
     Name,
     NameKind,
 )
+from milton_lora.redact.cues import case_forms
 from milton_lora.redact.documents import cue_spellings as document_cue_spellings
 from milton_lora.redact.providers import DISCORD_STARTS, KEY_FORMATS, TELEGRAM_ANCHOR, KeyFormat
 from milton_lora.redact.tables import HEADER_WORDS as PHONE_HEADER_WORDS
@@ -49,9 +50,9 @@ class Hits(NamedTuple):
 
 
 def _spellings(word: str) -> set[str]:
-    """`social security` as written: lower, UPPER, Title and Sentence case, and an acronym first (`TOTP seed`)."""
+    """`social security` in its case forms, and with an acronym first (`TOTP seed`)."""
     first, _, rest = word.partition(" ")
-    return {word, word.upper(), word.title(), word.capitalize(), f"{first.upper()} {rest}" if rest else word}
+    return case_forms(word) | {f"{first.upper()} {rest}" if rest else word}
 
 
 class Anchors:

@@ -16,7 +16,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from milton_lora.redact.cues import COPULAS
+from milton_lora.redact.cues import COPULAS, FOREIGN_COPULAS
 from milton_lora.redact.labels import Span
 from milton_lora.redact.validators import high_entropy, is_placeholder, looks_like_code
 
@@ -80,8 +80,8 @@ _PROSE_VALUE = re.compile(
     [^\S\n]*(?:-(?=\s))?[^\S\n]*(?P<value>[^\s]+)
     """
 )
+_FOREIGN_COPULA = re.compile(rf"(?i)(?<!\w){FOREIGN_COPULAS}(?!\w)")
 # `the same password, <value>, everywhere`: a value set off by commas right after the password word.
-_FOREIGN_COPULA = re.compile(r"(?i)(?<!\w)(?:ist|war|lautet|est|était|es|era|è|é)(?!\w)")
 _APPOSITION = re.compile(r",[^\S\n]*(?P<value>[^\s,]{6,64}),")
 # `I reuse <value> everywhere`, `I keep using <value> everywhere`: read backwards from `everywhere`.
 _REUSED = re.compile(
@@ -274,9 +274,9 @@ def command_passwords(text: str, commands: list[tuple[int, int, str]]) -> list[S
             # `echo "$(cat ~/.pw)" | ...`, `echo 'vm.swappiness=10' | ...`: an expansion or a setting, not a password.
             if piped is not None and not _EXPANSION_OR_SETTING.search(piped.group("glued")):
                 matches.append(piped)
-        if _FLAG_LETTERS.get(command, "\n") in rest_of_line:
+        if _FLAG_LETTERS[command] in rest_of_line:
             matches += _FLAG_PATTERNS[command].finditer(text, end, _LINE_END.search(text, end, reach).start())
-        for match in filter(None, matches):
+        for match in matches:
             start, stop = match.span("glued")
             value = text[start:stop]
             if value[:1] in "'\"" and len(value) > 2 and value[-1] == value[0]:

@@ -18,7 +18,13 @@ def backwards(text: str) -> str:
 
 # `is` in the languages of the default regions, between a cue and its value: `my PIN is`, `Mein Passwort ist`,
 # `mon mot de passe est`, `mi contraseña es`, `la mia password è`, `o código é`.
-COPULAS = r"(?:is|was|are|ist|war|lautet|est|était|es|era|è|é)"
+FOREIGN_COPULAS = r"(?:ist|war|lautet|est|était|es|era|è|é)"
+COPULAS = rf"(?:is|was|are|{FOREIGN_COPULAS})"
+
+
+def case_forms(word: str) -> set[str]:
+    """A cue as people write it: lower, UPPER, Title and Sentence case (`social security`, `Social Security`)."""
+    return {word, word.upper(), word.title(), word.capitalize()}
 
 
 def stands_alone(text: str, start: int, end: int) -> bool:

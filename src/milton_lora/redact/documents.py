@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from milton_lora.redact.cues import COPULAS, stands_alone
+from milton_lora.redact.cues import COPULAS, case_forms, stands_alone
 from milton_lora.redact.labels import Span
 
 # Written in lower, UPPER, Title or Sentence case, `id` also as `ID` (`Passport`, `national ID`, `Steuer-ID`).
@@ -41,7 +41,7 @@ def cue_spellings() -> list[str]:
     """Every spelling of every cue that the anchor pass looks for."""
     spellings = set(CAPITALS_ONLY_CUES)
     for cue in (*DOCUMENT_CUES, *BANK_CODE_CUES):
-        for written in (cue, cue.upper(), cue.title(), cue.capitalize()):
+        for written in case_forms(cue):
             spellings.add(written)
             spellings.add(re.sub(r"\b[Ii]d\b", "ID", written))
     return sorted(spellings)

@@ -213,7 +213,8 @@ class NumberFinder:
         return (start, end, "PHONE") if end else None
 
     def _leaves_a_number(self, text: str, end: int, match_end: int) -> bool:
-        rest_start = end + len(text[end:match_end]) - len(text[end:match_end].lstrip())
+        rest = text[end:match_end]
+        rest_start = end + len(rest) - len(rest.lstrip())
         return self._phone_verdict(text[rest_start:match_end], text, rest_start, False) == _BY_FORM
 
     def _phone_verdict(self, candidate: str, text: str, start: int, listed: bool) -> int:
