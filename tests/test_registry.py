@@ -15,8 +15,8 @@ import pytest
 from helpers import PYTHON, REPO
 from milton_lora.errors import MiltonError
 from milton_lora.registry import Registry, validate_run_id
-from milton_lora.serve.vllm import check_vllm_compatible
 from milton_lora.settings import Settings
+from milton_lora.vllm_rules import check_vllm_compatible
 
 
 def make_adapter(model_dir: Path, adapters_dir: Path, run_id: str, **lora: object) -> Path:

@@ -16,7 +16,8 @@ import yaml
 from helpers import PYTHON, REPO, Server, copy_home, free_port, run_subprocess, second_adapter
 from milton_lora.config import ServeConfig
 from milton_lora.memory import MemoryStore
-from milton_lora.serve.vllm import vllm_command, vllm_rank
+from milton_lora.serve.vllm import vllm_command
+from milton_lora.vllm_rules import vllm_rank
 
 
 def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:

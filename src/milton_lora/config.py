@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from milton_lora.errors import MiltonError
-from milton_lora.serve.vllm import VLLM_LORA_RANKS
+from milton_lora.vllm_rules import VLLM_LORA_RANKS
 
 Model = TypeVar("Model", bound=BaseModel)
 

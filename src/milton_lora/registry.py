@@ -33,8 +33,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file
-from milton_lora.serve.vllm import check_vllm_compatible
 from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Settings, current_user
+from milton_lora.vllm_rules import check_vllm_compatible
 
 Status = Literal["training", "candidate", "production", "archived"]
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -1,9 +1,7 @@
-"""Everything this tool knows about vLLM: its allowed LoRA ranks, the adapter checks its LoRA loader
-makes, the `vllm serve` command line and environment, starting it, and the proxy that gives it the
-stable `milton` alias it lacks.
+"""Launching vLLM: the `vllm serve` command line and environment, starting it, and the proxy that gives
+it the stable `milton` alias it lacks. What vLLM accepts of an adapter is `milton_lora.vllm_rules`'s.
 
-Kept light at import time (the config validator reads the ranks): FastAPI and safetensors are
-imported where they are used. The proxy's handlers are annotated with real classes (no postponed
+FastAPI is imported where it is used. The proxy's handlers are annotated with real classes (no postponed
 annotations in this module) because FastAPI resolves them from the function, not the module.
 """
 
@@ -14,55 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from milton_lora.errors import MiltonError
-from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from milton_lora.settings import ADAPTER_CONFIG
+from milton_lora.vllm_rules import vllm_rank
 
 if TYPE_CHECKING:
     from milton_lora.config import ServeConfig
 
-# The values vLLM accepts for --max-lora-rank.
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # Lets the running server load and unload adapters (the hot swap).
 VLLM_ENV = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
 VLLM_START_TIMEOUT_S = 900
-
-
-def vllm_rank(adapter_rank: int) -> int:
-    """The smallest rank vLLM accepts for --max-lora-rank that fits the adapter."""
-    for allowed in VLLM_LORA_RANKS:
-        if allowed >= adapter_rank:
-            return allowed
-    raise MiltonError(f"LoRA rank {adapter_rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]})")
-
-
-def check_vllm_compatible(adapter_dir: Path, max_lora_rank: int) -> None:
-    """Raise unless vLLM would load this adapter: the same checks its LoRA loader makes.
-
-    The tensor names are read through safetensors' numpy view, which reads the header without importing
-    torch: promotion runs this, and `promote` stays a sub-second command.
-    """
-    from safetensors import safe_open
-
-    config_path = adapter_dir / ADAPTER_CONFIG
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise MiltonError(f"{config_path}: unreadable adapter config ({exc})") from None
-    problems = []
-    rank = config.get("r")
-    if not isinstance(rank, int) or rank > max_lora_rank:
-        problems.append(f"rank {rank} is above the server's max LoRA rank {max_lora_rank} (serve.yaml max_lora_rank)")
-    if config.get("bias", "none") != "none":
-        problems.append(f"bias is '{config.get('bias')}', vLLM needs 'none'")
-    if config.get("use_dora"):
-        problems.append("DoRA adapters are not supported by vLLM")
-    if config.get("modules_to_save"):
-        problems.append(f"modules_to_save {config['modules_to_save']} is not supported by vLLM")
-    with safe_open(str(adapter_dir / ADAPTER_WEIGHTS), framework="numpy") as weights:
-        odd = [k for k in weights.keys() if not k.endswith((".lora_A.weight", ".lora_B.weight"))]  # noqa: SIM118
-    if odd:
-        problems.append(f"tensors other than lora_A/lora_B weights: {', '.join(sorted(odd)[:3])}")
-    if problems:
-        raise MiltonError(f"{adapter_dir.name} cannot be served by vLLM: " + "; ".join(problems))
 
 
 def vllm_command(config: "ServeConfig", base: Path, adapter_name: str, adapter_dir: Path, port: int) -> list[str]:
