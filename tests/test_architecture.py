@@ -14,7 +14,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"vllm_rules"},
     "libraries": set(),
     "memory": set(),
-    "redact": set(),
+    "redact": {"config"},
     "export": {"memory", "redact"},
     "chat": set(),
     "inference": {"chat", "libraries"},
@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": {"base", "chat", "libraries", "registry"},
     "home": {"config", "memory"},
     "cycle": {"export", "redact", "train", "evaluate"},
+    "promotion": {"registry", "serve.state"},
 }
 MAX_LINES = 600
 

@@ -1,5 +1,5 @@
-"""YAML configs → one validated pydantic model each (training, serving, personal redaction terms), with
-errors users can act on.
+"""YAML configs → one validated pydantic model each (training, serving; `redact.yaml` is `redact.config`'s),
+with errors users can act on.
 
 Every problem in a file is reported at once, one per line, naming the key; an unknown key names the
 nearest valid one. Relative paths inside a config are resolved by the caller against `MILTON_HOME`.
@@ -8,12 +8,11 @@ nearest valid one. Relative paths inside a config are resolved by the caller aga
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from milton_lora.errors import MiltonError
 from milton_lora.vllm_rules import VLLM_LORA_RANKS
@@ -108,56 +107,6 @@ class ServeConfig(StrictModel):
     def _allowed_rank(cls, value: int) -> int:
         if value not in VLLM_LORA_RANKS:
             raise ValueError(f"must be one of vLLM's allowed ranks {list(VLLM_LORA_RANKS)}")
-        return value
-
-
-class RedactTerm(StrictModel):
-    """One `always` entry of `redact.yaml`: a string (`text`) or a regex, and the label that replaces it."""
-
-    text: str | None = Field(None, description="A string, matched case-insensitively as whole words.")
-    regex: str | None = Field(None, description="A Python regex, matched as written.")
-    label: str = Field("CUSTOM", description="Replaces the match as [LABEL]: capitals, digits and _.")
-
-    @model_validator(mode="after")
-    def _one_pattern(self) -> RedactTerm:
-        if (self.text is None) == (self.regex is None):
-            raise ValueError("give exactly one of 'text' or 'regex'")
-        if self.text is not None and not self.text.strip():
-            raise ValueError("'text' must not be empty")
-        return self
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                if re.compile(value).match(""):
-                    raise ValueError("must not match the empty string")
-            except re.error as exc:
-                raise ValueError(f"not a valid regex ({exc})") from None
-        return value
-
-    @field_validator("label")
-    @classmethod
-    def _label_shape(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,31}", value):
-            raise ValueError("must be capitals, digits and _ (like FAMILY or PROJECT_X), starting with a capital")
-        return value
-
-
-class RedactConfig(StrictModel):
-    """`MILTON_HOME/redact.yaml`: your own terms for `milton-lora export` and `milton-lora redact`."""
-
-    always: list[RedactTerm] = Field(
-        default_factory=list, description="Redacted everywhere: a string, or {text|regex, label}."
-    )
-    never: list[str] = Field(default_factory=list, description="Kept as written, even where a detector fires.")
-
-    @field_validator("always", mode="before")
-    @classmethod
-    def _strings_are_text(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [{"text": item} if isinstance(item, str) else item for item in value]
         return value
 
 

@@ -60,15 +60,9 @@ def serve_config_of(settings: Settings) -> ServeConfig:
 
 def redactor_of(settings: Settings) -> Redactor:
     """The redaction engine with the home's own terms (`redact.yaml`, optional) applied."""
-    from milton_lora.config import RedactConfig
-    from milton_lora.redact import PersonalTerms, Redactor, Term
+    from milton_lora.redact.config import load_redactor
 
-    config = load_model(settings.redact_terms_path, RedactConfig, defaults_if_missing=True)
-    always = [
-        Term(term.regex, is_regex=True, label=term.label) if term.regex else Term(term.text or "", label=term.label)
-        for term in config.always
-    ]
-    return Redactor(terms=PersonalTerms(always, config.never))
+    return load_redactor(settings.redact_terms_path)
 
 
 def confirm_or_abort(force: bool) -> None:

@@ -25,6 +25,7 @@ from milton_lora.errors import MiltonError
 from milton_lora.settings import Settings
 
 if TYPE_CHECKING:
+    from milton_lora.promotion import ServerNews
     from milton_lora.registry import Entry, Registry
 
 
@@ -93,23 +94,28 @@ def archive_adapter(registry: Registry, run_id: str, command: str, note: str | N
 
 def roll_back(settings: Settings, registry: Registry, max_rank: int, command: str, force: bool,
               note: str | None) -> None:  # fmt: skip
+    from milton_lora import promotion
+
     current, target = registry.rollback_target()
     console.print(
         f"Rolling back: {current.run_id if current else 'no production adapter'} → {target.run_id} "
         f"(restoring the previous production adapter)"
     )
     confirm_or_abort(force)
-    current, target = registry.rollback(max_rank, command, note)
+    done = promotion.roll_back(settings, registry, max_rank, command, note)
     console.print(
-        f"[green]{target.run_id} is in production again[/]" + (f"; {current.run_id} archived" if current else "")
+        f"[green]{done.production.run_id} is in production again[/]"
+        + (f"; {done.archived.run_id} archived" if done.archived else "")
     )
-    notify_server(settings)
+    print_server_news(done.server)
 
 
 def promote_adapter(settings: Settings, registry: Registry, run_id: str, max_rank: int, command: str, force: bool,
                     note: str | None, confirm: Callable[[], bool] | None = None) -> Entry | None:  # fmt: skip
     """Check, show the confirmation block, ask (`confirm`, else `Proceed? [y/N]:`), promote, tell a running
     server. Returns the entry now in production, or None when `confirm` said no."""
+    from milton_lora import promotion
+
     entry = registry.get(run_id)
     registry.check_promotable(entry, force, max_rank)
     print_promotion_block(entry, registry.load().production(), console)
@@ -117,14 +123,15 @@ def promote_adapter(settings: Settings, registry: Registry, run_id: str, max_ran
         confirm_or_abort(force)
     elif not confirm():
         return None
-    previous = registry.promote_to_production(entry.run_id, force, max_rank, command, note)
+    done = promotion.promote(settings, registry, entry.run_id, max_rank, command, force, note)
     console.print(
-        f"[green]{entry.run_id} is now in production[/]" + (f"; {previous.run_id} archived" if previous else "")
+        f"[green]{entry.run_id} is now in production[/]"
+        + (f"; {done.archived.run_id} archived" if done.archived else "")
     )
-    notify_server(settings)
+    print_server_news(done.server)
     if entry.exports:
         console.print("To run its exports with llama.cpp or Ollama: milton-lora promote --serve-commands")
-    return registry.get(entry.run_id)
+    return done.production
 
 
 def print_promotion_block(entry: Entry, current: Entry | None, out: Console) -> None:
@@ -198,15 +205,9 @@ def show_serve_commands(registry: Registry, run_id: str) -> None:
         console.print(Text(line))
 
 
-def notify_server(settings: Settings) -> None:
-    """Tell a running server about the new production adapter (a no-op when none runs).
-
-    The registry change has already happened, so a failed swap is a warning, not a failure.
-    """
-    from milton_lora.serve.state import hot_swap
-    from milton_lora.settings import env_api_key
-
-    try:
-        console.print(hot_swap(settings, registry_of(settings), env_api_key()))
-    except MiltonError as exc:
-        print_warning(f"{exc}; restart the server to serve it")
+def print_server_news(news: ServerNews) -> None:
+    """What the hot swap did; the registry change has already happened, so a failed swap is a warning."""
+    if news.ok:
+        console.print(news.message)
+    else:
+        print_warning(news.message)
