@@ -47,8 +47,8 @@ def test_shipped_configs_validate(name: str, r: int, alpha: int, batch: int) -> 
     raw = yaml.safe_load((SHIPPED / f"lora_{name}.yaml").read_text())
     seed_keys = {"base_model_path", "run_name_prefix", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
                  "learning_rate", "num_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "bf16",
-                 "lr_scheduler_type", "warmup_steps", "max_grad_norm", "train_file", "test_file", "adapters_dir",
-                 "runs_dir", "max_seq_length", "use_gradient_checkpointing"}  # fmt: skip
+                 "lr_scheduler_type", "warmup_steps", "max_grad_norm", "train_file", "test_file",
+                 "max_seq_length", "use_gradient_checkpointing"}  # fmt: skip
     assert seed_keys <= set(raw)
 
 
@@ -118,6 +118,23 @@ def test_4bit_on_cpu_is_a_clear_error(trained_home: Path, tmp_path: Path, tiny_m
     write_cpu_config(home / "training/configs/q.yaml", tiny_model_dir, SHIPPED / "lora_light.yaml", load_in_4bit=True)
     result = cli("--home", str(home), "train", "--config", "q.yaml", "--dry-run")
     assert result.exit_code == 1 and "load_in_4bit: true needs a CUDA GPU" in result.stderr
+
+
+def test_adapters_and_runs_folders_are_the_homes_own(trained_home: Path, tmp_path: Path, tiny_model_dir: Path,
+                                                    cli) -> None:  # fmt: skip
+    """eval, promote and serve look in MILTON_HOME/adapters: a config naming another folder is refused, one
+    naming the home's own (as configs written before the keys retired do) still trains there."""
+    home = copy_home(trained_home, tmp_path / "home")
+    config = home / "training/configs/elsewhere.yaml"
+    write_cpu_config(config, tiny_model_dir, SHIPPED / "lora_light.yaml", adapters_dir="my_adapters")
+    refused = cli("--home", str(home), "train", "--config", "elsewhere.yaml", "--dry-run")
+    assert refused.exit_code == 1 and "Traceback" not in refused.stderr
+    assert f"adapters_dir: my_adapters is retired; runs always write to {home / 'adapters'}" in refused.stderr
+    assert "remove the key" in refused.stderr and not (home / "my_adapters").exists()
+
+    write_cpu_config(config, tiny_model_dir, SHIPPED / "lora_light.yaml", adapters_dir="adapters", runs_dir="runs")
+    accepted = cli("--home", str(home), "train", "--config", "elsewhere.yaml", "--dry-run")
+    assert accepted.exit_code == 0 and "dry run" in accepted.stdout, accepted.stderr
 
 
 # --- loss mask guards ----------------------------------------------------------------------------

@@ -51,8 +51,12 @@ class TrainConfig(StrictModel):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     train_file: str = Field("training/data/exported/train.jsonl", description="Exported training split.")
     test_file: str = Field("training/data/exported/test.jsonl", description="Exported held-out split.")
-    adapters_dir: str = Field("adapters", description="Where adapters/<run_id>/ is written.")
-    runs_dir: str = Field("runs", description="Where runs/<run_id>/ (logs, checkpoints) is written.")
+    adapters_dir: str | None = Field(
+        None, description="Retired: adapters are written to MILTON_HOME/adapters; accepted only naming that folder."
+    )
+    runs_dir: str | None = Field(
+        None, description="Retired: runs are written to MILTON_HOME/runs; accepted only naming that folder."
+    )
     max_seq_length: int = Field(2048, ge=16, description="Tokens per conversation; longer ones keep their start.")
     use_gradient_checkpointing: bool | Literal["auto"] = Field(
         "auto", description="Recompute activations in the backward pass: true, false, or auto (when memory needs it)."

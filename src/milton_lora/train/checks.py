@@ -116,7 +116,8 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
             f"{train_file}: {train_count} conversations, at least {config.min_train_examples} needed "
             "(export a wider window with --days)"
         )
-    adapters_dir, runs_dir = settings.resolve(config.adapters_dir), settings.resolve(config.runs_dir)
+    _check_retired_folders(settings, config, problems)
+    adapters_dir, runs_dir = settings.adapters_dir, settings.runs_dir
     free_gb = _free_disk_gb(adapters_dir)
     if free_gb < config.min_free_disk_gb:
         problems.append(
@@ -166,6 +167,19 @@ def _check_base_model(base: Path, problems: list[str], warnings: list[str]) -> A
     except MiltonError as exc:
         problems.append(str(exc))
     return model_config
+
+
+def _check_retired_folders(settings: Settings, config: TrainConfig, problems: list[str]) -> None:
+    """`adapters_dir`/`runs_dir` may only name the home's own folders: eval, promote and serve look there."""
+    for key, value, home_folder in (
+        ("adapters_dir", config.adapters_dir, settings.adapters_dir),
+        ("runs_dir", config.runs_dir, settings.runs_dir),
+    ):
+        if value is not None and settings.resolve(value) != home_folder:
+            problems.append(
+                f"{key}: {value} is retired; runs always write to {home_folder}, where eval, promote and serve "
+                f"look: remove the key (for another place, choose another MILTON_HOME)"
+            )
 
 
 def _count_lines(path: Path, problems: list[str]) -> int:

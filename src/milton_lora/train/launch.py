@@ -13,7 +13,7 @@ from pathlib import Path
 from milton_lora.config import TrainConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.registry import Registry, validate_run_id
-from milton_lora.settings import Settings, current_user
+from milton_lora.settings import Settings
 from milton_lora.train.checks import TrainPlan, make_plan, new_run_id, resolve_config_path
 from milton_lora.train.replay import plan_from_production
 from milton_lora.train.runner import RUN_CONFIG, TrainResult, run_training
@@ -37,11 +37,11 @@ def plan_training(settings: Settings, config: Path | None, resume: str | None,
     train_config = load_model(config_path, TrainConfig)
     cuda, cuda_bf16, processes = accelerator_support()
     if resume is None:
-        taken = [settings.resolve(train_config.adapters_dir), settings.resolve(train_config.runs_dir)]
+        taken = [settings.adapters_dir, settings.runs_dir]
         run_id = agree_across_processes(new_run_id(train_config.run_name_prefix, taken, datetime.now()))
     plan = make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16, processes)
     if from_production:
-        plan.init_from = plan_from_production(registry_of(settings, plan), plan.config, plan.base_model,
+        plan.init_from = plan_from_production(Registry.of(settings), plan.config, plan.base_model,
                                               plan.train_file, plan.test_file)  # fmt: skip
     return plan
 
@@ -51,15 +51,10 @@ def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> Tra
     result = run_training(plan, resume=resume)
     if result.metadata:
         from_production = " --from-production" if "init_from" in result.metadata else ""
-        registry_of(settings, plan).register(
+        Registry.of(settings).register(
             plan.run_id, str(plan.base_model), f"train --config {plan.config_path}{from_production}"
         )
     return result
-
-
-def registry_of(settings: Settings, plan: TrainPlan) -> Registry:
-    """The home's registry, with the adapters and runs folders the run's config names."""
-    return Registry(settings.registry_path, plan.adapter_dir.parent, plan.run_dir.parent, current_user())
 
 
 def accelerator_support() -> tuple[bool, bool, int]:
