@@ -88,3 +88,65 @@ def test_the_code_map_has_no_circle() -> None:
 
     circles = [room for room in ALLOWED if room in reachable(room)]
     assert not circles, f"rooms that import themselves through others: {circles}"
+
+
+def _strings(tree: ast.AST) -> list[ast.Constant]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
+def _joined_onto_home(tree: ast.AST) -> list[ast.Constant]:
+    """String constants joined with `/` onto a `home` (`settings.home / "adapters"`, `home / "runs"`)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and isinstance(node.right, ast.Constant):
+            left = node.left
+            while isinstance(left, ast.BinOp):
+                left = left.left
+            if (isinstance(left, ast.Name) and left.id == "home") or (
+                isinstance(left, ast.Attribute) and left.attr == "home"
+            ):
+                found.append(node.right)
+    return found
+
+
+def test_only_settings_spells_the_homes_folders() -> None:
+    """Where adapters, runs, configs, the store... live is Settings' alone: no other module joins a name onto
+    the home or writes a home-relative path like `training/configs/x.yaml`."""
+    settings_tree = ast.parse((SRC / "settings.py").read_text())
+    top = {
+        node.right.value
+        for node in ast.walk(settings_tree)
+        if isinstance(node, ast.BinOp)
+        and isinstance(node.left, ast.Attribute)
+        and node.left.attr == "home"
+        and isinstance(node.right, ast.Constant)
+    }
+    assert {"adapters", "runs", "training", "models"} <= top
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name == "settings.py" and path.parent == SRC:
+            continue
+        tree = ast.parse(path.read_text())
+        problems += [f"{path.relative_to(SRC)}:{n.lineno}: home / {n.value!r}" for n in _joined_onto_home(tree)]
+        problems += [
+            f"{path.relative_to(SRC)}:{n.lineno}: {n.value!r}"
+            for n in _strings(tree)
+            if "/" in n.value and not any(c.isspace() for c in n.value) and n.value.split("/")[0] in top
+        ]
+    assert not problems, "home paths spelled outside settings.py (use a Settings property):\n" + "\n".join(problems)
+
+
+def test_only_settings_spells_the_exports_file_names() -> None:
+    """`train.jsonl`, `test.jsonl` and `metadata.json` of an export are named once (`settings.EXPORT_*`): the
+    export writes them and training, evaluation and the cycle read them through those names."""
+    from milton_lora import settings
+
+    names = {settings.EXPORT_TRAIN, settings.EXPORT_TEST, settings.EXPORT_METADATA}
+    problems = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path.name == "settings.py" and path.parent == SRC:
+            continue
+        for node in _strings(ast.parse(path.read_text())):
+            if not any(c.isspace() for c in node.value) and node.value.rsplit("/", 1)[-1] in names:
+                problems.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+    assert not problems, "export file names spelled outside settings.py:\n" + "\n".join(problems)

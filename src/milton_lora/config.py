@@ -49,8 +49,8 @@ class TrainConfig(StrictModel):
     ] = Field("cosine", description="transformers scheduler name.")
     warmup_steps: int = Field(10, ge=0, description="Linear warmup steps.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
-    train_file: str = Field("training/data/exported/train.jsonl", description="Exported training split.")
-    test_file: str = Field("training/data/exported/test.jsonl", description="Exported held-out split.")
+    train_file: str | None = Field(None, description="Training split (default: the export's train.jsonl).")
+    test_file: str | None = Field(None, description="Held-out split (default: the export's test.jsonl).")
     adapters_dir: str | None = Field(
         None, description="Retired: adapters are written to MILTON_HOME/adapters; accepted only naming that folder."
     )

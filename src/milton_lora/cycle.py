@@ -251,7 +251,7 @@ def skip(log: CycleLog, name: StageName) -> None:
 
 def check_trains_on_export(settings: Settings, train_file: Path) -> None:
     """The config must train on what this cycle just exported, not on a file elsewhere."""
-    exported = settings.export_dir / "train.jsonl"
+    exported = settings.export_train_path
     if train_file.resolve() != exported.resolve():
         raise MiltonError(
             f"the config's train_file is {train_file}, but the cycle exports to {exported}; "

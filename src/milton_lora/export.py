@@ -28,6 +28,7 @@ from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_files, sha256_bytes
 from milton_lora.memory import Conversation, MemoryStore
 from milton_lora.redact import Redactor, in_context
+from milton_lora.settings import EXPORT_METADATA, EXPORT_TEST, EXPORT_TRAIN
 
 TEST_PERCENT = 20
 
@@ -103,7 +104,8 @@ def export_training_data(
     lines: dict[str, list[str]] = {"train": [], "test": []}
     for conversation, messages in zip(kept, redacted, strict=True):
         lines[split_of(conversation.key)].append(json.dumps({"messages": messages}, ensure_ascii=False))
-    payloads = {f"{name}.jsonl": "".join(line + "\n" for line in rows).encode() for name, rows in lines.items()}
+    names = {"train": EXPORT_TRAIN, "test": EXPORT_TEST}
+    payloads = {names[split]: "".join(line + "\n" for line in rows).encode() for split, rows in lines.items()}
 
     summary = ExportSummary(
         created_at=now.isoformat(),
@@ -124,7 +126,7 @@ def export_training_data(
     if not dry_run:
         metadata = json.dumps(summary.as_dict(), indent=2).encode() + b"\n"
         files = {output_dir / name: data for name, data in payloads.items()}
-        atomic_write_files({**files, output_dir / "metadata.json": metadata})
+        atomic_write_files({**files, output_dir / EXPORT_METADATA: metadata})
     return summary
 
 

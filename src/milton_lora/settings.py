@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+# The files an export writes (`training/data/exported/`): the two splits and what the export recorded.
+EXPORT_TRAIN = "train.jsonl"
+EXPORT_TEST = "test.jsonl"
+EXPORT_METADATA = "metadata.json"
 # The files of one adapter folder (`adapters/<run_id>/`), as peft writes them and vLLM reads them.
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -46,6 +50,24 @@ class Settings:
     @property
     def export_dir(self) -> Path:
         return self.home / "training" / "data" / "exported"
+
+    @property
+    def export_train_path(self) -> Path:
+        return self.export_dir / EXPORT_TRAIN
+
+    @property
+    def export_test_path(self) -> Path:
+        return self.export_dir / EXPORT_TEST
+
+    @property
+    def base_models_dir(self) -> Path:
+        """Base models kept inside the home (the demo's tiny model)."""
+        return self.home / "models" / "base"
+
+    @property
+    def samples_dir(self) -> Path:
+        """`milton-lora demo`: the sample chat exports it imports into its throwaway home."""
+        return self.home / "samples"
 
     @property
     def redact_terms_path(self) -> Path:

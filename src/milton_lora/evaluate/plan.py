@@ -115,7 +115,7 @@ def plan_evaluation(settings: Settings, registry: Registry, request: EvalRequest
     adapter_dir = registry.adapter_dir(run_id)
     check_adapter_files(adapter_dir, run_id)
     record = training_record(adapter_dir)
-    test_file = request.test_file or test_file_of(record, settings.export_dir / "test.jsonl")
+    test_file = request.test_file or test_file_of(record, settings.export_test_path)
     if not test_file.exists():
         raise MiltonError(f"{test_file}: held-out split not found; export first or pass --test-file")
     base = request.base_model or base_model_of(adapter_dir, record)

@@ -108,7 +108,7 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     warnings: list[str] = []
     base = settings.resolve(config.base_model_path)
     model_config = _check_base_model(base, problems, warnings)
-    train_file, test_file = settings.resolve(config.train_file), settings.resolve(config.test_file)
+    train_file, test_file = train_and_test_files(settings, config)
     train_count = _count_lines(train_file, problems)
     test_count = _count_lines(test_file, problems)
     if train_file.exists() and train_count < config.min_train_examples:
@@ -167,6 +167,13 @@ def _check_base_model(base: Path, problems: list[str], warnings: list[str]) -> A
     except MiltonError as exc:
         problems.append(str(exc))
     return model_config
+
+
+def train_and_test_files(settings: Settings, config: TrainConfig) -> tuple[Path, Path]:
+    """The config's splits, else the export's."""
+    train = settings.resolve(config.train_file) if config.train_file else settings.export_train_path
+    test = settings.resolve(config.test_file) if config.test_file else settings.export_test_path
+    return train, test
 
 
 def _check_retired_folders(settings: Settings, config: TrainConfig, problems: list[str]) -> None:

@@ -32,7 +32,7 @@ from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.libraries import library_versions, quiet_libraries
-from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA
+from milton_lora.settings import ADAPTER_METADATA, EXPORT_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
@@ -392,7 +392,7 @@ def mean_logged_loss(history: list[dict[str, Any]]) -> float | None:
 
 
 def data_provenance(plan: TrainPlan, train: TokenizedSplit, test: TokenizedSplit) -> dict[str, Any]:
-    export_metadata_path = plan.train_file.parent / "metadata.json"
+    export_metadata_path = plan.train_file.parent / EXPORT_METADATA
     export_metadata = json.loads(export_metadata_path.read_text()) if export_metadata_path.exists() else {}
     return {
         "train_file": str(plan.train_file),
