@@ -17,6 +17,7 @@ and how many answers each generated; on a shared machine CPU seconds are the ste
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -27,9 +28,7 @@ from rich.console import Console
 from milton_lora.base import fetch_packaged
 from milton_lora.chat.masks import tokenize_split
 from milton_lora.cli import main as cli_main
-from milton_lora.demo.perturbed_adapter import perturbed_adapter
 from milton_lora.demo.samples import write_sample_exports
-from milton_lora.demo.scripted_judge import ScriptedJudge
 from milton_lora.evaluate.generation import ADAPTER, BASE, PRODUCTION, load_sides
 from milton_lora.evaluate.metrics import masked_lm_metrics
 from milton_lora.evaluate.plan import EvalPlan, EvalRequest, plan_evaluation
@@ -39,6 +38,11 @@ from milton_lora.evaluate.suites import run_check
 from milton_lora.inference import generate
 from milton_lora.registry import Registry
 from milton_lora.settings import Settings, default_cache_dir
+
+# The test doubles this benchmark shares with the tests (a scripted judge, an untrained adapter).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from perturbed_adapter import perturbed_adapter
+from scripted_judge import ScriptedJudge
 
 PHASES = ("load", "held_out_metrics", "sanity", "benchmarks", "judge")
 

@@ -1,4 +1,4 @@
-"""Seed entry point: the same as `milton-lora train ARGS`."""
+"""The documented command line, the same as `milton-lora train ARGS`."""
 
 from milton_lora.cli import run_script
 

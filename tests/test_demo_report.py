@@ -34,11 +34,11 @@ def test_tiny_demo_runs_the_documented_workflow_end_to_end(tmp_path: Path) -> No
     result = run_subprocess(["python", "-m", "milton_lora", "--home", str(home), "demo", "--tiny", "--port", port],
                             tmp_path, None, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    seed_lines = ("scripts/export_training_data.py --days 30", "scripts/train_lora.py --config",
+    documented_lines = ("scripts/export_training_data.py --days 30", "scripts/train_lora.py --config",
                   "scripts/eval_lora.py --run-id", "--to-production --force", "scripts/promote_adapter.py --rollback",
                   "server start", "server stop")  # fmt: skip
-    for seed_line in seed_lines:
-        assert seed_line in result.stdout
+    for documented_line in documented_lines:
+        assert documented_line in result.stdout
     assert "Proceed? [y/N]" not in result.stdout and "PROMOTE ADAPTER TO PRODUCTION" in result.stdout
     assert result.stdout.count("now answers `milton` with") == 2  # promotion of B and the rollback, hot
     registry = json.loads((home / "models/registry.json").read_text())
@@ -86,7 +86,7 @@ def test_demo_refuses_a_folder_that_is_not_a_demo_home(tmp_path: Path) -> None:
 
 
 def test_report_is_self_contained_with_plots_and_the_evaluation(trained_home: Path, tmp_path: Path, cli) -> None:
-    from milton_lora.demo.scripted_judge import ScriptedJudge
+    from scripted_judge import ScriptedJudge
 
     home = copy_home(trained_home, tmp_path / "home")
     (run_id,) = [p.name for p in (home / "adapters").iterdir()]
@@ -119,7 +119,7 @@ def test_report_of_an_older_metrics_file_says_to_re_evaluate(trained_home: Path,
     (home / "runs" / run_id / "metrics.json").write_text(json.dumps({"run_id": run_id, "benchmarks": {}}))
     assert cli("--home", str(home), "report", run_id).exit_code == 0
     html = (home / "runs" / run_id / "report.html").read_text()
-    assert "not in this version&#x27;s format; re-run python scripts/eval_lora.py --run-id" in html
+    assert "not in this version&#x27;s format; re-run milton-lora eval --run-id" in html
 
 
 def test_usage_errors_are_one_clean_message(cli) -> None:

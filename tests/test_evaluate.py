@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, copy_home, registry_of, run_subprocess, second_adapter
-from milton_lora.demo.scripted_judge import ScriptedJudge
 from milton_lora.evaluate.generation import load_sides
 from milton_lora.evaluate.plan import EvalRequest, plan_evaluation
 from milton_lora.evaluate.sandbox import SandboxLimits
 from milton_lora.evaluate.suites import Check, extract_code, load_benchmarks, load_sanity, run_check
 from milton_lora.inference import generate, load_for_inference
 from milton_lora.settings import Settings
+from scripted_judge import ScriptedJudge
 
 FAST = ["--max-new-tokens", "12"]
 
@@ -64,7 +64,7 @@ def test_documented_command_line_compares_with_the_base_and_holds_a_weak_adapter
     assert not gate["passed"] and not gate["criteria"][0]["passed"]
     assert "held: benchmark pass rate" in result.stdout and "Gate: training → candidate" in result.stdout
     assert "poor held-out metrics" in [f["signal"] for f in metrics["diagnosis"]]  # a tiny model is far from 3.0
-    assert "What to look at" in result.stdout and "export_training_data.py --days 60" in result.stdout
+    assert "What to look at" in result.stdout and "milton-lora export --days 60" in result.stdout
     assert {"load", "held_out_metrics", "sanity", "benchmarks", "total"} <= set(metrics["timings"])
     assert metrics["head_to_head"] is None and not (run_dir / "judgements.jsonl").exists()
     sanity = json.loads((run_dir / "sanity_responses.json").read_text())

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from helpers import REPO, Server, free_port, run_subprocess
-from milton_lora.demo.perturbed_adapter import perturbed_adapter
 from milton_lora.demo.samples import write_sample_exports
+from perturbed_adapter import perturbed_adapter
 
 SANITY = {"prompts": [{"id": "reminder", "prompt": "Remind me to call the plumber tomorrow at 9am."},
                       {"id": "capital", "prompt": "What is the capital of France? One word."}]}  # fmt: skip

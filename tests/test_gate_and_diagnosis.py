@@ -103,7 +103,7 @@ def test_poor_metrics_name_the_guides_fixes_with_this_runs_values() -> None:
     assert finding.signal == "poor held-out metrics"
     assert finding.observed == "perplexity 4.48 > 3.0; token accuracy 60% < 75%"
     fixes = " | ".join(finding.fixes)
-    assert "python scripts/export_training_data.py --days 60" in fixes and "120 conversations" in fixes
+    assert "milton-lora export --days 60" in fixes and "120 conversations" in fixes
     assert "learning_rate in training/configs/lora_default.yaml: 0.0002 → 0.0001" in fixes
     assert "num_epochs in training/configs/lora_default.yaml: 3 → 4" in fixes
     assert "tensorboard --logdir runs/lora_1/logs" in fixes

@@ -7,7 +7,6 @@ import socket
 
 import pytest
 
-from milton_lora.demo.scripted_judge import ScriptedJudge
 from milton_lora.errors import MiltonError
 from milton_lora.evaluate.judge import (
     JudgeClient,
@@ -23,6 +22,7 @@ from milton_lora.evaluate.judge import (
     outcome,
     parse_verdict,
 )
+from scripted_judge import ScriptedJudge
 
 CONVERSATION = [{"role": "user", "content": "I'm flying to Lisbon."}, {"role": "assistant", "content": "Noted."},
                 {"role": "user", "content": "Where am I flying to?"}]  # fmt: skip

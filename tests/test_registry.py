@@ -138,7 +138,9 @@ def test_list_table_and_json(registry: Registry, adapters: list[str], cli) -> No
 def test_not_found_hints_evaluation(registry: Registry, tiny_model_dir: Path, settings: Settings, cli) -> None:
     missing = cli("promote", "lora_20990101_000000", "--to-production")
     assert missing.exit_code == 1
-    assert "not found in registry" in missing.stderr and "eval_lora.py --run-id lora_20990101_000000" in missing.stderr
+    assert (
+        "not found in registry" in missing.stderr and "milton-lora eval --run-id lora_20990101_000000" in missing.stderr
+    )
     make_adapter(tiny_model_dir, settings.adapters_dir, "orphan")
     assert "its folder exists" in cli("promote", "orphan", "--archive").stderr
 

@@ -45,11 +45,11 @@ def test_shipped_configs_validate(name: str, r: int, alpha: int, batch: int) -> 
     config = load_model(SHIPPED / f"lora_{name}.yaml", TrainConfig)
     assert (config.lora_r, config.lora_alpha, config.per_device_train_batch_size) == (r, alpha, batch)
     raw = yaml.safe_load((SHIPPED / f"lora_{name}.yaml").read_text())
-    seed_keys = {"base_model_path", "run_name_prefix", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
+    documented_keys = {"base_model_path", "run_name_prefix", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
                  "learning_rate", "num_epochs", "per_device_train_batch_size", "gradient_accumulation_steps", "bf16",
                  "lr_scheduler_type", "warmup_steps", "max_grad_norm", "train_file", "test_file",
                  "max_seq_length", "use_gradient_checkpointing"}  # fmt: skip
-    assert seed_keys <= set(raw)
+    assert documented_keys <= set(raw)
 
 
 def test_config_errors_are_all_reported_with_suggestions(tmp_path: Path) -> None:

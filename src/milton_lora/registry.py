@@ -180,7 +180,7 @@ class Registry:
         raise MiltonError(
             f"no adapter {name}: not found in registry nor in {self.adapters_dir} ({hint}; or say latest, "
             f"latest-candidate, production); a folder made elsewhere is registered by evaluating it: "
-            f"python scripts/eval_lora.py --run-id {name}"
+            f"milton-lora eval --run-id {name}"
         )
 
     def is_stopped_run(self, name: str) -> bool:
@@ -226,7 +226,7 @@ class Registry:
         validate_run_id(run_id)
         if run_id in data.adapters:
             return data.adapters[run_id]
-        hint = f"run evaluation to register it: python scripts/eval_lora.py --run-id {run_id}"
+        hint = f"run evaluation to register it: milton-lora eval --run-id {run_id}"
         if (self.adapters_dir / run_id).is_dir():
             raise MiltonError(f"Adapter {run_id} not found in registry (its folder exists); {hint}")
         raise MiltonError(f"Adapter {run_id} not found in registry; {hint}")

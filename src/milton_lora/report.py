@@ -148,7 +148,7 @@ def _evaluation(run_id: str, run_dir: Path) -> list[str]:
     except MiltonError as exc:
         return [f'<p class="muted">{escape(str(exc))}</p>']
     if result is None:
-        return [f'<p class="muted">Not evaluated yet: python scripts/eval_lora.py --run-id {escape(run_id)}</p>']
+        return [f'<p class="muted">Not evaluated yet: milton-lora eval --run-id {escape(run_id)}</p>']
     opponent = result.opponent.label
     sections = [_gate(result), _diagnosis(result), _metrics_table(result), _benchmarks(result.benchmarks, opponent)]
     if result.head_to_head is not None:

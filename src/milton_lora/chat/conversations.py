@@ -18,7 +18,7 @@ Conversation = list[dict[str, str]]
 def read_conversations(path: Path) -> list[Conversation]:
     """Read an exported JSONL file; errors name the file and line."""
     if not path.exists():
-        raise MiltonError(f"{path}: not found; run `python scripts/export_training_data.py --days 30` first")
+        raise MiltonError(f"{path}: not found; run `milton-lora export --days 30` first")
     conversations = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():

@@ -122,7 +122,7 @@ class TerminalUI:
     def promote(self, run_id: str, asked_in_advance: bool) -> Promotion:
         from milton_lora.cycle import Promotion
 
-        how = f"python scripts/promote_adapter.py {run_id} --to-production"
+        how = f"milton-lora promote {run_id} --to-production"
         why_not = ""
 
         def confirm() -> bool:

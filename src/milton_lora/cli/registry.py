@@ -180,7 +180,7 @@ def show_registry(registry: Registry, as_json: bool) -> None:
         status = f"★ {e.status}" if e.status == "production" else e.status
         rate = "-" if e.pass_rate is None else f"{e.pass_rate:.1%}"
         table.add_row(e.run_id, status, e.created_at.replace("T", " ")[:19], rate, Text(latest_note(e) or ""))
-    console.print(table if entries else "No adapters registered yet; train one with scripts/train_lora.py")
+    console.print(table if entries else "No adapters registered yet; train one with milton-lora train")
 
 
 def show_history(registry: Registry, run_id: str | None, as_json: bool) -> None:

@@ -74,7 +74,7 @@ def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path, nex
         ("TensorBoard", f"tensorboard --logdir {run_dir / 'logs'}"),
     ]
     if next_step:
-        rows.append(("next", f"python scripts/eval_lora.py --run-id {metadata['run_id']}"))
+        rows.append(("next", f"milton-lora eval --run-id {metadata['run_id']}"))
     print_rows(f"Trained {metadata['run_id']} (status: training)", rows)
 
 

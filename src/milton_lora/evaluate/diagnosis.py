@@ -64,7 +64,7 @@ class TrainingFacts:
         days = self.window_days * 2 if self.window_days else 90
         had = f" (this run learned from {self.train_examples} conversations" if self.train_examples else ""
         window = f" of {self.window_days} days)" if had and self.window_days else (")" if had else "")
-        return f"export more days{had}{window}: python scripts/export_training_data.py --days {days}, then train again"
+        return f"export more days{had}{window}: milton-lora export --days {days}, then train again"
 
     def lower_learning_rate(self) -> str:
         if self.learning_rate is None:

@@ -228,5 +228,5 @@ def _read(path: Path, parse: Callable[[str], Parsed]) -> Parsed:
         return parse(path.read_text())
     except (ValidationError, ValueError):
         raise MiltonError(
-            f"{path}: not in this version's format; re-run python scripts/eval_lora.py --run-id {path.parent.name}"
+            f"{path}: not in this version's format; re-run milton-lora eval --run-id {path.parent.name}"
         ) from None

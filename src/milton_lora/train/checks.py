@@ -191,7 +191,7 @@ def _check_retired_folders(settings: Settings, config: TrainConfig, problems: li
 
 def _count_lines(path: Path, problems: list[str]) -> int:
     if not path.exists():
-        problems.append(f"{path}: not found; run `python scripts/export_training_data.py --days 30` first")
+        problems.append(f"{path}: not found; run `milton-lora export --days 30` first")
         return 0
     with path.open("rb") as handle:
         return sum(1 for line in handle if line.strip())

@@ -1,6 +1,6 @@
 """An untrained LoRA adapter on any local base model, with small seeded random weights: a stand-in for a
 trained adapter where training would cost minutes and only the adapter's mechanics matter (evaluating
-on a real model in tests and `bench/eval_phases.py`). Written by peft, so it loads like any adapter.
+on a real model in the tests and `bench/eval_phases.py`). Written by peft, so it loads like any adapter.
 """
 
 from __future__ import annotations
