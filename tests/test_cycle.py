@@ -144,6 +144,11 @@ def test_the_gate_flags_reach_the_evaluation(home: Path, tiny_model_dir: Path, t
     assert strict.exit_code == 0, strict.stderr
     log = cycle_log(home, strict.stdout)
     assert log["request"]["pass_threshold"] == 0.75 and log["request"]["benchmarks"] == str(suite)
+    # every evaluation option is recorded, the judge's and the batch's included
+    assert {"judge_api_key_env", "judge_prompts", "judge_max_tokens", "allow_remote_judge", "batch_size"} <= set(
+        log["request"]
+    )
+    assert log["request"]["allow_remote_judge"] is False and log["request"]["judge_max_tokens"] == 256
     assert log["decision"]["status"] == "training" and log["promotion"]["promoted"] is False
     assert any(reason.startswith("benchmark pass rate 50%") and "75%" in reason for reason in log["decision"]["held"])
     assert "eval_lora.py" not in strict.stdout  # the cycle evaluates; no "next: eval_lora.py" row

@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from milton_lora import __version__
 from milton_lora.errors import MiltonError
+from milton_lora.evaluate.options import EvalOptions
 from milton_lora.fileio import atomic_write_json, atomic_write_text
 from milton_lora.settings import Settings
 
@@ -63,25 +64,12 @@ class CycleRequest:
     config: Path = Path("lora_default.yaml")
     from_production: bool = False
     promote_if_candidate: bool = False
-    judge_url: str | None = None
-    judge_model: str | None = None
-    judge_api_key_env: str | None = None
-    judge_prompts: int = 50
-    judge_max_tokens: int = 256
-    allow_remote_judge: bool = False
-    pass_threshold: float | None = None
-    benchmarks: Path | None = None
-    sanity: Path | None = None
-    max_new_tokens: int = 256
-    batch_size: int = 8
+    evaluation: EvalOptions = field(default_factory=EvalOptions)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "days": self.days, "config": str(self.config), "from_production": self.from_production,
-            "promote_if_candidate": self.promote_if_candidate, "judge_url": self.judge_url,
-            "judge_model": self.judge_model, "max_new_tokens": self.max_new_tokens,
-            "pass_threshold": self.pass_threshold, "benchmarks": str(self.benchmarks) if self.benchmarks else None,
-            "sanity": str(self.sanity) if self.sanity else None,
+            "promote_if_candidate": self.promote_if_candidate, **self.evaluation.as_dict(),
         }  # fmt: skip
 
 
@@ -192,13 +180,7 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
 
     trained = stage(settings, log, ui, "train", train, training_summary)
     ui.trained(trained)
-    eval_request = EvalRequest(
-        run_id=trained.run_id, auto_promote=True, pass_threshold=request.pass_threshold,
-        benchmarks=request.benchmarks, sanity=request.sanity, max_new_tokens=request.max_new_tokens,
-        batch_size=request.batch_size, judge_url=request.judge_url, judge_model=request.judge_model,
-        judge_api_key_env=request.judge_api_key_env, judge_prompts=request.judge_prompts,
-        judge_max_tokens=request.judge_max_tokens, allow_remote_judge=request.allow_remote_judge,
-    )  # fmt: skip
+    eval_request = EvalRequest(run_id=trained.run_id, auto_promote=True, **request.evaluation.options())
     result = stage(settings, log, ui, "evaluate", lambda: evaluate_run(settings, eval_request, ui.eval_console()),
                    evaluation_summary)  # fmt: skip
     log.decision = decision_of(result)

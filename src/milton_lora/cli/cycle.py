@@ -25,6 +25,7 @@ from milton_lora.cli.common import (
     settings_of,
 )
 from milton_lora.cli.evaluate import (
+    DEFAULTS,
     AllowRemoteJudge,
     BatchSize,
     BenchmarksFile,
@@ -41,6 +42,7 @@ from milton_lora.cli.evaluate import (
 from milton_lora.cli.export import export_rows
 from milton_lora.cli.registry import promote_adapter
 from milton_lora.cli.train import FromProduction, print_training_summary
+from milton_lora.evaluate.options import EvalOptions
 from milton_lora.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,27 +68,28 @@ def cycle(
     judge_url: JudgeUrl = None,
     judge_model: JudgeModel = None,
     judge_api_key_env: JudgeApiKeyEnv = None,
-    judge_prompts: JudgePrompts = 50,
-    judge_max_tokens: JudgeMaxTokens = 256,
+    judge_prompts: JudgePrompts = DEFAULTS.judge_prompts,
+    judge_max_tokens: JudgeMaxTokens = DEFAULTS.judge_max_tokens,
     allow_remote_judge: AllowRemoteJudge = False,
     pass_threshold: PassThreshold = None,
     benchmarks: BenchmarksFile = None,
     sanity: SanityFile = None,
-    max_new_tokens: MaxNewTokens = 256,
-    batch_size: BatchSize = 8,
+    max_new_tokens: MaxNewTokens = DEFAULTS.max_new_tokens,
+    batch_size: BatchSize = DEFAULTS.batch_size,
 ) -> None:
     """Run the week: export, train, evaluate, show the decision and promote when a person confirms.
 
     One cycle at a time (a second one exits 75); a log of each in runs/cycles/; a failed stage exits 1."""
     from milton_lora.cycle import CycleRequest, log_path, run_cycle
 
-    request = CycleRequest(
-        days=days, config=config, from_production=from_production, promote_if_candidate=promote_if_candidate,
+    evaluation = EvalOptions(
         judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
         judge_prompts=judge_prompts, judge_max_tokens=judge_max_tokens, allow_remote_judge=allow_remote_judge,
         pass_threshold=pass_threshold, benchmarks=benchmarks, sanity=sanity, max_new_tokens=max_new_tokens,
         batch_size=batch_size,
     )  # fmt: skip
+    request = CycleRequest(days=days, config=config, from_production=from_production,
+                           promote_if_candidate=promote_if_candidate, evaluation=evaluation)  # fmt: skip
     settings = settings_of(ctx)
     command = "cycle" + (" --promote-if-candidate" if promote_if_candidate else "")
     log = run_cycle(settings, request, TerminalUI(settings, command), redactor_of(settings))

@@ -12,11 +12,13 @@ from rich.text import Text
 
 from milton_lora.cli.app import app
 from milton_lora.cli.common import console, err_console, print_rows, print_warning, registry_of, settings_of
+from milton_lora.evaluate.options import EvalOptions
 
 if TYPE_CHECKING:
     from milton_lora.evaluate.result import EvalResult
 
-# Options `cycle` shares with `eval`.
+# Options `cycle` shares with `eval` (`EvalOptions`, whose defaults they show).
+DEFAULTS = EvalOptions()
 MaxNewTokens = Annotated[int, typer.Option(min=1, help="Longest answer generated per prompt.")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Prompts / conversations per batch.")]
 JudgeUrl = Annotated[
@@ -56,13 +58,13 @@ def evaluate(
     base_model: Annotated[
         Path | None, typer.Option(help="Base model folder (default: the one training recorded).")
     ] = None,
-    max_new_tokens: MaxNewTokens = 256,
-    batch_size: BatchSize = 8,
+    max_new_tokens: MaxNewTokens = DEFAULTS.max_new_tokens,
+    batch_size: BatchSize = DEFAULTS.batch_size,
     judge_url: JudgeUrl = None,
     judge_model: JudgeModel = None,
     judge_api_key_env: JudgeApiKeyEnv = None,
-    judge_prompts: JudgePrompts = 50,
-    judge_max_tokens: JudgeMaxTokens = 256,
+    judge_prompts: JudgePrompts = DEFAULTS.judge_prompts,
+    judge_max_tokens: JudgeMaxTokens = DEFAULTS.judge_max_tokens,
     allow_remote_judge: AllowRemoteJudge = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout; no tables, no bars.")] = False,
 ) -> None:

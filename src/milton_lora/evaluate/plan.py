@@ -15,6 +15,7 @@ from milton_lora.errors import MiltonError
 from milton_lora.evaluate.diagnosis import TrainingFacts
 from milton_lora.evaluate.gate import GateConfig, load_gate
 from milton_lora.evaluate.judge import JudgeSpec, is_loopback, normalize_url, remote_judge_refusal
+from milton_lora.evaluate.options import EvalOptions
 from milton_lora.evaluate.result import JUDGEMENTS_FILE, METRICS_FILE, SANITY_FILE, Opponent
 from milton_lora.evaluate.sandbox import SandboxLimits
 from milton_lora.evaluate.suites import BenchmarkFile, SanityFile, load_benchmarks, load_sanity, suite_path
@@ -24,25 +25,15 @@ from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, ADAPTER_WEIGH
 JUDGE_SAMPLE_SEED = 0
 
 
-@dataclass(frozen=True)
-class EvalRequest:
-    """What the person asked for (the `eval` flags); `plan_evaluation` turns it into an `EvalPlan`."""
+@dataclass(frozen=True, kw_only=True)
+class EvalRequest(EvalOptions):
+    """What the person asked for (the `eval` flags): which adapter, with the shared `EvalOptions`;
+    `plan_evaluation` turns it into an `EvalPlan`."""
 
     run_id: str
     auto_promote: bool = True
-    pass_threshold: float | None = None  # overrides gate.yaml's min_pass_rate
-    benchmarks: Path | None = None
-    sanity: Path | None = None
     test_file: Path | None = None
     base_model: Path | None = None
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    judge_url: str | None = None
-    judge_model: str | None = None
-    judge_api_key_env: str | None = None
-    judge_prompts: int = 50
-    judge_max_tokens: int = 256
-    allow_remote_judge: bool = False
     mixed_batches: bool = True
 
 
