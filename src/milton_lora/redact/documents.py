@@ -17,13 +17,15 @@ import re
 
 from milton_lora.redact.cues import COPULAS, case_forms, stands_alone
 from milton_lora.redact.labels import Span
+from milton_lora.redact.national import checksum_holds
 
 # Written in lower, UPPER, Title or Sentence case, `id` also as `ID` (`Passport`, `national ID`, `Steuer-ID`).
 DOCUMENT_CUES = ["passport", "driver's license", "drivers license", "driver license", "driver's licence",
                  "driving licence", "driving license", "national insurance", "national id", "id card",
                  "identity card", "identity number", "personalausweis", "steuer-id", "tax id", "tax number",
                  "taxpayer id", "itin", "bank account", "aadhaar", "codice fiscale", "social insurance number",
-                 "personnummer", "personal id", "residence permit",
+                 "personnummer", "personal id", "residence permit", "tax file number", "henkilötunnus",
+                 "aadhar", "steuerid", "identificación fiscal", "numéro fiscal",
                  # the same in the languages of the default regions
                  "reisepass", "reisepassnummer", "passnummer", "ausweisnummer", "führerschein",
                  "führerscheinnummer", "steuernummer", "steueridentifikationsnummer", "sozialversicherungsnummer",
@@ -34,7 +36,8 @@ DOCUMENT_CUES = ["passport", "driver's license", "drivers license", "driver lice
 # A bank's own number, public, before the account number that is not: `routing 021000021 account 483920174`.
 BANK_CODE_CUES = ["routing", "routing number", "sort code", "bsb", "aba"]
 # Short words that are ordinary words in lower case (`a tin of beans`): their capitals only (`NI number`).
-CAPITALS_ONLY_CUES = ["NI", "NHS", "SIN", "TIN", "NINO", "BSN", "DNI", "NIE", "NIF", "CPF", "PESEL"]
+CAPITALS_ONLY_CUES = ["NI", "NHS", "SIN", "TIN", "NINO", "BSN", "DNI", "NIE", "NIF", "CPF", "PESEL", "TFN", "NRIC",
+                      "FIN", "PAN", "HETU", "NPI", "UID", "IdNr"]
 
 
 def cue_spellings() -> list[str]:
@@ -60,6 +63,11 @@ _VALUE = re.compile(
     """
 )
 _DIGIT = re.compile(r"\d")
+# An all-digit number a few words after its cue (`Steuer-ID of the client 65929970489`, `TFN for Sam: 123 456
+# 782`): only its checksum (`national.checksum_holds`) tells it from the other numbers of the sentence.
+_CHECKSUMMED_AFTER_WORDS = re.compile(
+    r"(?:[^\S\n]+[\w'’.-]+){0,4}?[^\S\n]*[:=#]?[^\S\n]*[\"'`]?(?P<value>\d(?:[ -]?\d){8,11})(?![\w-]|[.,]\d)"
+)
 # Dates, year ranges and all-numeric dotted versions: `ID card 2024-01-05`, `national insurance 2024/25`,
 # `passport 0.7.0.12345` (the Passport.js package).
 _NOT_AN_ID = re.compile(r"\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d+(?:\.\d+){2,}")
@@ -82,6 +90,10 @@ def identity_numbers(text: str, cues: list[tuple[int, int, None]]) -> list[Span]
             match = _ACCOUNT_AFTER_BANK_CODE.match(text, end)
         else:
             match = _VALUE.match(text, end)
+            if match is None or not _DIGIT.search(match.group("value")):
+                match = _CHECKSUMMED_AFTER_WORDS.match(text, end)
+                if match is not None and not checksum_holds(match.group("value")):
+                    continue
         if match is None or len(_DIGIT.findall(match.group("value"))) < 5 or _NOT_AN_ID.fullmatch(match.group("value")):
             continue
         found.append((match.start("value"), match.end("value"), "ID_NUMBER"))

@@ -16,6 +16,7 @@ from milton_lora.redact.codes import secret_codes
 from milton_lora.redact.credentials import bearer_tokens, command_passwords, named_secrets
 from milton_lora.redact.documents import identity_numbers
 from milton_lora.redact.labels import DEFAULT_REGIONS, PRIORITY, Finding, Redaction, Span, apply
+from milton_lora.redact.national import mixed_numbers
 from milton_lora.redact.numbers import CHARACTER_CLASSES, NumberFinder, ibans
 from milton_lora.redact.providers import aws_secrets_beside, discord_tokens, provider_keys, telegram_tokens
 from milton_lora.redact.tables import phone_columns, ssn_columns
@@ -94,6 +95,7 @@ class Redactor:
         ]
         found_ibans = ibans(text, classes)
         candidates += found_ibans
+        candidates += mixed_numbers(text, classes)
         candidates += self._numbers.find(text, classes, found_ibans, anchors[kinds.SSN_CUE])
         chosen = resolve_overlaps(candidates)
         if self.terms:

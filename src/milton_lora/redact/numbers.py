@@ -14,6 +14,7 @@ import re
 
 from milton_lora.redact import cues
 from milton_lora.redact.labels import Span
+from milton_lora.redact.national import itin_ok
 from milton_lora.redact.validators import (
     card_grouping_ok,
     card_prefix_ok,
@@ -323,7 +324,11 @@ def ssns(text: str, lo: int, hi: int, *, cued: bool, listed_after: int = -1) -> 
     right after the one that ended at `listed_after` (`123456789, 234567890 and ...`) shares its cue."""
     found = []
     if text.find("-", lo, hi) != -1:
-        found += [(m.start(), m.end(), "SSN") for m in _SSN.finditer(text, lo, hi) if ssn_ok(*m.groups())]
+        for match in _SSN.finditer(text, lo, hi):
+            if ssn_ok(*match.groups()):
+                found.append((match.start(), match.end(), "SSN"))
+            elif match.group(1)[0] == "9" and itin_ok(match.group()):
+                found.append((match.start(), match.end(), "ID_NUMBER"))  # a US ITIN: the SSN shape, area 9XX
     if cued:
         for match in _SSN_PLAIN.finditer(text, lo, hi):
             if not ssn_ok(*match.groups()):

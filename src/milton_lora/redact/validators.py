@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 import re
-import string
 from collections import Counter
 from functools import cache
 
 import phonenumbers
+from stdnum import ean, luhn
+from stdnum.iso7064 import mod_97_10
 
 _PLACEHOLDER_SHAPE = re.compile(
     r"\$\{[^}]+\}?|\$[A-Z_][A-Z0-9_]*|\$[a-z_][a-z0-9_]*|<[^>]*>?|\{\{.*|%\(\w+\)[sdr]|%[A-Z_]+%|\*+|•+|\.{3,}|…"
@@ -87,29 +88,18 @@ def looks_random(key: str) -> bool:
     return len(set(body)) >= 8 and not is_placeholder(body)
 
 
-_IBAN_LETTER_VALUES = str.maketrans({letter: str(value) for value, letter in enumerate(string.ascii_uppercase, 10)})
-
-
 def iban_checksum_ok(iban: str) -> bool:
-    try:
-        number = int((iban[4:] + iban[:4]).translate(_IBAN_LETTER_VALUES))
-    except ValueError:
-        return False
-    return number % 97 == 1
-
-
-_LUHN_DOUBLED = {str(digit): digit * 2 - 9 if digit > 4 else digit * 2 for digit in range(10)}
+    """The IBAN's mod-97 check (ISO 7064), the country code and check digits moved to the end."""
+    return mod_97_10.is_valid(iban[4:] + iban[:4])
 
 
 def luhn_ok(digits: str) -> bool:
-    total = sum(map(int, digits[-1::-2])) + sum(map(_LUHN_DOUBLED.__getitem__, digits[-2::-2]))
-    return total % 10 == 0
+    return luhn.is_valid(digits)
 
 
 def gtin_ok(digits: str) -> bool:
-    """The GS1 check digit of an EAN-13, UPC-A or ISBN-13 (weights 1 and 3 from the check digit leftwards)."""
-    total = sum(map(int, digits[-1::-2])) + 3 * sum(map(int, digits[-2::-2]))
-    return total % 10 == 0
+    """The GS1 check digit of an EAN-13, UPC-A or ISBN-13."""
+    return ean.is_valid(digits)
 
 
 def card_prefix_ok(digits: str) -> bool:
