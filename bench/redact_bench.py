@@ -1,14 +1,18 @@
 """Redaction benchmark: recall per label, hard negatives altered per kind, and MB/s, ours vs a plain-library
 baseline, on the tuning corpus (`redact_corpus.py`, realistic and PII-dense) and on the independent
-evaluation corpus (`pii_eval/`, never tuned on).
+evaluation corpus (`pii_eval/`, never tuned on), and on the held-out corpus of round two
+(`redact_corpus_heldout.py`, never tuned on).
 
 The baseline is what a typical script does with the same libraries: `phonenumbers.PhoneNumberMatcher`
 over the text for each region, plus the common one-line regexes for emails, cards, IPs, SSNs, keys
 and URLs, without validation. Both run in this process, on the same corpus, single-threaded; time is
 this process's CPU time (`time.process_time`), which is its wall time on an idle machine and stays
-meaningful on a shared one.
+meaningful on a shared one. With `--against REV` each corpus is also timed with the engine of that git
+revision and this checkout's, in alternating fresh processes (`redact_against.py`), and both MB/s are printed
+side by side: a machine shared with others slows both alike.
 
-    python bench/redact_bench.py [--corpus tuning dense eval] [--messages 20000] [--seed 7] [--misses 20]
+    python bench/redact_bench.py [--corpus tuning dense eval heldout] [--messages 20000] [--seed 7] [--misses 20]
+                                 [--against main] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from labeled import Sample, Score, failures, score
 from milton_lora.redact import LABELS, Finding, Redactor
 from pii_eval import EVAL_SEED, build_eval_corpus
+from redact_against import alternate
 from redact_corpus import build_corpus
+from redact_corpus_heldout import HELDOUT_SEED, build_heldout_corpus
 
 Finder = Callable[[list[str]], list[list[Finding]]]
 
@@ -69,7 +75,7 @@ def timed(find: Finder, texts: list[str], runs: int) -> tuple[list[list[Finding]
     return findings, statistics.median(times)
 
 
-def report(title: str, corpus: list[Sample], misses: int) -> None:
+def report(title: str, corpus: list[Sample], misses: int, against: str | None = None, rounds: int = 3) -> None:
     texts = [sample.text for sample in corpus]
     megabytes = sum(len(text.encode("utf-8")) for text in texts) / 1e6
     ours = Redactor()
@@ -92,6 +98,12 @@ def report(title: str, corpus: list[Sample], misses: int) -> None:
     for name, result in scores.items():
         print(summary_line(name, result, speeds[name]))
     print(f"speed ratio milton-lora / baseline: {speeds['milton-lora'] / speeds['baseline']:.1f}x\n")
+    if against:
+        theirs, ours = alternate(against, texts, rounds)
+        print(
+            f"alternating, median of {rounds} fresh processes each: this tree {megabytes / ours:.2f} MB/s, "
+            f"{against} {megabytes / theirs:.2f} MB/s, ratio {theirs / ours:.2f}x\n"
+        )
     for line in failures(corpus, found, lambda label: True)[:misses]:
         print("  miss:", line)
 
@@ -110,19 +122,28 @@ def summary_line(name: str, result: Score, speed: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", nargs="+", choices=["tuning", "dense", "eval"], default=["tuning", "dense", "eval"])
+    corpora = ["tuning", "dense", "eval", "heldout"]
+    parser.add_argument("--corpus", nargs="+", choices=corpora, default=corpora)
     parser.add_argument("--messages", type=int, default=20000, help="messages in each tuning corpus")
     parser.add_argument("--seed", type=int, default=7, help="seed of the tuning corpus")
     parser.add_argument("--misses", type=int, default=0, help="print this many misses and altered negatives")
+    parser.add_argument("--against", metavar="REV", help="also time this git revision's engine, alternating runs")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each engine with --against")
     args = parser.parse_args()
     print("single-threaded, CPU time; milton-lora: median of 3 timed runs after a warm-up; baseline: 1 run\n")
     if "tuning" in args.corpus:
-        report(f"tuning corpus, realistic (seed {args.seed})", build_corpus(args.messages, args.seed), args.misses)
+        corpus = build_corpus(args.messages, args.seed)
+        report(f"tuning corpus, realistic (seed {args.seed})", corpus, args.misses, args.against, args.rounds)
     if "dense" in args.corpus:
         corpus = build_corpus(args.messages, args.seed, dense=True)
-        report(f"tuning corpus, PII-dense (seed {args.seed})", corpus, args.misses)
+        report(f"tuning corpus, PII-dense (seed {args.seed})", corpus, args.misses, args.against, args.rounds)
     if "eval" in args.corpus:
-        report(f"evaluation corpus (pii_eval, seed {EVAL_SEED})", build_eval_corpus(), args.misses)
+        corpus = build_eval_corpus()
+        report(f"evaluation corpus (pii_eval, seed {EVAL_SEED})", corpus, args.misses, args.against, args.rounds)
+    if "heldout" in args.corpus:
+        corpus = build_heldout_corpus()
+        title = f"held-out corpus of round two (seed {HELDOUT_SEED})"
+        report(title, corpus, args.misses, args.against, args.rounds)
 
 
 if __name__ == "__main__":

@@ -249,7 +249,8 @@ def cloud_secret(h: Heldout) -> Sample:
     lead = rng.choice(["", "here you go: ", "fyi ", "ok so "])
     if cue.startswith(("and the secret", "with secret")):
         key_id = "AKIA" + "".join(rng.choice(_UPPER + _DIGITS) for _ in range(16))
-        return Builder().text(f"{lead}access key ").slot(key_id, "API_KEY").text(f" {cue} ").slot(body, "API_KEY").build()
+        builder = Builder().text(f"{lead}access key ").slot(key_id, "API_KEY").text(f" {cue} ")
+        return builder.slot(body, "API_KEY").build()
     return _with(f"{lead}{cue} ", body, "API_KEY", rng.choice(["", " — rotate it monday", "."]))
 
 
