@@ -50,12 +50,14 @@ class Heldout:
     def password(self) -> str:
         rng = self.rng
         word = rng.choice(_WORDS)
-        return rng.choice([
-            f"{word.title()}{rng.randint(1990, 2029)}{rng.choice('!?#$*')}",
-            f"{word.title()}_{rng.choice(_WORDS).title()}{rng.randint(10, 9999)}",
-            "".join(rng.choice(string.ascii_letters + _DIGITS + "!@#%&*") for _ in range(rng.randint(10, 16))),
-            f"{rng.choice(_WORDS)}.{rng.choice(_WORDS)}.{rng.randint(1, 99)}",
-        ])
+        return rng.choice(
+            [
+                f"{word.title()}{rng.randint(1990, 2029)}{rng.choice('!?#$*')}",
+                f"{word.title()}_{rng.choice(_WORDS).title()}{rng.randint(10, 9999)}",
+                "".join(rng.choice(string.ascii_letters + _DIGITS + "!@#%&*") for _ in range(rng.randint(10, 16))),
+                f"{rng.choice(_WORDS)}.{rng.choice(_WORDS)}.{rng.randint(1, 99)}",
+            ]
+        )
 
     def phone(self) -> tuple[str, str]:
         """A valid number of one of the regions people here live in or call, in a typed format, and its region."""
@@ -89,12 +91,14 @@ class Heldout:
         rng = self.rng
         groups = [f"{rng.randrange(65536):04x}" for _ in range(8)]
         groups[0] = rng.choice(["2001", "2a02", "2600", "fe80", "fd12"])
-        return rng.choice([
-            ":".join(groups),
-            ":".join(g.lstrip("0") or "0" for g in groups),
-            f"::ffff:{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-            f"{groups[0]}:{groups[1]}::{groups[6]}:{groups[7]}".replace(":0000", ":0"),
-        ])
+        return rng.choice(
+            [
+                ":".join(groups),
+                ":".join(g.lstrip("0") or "0" for g in groups),
+                f"::ffff:{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+                f"{groups[0]}:{groups[1]}::{groups[6]}:{groups[7]}".replace(":0000", ":0"),
+            ]
+        )
 
     def drawn(self, alphabet_spec: str, valid: Callable[[str], bool]) -> str:
         """Characters drawn per position (`A` a capital, `9` a digit, else itself) until `valid` accepts them."""
@@ -234,12 +238,14 @@ def bare_phone(h: Heldout) -> Sample:
 
 
 def ip6(h: Heldout) -> Sample:
-    before, after = h.rng.choice([
-        ("sshd: Accepted publickey for deploy from ", " port 52814 ssh2"),
-        ("can you whitelist ", " on the firewall?"),
-        ("Die Adresse vom Server ist ", "."),
-        ("client_ip=", " status=403"),
-    ])
+    before, after = h.rng.choice(
+        [
+            ("sshd: Accepted publickey for deploy from ", " port 52814 ssh2"),
+            ("can you whitelist ", " on the firewall?"),
+            ("Die Adresse vom Server ist ", "."),
+            ("client_ip=", " status=403"),
+        ]
+    )
     return _with(before, h.ipv6(), "IP_ADDRESS", after)
 
 
@@ -258,20 +264,24 @@ def national_id(h: Heldout) -> Sample:
     value, name, distinctive = h.national_id()
     rng = h.rng
     if distinctive and rng.random() < 0.4:
-        before, after = rng.choice([
-            ("the form came back with ", " on it, is that right?"),
-            ("mine is ", ""),
-            ("Antrag: ", " bitte prüfen"),
-            ("ho scritto ", " nel modulo"),
-        ])
+        before, after = rng.choice(
+            [
+                ("the form came back with ", " on it, is that right?"),
+                ("mine is ", ""),
+                ("Antrag: ", " bitte prüfen"),
+                ("ho scritto ", " nel modulo"),
+            ]
+        )
     else:
-        before, after = rng.choice([
-            (f"my {name} is ", ""),
-            (f"{name}: ", ""),
-            (f"here's the {name} ", " for the application"),
-            (f"Mi {name} es ", "."),
-            (f"{name} del cliente ", ""),
-        ])
+        before, after = rng.choice(
+            [
+                (f"my {name} is ", ""),
+                (f"{name}: ", ""),
+                (f"here's the {name} ", " for the application"),
+                (f"Mi {name} es ", "."),
+                (f"{name} del cliente ", ""),
+            ]
+        )
     return _with(before, value, "ID_NUMBER", after)
 
 
@@ -279,13 +289,15 @@ def arithmetic(h: Heldout) -> Sample:
     rng = h.rng
     a, b = rng.randint(1000, 9999), rng.randint(100, 999)
     value = rng.choice([f"{a} - {b}", f"{a}-{b}", f"{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"])
-    before, after = rng.choice([
-        ("what's ", "? my calculator died"),
-        ("pages ", " are the appendix"),
-        ("solve for x: x = ", " + 12"),
-        ("Rechne mal ", " aus"),
-        ("les lignes ", " du fichier"),
-    ])
+    before, after = rng.choice(
+        [
+            ("what's ", "? my calculator died"),
+            ("pages ", " are the appendix"),
+            ("solve for x: x = ", " + 12"),
+            ("Rechne mal ", " aus"),
+            ("les lignes ", " du fichier"),
+        ]
+    )
     return _kept(before, value, "arithmetic or range", after)
 
 
@@ -296,25 +308,29 @@ def order_or_time(h: Heldout) -> Sample:
         before, after = rng.choice([("created_at=", " level=info"), ("epoch ", " in UTC?"), ('"ts": ', ",")])
         return _kept(before, value, "unix time", after)
     value = str(rng.randint(1_000_000_000, 9_999_999_999))
-    before, after = rng.choice([
-        ("Your Amazon order ", " has shipped"),
-        ("Bestellnummer ", ""),
-        ("Commande n° ", " expédiée"),
-        ("pedido ", " entregado"),
-        ("tracking: ", ""),
-    ])
+    before, after = rng.choice(
+        [
+            ("Your Amazon order ", " has shipped"),
+            ("Bestellnummer ", ""),
+            ("Commande n° ", " expédiée"),
+            ("pedido ", " entregado"),
+            ("tracking: ", ""),
+        ]
+    )
     return _kept(before, value, "order number", after)
 
 
 def short_sha(h: Heldout) -> Sample:
     rng = h.rng
     sha = hashlib.sha1(str(rng.random()).encode()).hexdigest()[: rng.choice([7, 8, 10, 12])]
-    before, after = rng.choice([
-        ("reverted ", " because it broke CI"),
-        ("git cherry-pick ", ""),
-        ("fixed in ", " (see PR)"),
-        ("HEAD is now at ", " bump deps"),
-    ])
+    before, after = rng.choice(
+        [
+            ("reverted ", " because it broke CI"),
+            ("git cherry-pick ", ""),
+            ("fixed in ", " (see PR)"),
+            ("HEAD is now at ", " bump deps"),
+        ]
+    )
     return _kept(before, sha, "short git sha", after)
 
 
@@ -322,13 +338,15 @@ def hashed_file(h: Heldout) -> Sample:
     rng = h.rng
     digest = hashlib.md5(str(rng.random()).encode()).hexdigest()
     digits = "".join(rng.choice(_DIGITS) for _ in range(16))
-    name = rng.choice([
-        f"app.{digest[:20]}.js",
-        f"IMG_{digits}.jpg",
-        f"export_{digest}.csv",
-        f"backup-{digits[:14]}.tar.gz",
-        f"main.{digest[:8]}.chunk.css",
-    ])
+    name = rng.choice(
+        [
+            f"app.{digest[:20]}.js",
+            f"IMG_{digits}.jpg",
+            f"export_{digest}.csv",
+            f"backup-{digits[:14]}.tar.gz",
+            f"main.{digest[:8]}.chunk.css",
+        ]
+    )
     return _kept(rng.choice(["the build emitted ", "attached ", "rm "]), name, "hash in file name", "")
 
 
@@ -336,40 +354,46 @@ def key_name(h: Heldout) -> Sample:
     rng = h.rng
     name = rng.choice(["ClearTextPassword", "PasswordExpired", "PasswordNeverExpires", "passwordPolicy",
                        "ResetPasswordToken", "TokenLifetime", "SecretRotationDays"])  # fmt: skip
-    before, after = rng.choice([
-        ("Set-ADUser -Identity jdoe -", " $false"),
-        ("in the GPO, ", " is greyed out"),
-        ("the property ", " is read-only"),
-    ])
+    before, after = rng.choice(
+        [
+            ("Set-ADUser -Identity jdoe -", " $false"),
+            ("in the GPO, ", " is greyed out"),
+            ("the property ", " is read-only"),
+        ]
+    )
     return _kept(before, name, "key name", after)
 
 
 def digit_groups(h: Heldout) -> Sample:
     rng = h.rng
     groups = " ".join("".join(rng.choice(_DIGITS) for _ in range(4)) for _ in range(rng.randint(4, 6)))
-    before, after = rng.choice([
-        ("Kontonummer (alt): ", ""),
-        ("reference ", " on the transfer"),
-        ("Referenz: ", ""),
-        ("mandate ", " signed"),
-    ])
+    before, after = rng.choice(
+        [
+            ("Kontonummer (alt): ", ""),
+            ("reference ", " on the transfer"),
+            ("Referenz: ", ""),
+            ("mandate ", " signed"),
+        ]
+    )
     return _kept(before, groups, "digit groups", after)
 
 
 def lookalike_prose(h: Heldout) -> Sample:
     rng = h.rng
-    value = rng.choice([
-        ("is this a strong password?", "password question"),
-        ("I reuse the same tote bag everywhere", "reuse sentence"),
-        ("my pass for the museum expired", "pass sentence"),
-        ("std::vector<int>::iterator", "c++ scope"),
-        ("the meeting is 10:30:00 to 11:45:00", "clock time"),
-        ("MAC 3c:22:fb:a1:09:7e", "mac address"),
-        ("the secret is to let the dough rest", "secret sentence"),
-        ("log in with Google or GitHub", "login sentence"),
-        ("Die PIN-Sperre ist aktiv", "pin sentence"),
-        ("le code postal 75011", "postal code"),
-    ])
+    value = rng.choice(
+        [
+            ("is this a strong password?", "password question"),
+            ("I reuse the same tote bag everywhere", "reuse sentence"),
+            ("my pass for the museum expired", "pass sentence"),
+            ("std::vector<int>::iterator", "c++ scope"),
+            ("the meeting is 10:30:00 to 11:45:00", "clock time"),
+            ("MAC 3c:22:fb:a1:09:7e", "mac address"),
+            ("the secret is to let the dough rest", "secret sentence"),
+            ("log in with Google or GitHub", "login sentence"),
+            ("Die PIN-Sperre ist aktiv", "pin sentence"),
+            ("le code postal 75011", "postal code"),
+        ]
+    )
     return _kept(rng.choice(["", "hmm, ", "Q: "]), value[0], value[1], "")
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from milton_lora.redact.credentials import password_shaped
+from milton_lora.redact.credentials import password_shaped, strongly_shaped
 from milton_lora.redact.cues import COPULAS, stands_alone
 from milton_lora.redact.labels import Span
 from milton_lora.redact.validators import is_placeholder
@@ -32,7 +32,7 @@ SEED_CUES = ["seed phrase", "recovery phrase", "seed words", "mnemonic phrase", 
 # Cues said in passing as often as before a secret (`access code 2024 release`, `security code 404 error`):
 # the number after them counts only after `is` or `:`.
 STATED_ONLY_CUES = ["access code", "entry code", "lock code", "safe code", "unlock code", "security code"]
-LOGIN_CUES = ["login", "log-in", "logon", "sign-in", "credentials", "creds"]
+LOGIN_CUES = ["login", "log-in", "logon", "sign-in", "credentials", "creds", "log in", "sign in", "logged in"]
 TOTP_CUES = ["totp seed", "totp secret", "totp key", "otp secret", "2fa secret", "2fa key", "mfa secret",
              "authenticator key", "setup key"]  # fmt: skip
 # Each written as a whole word, in lower, UPPER, Title or Sentence case (`PIN`, `Door code`).
@@ -66,10 +66,15 @@ _FIRST_BACKUP_CODE = _after_joiner(_BACKUP_CODE_SHAPE)
 _NEXT_BACKUP_CODE = re.compile(rf"(?i)[\s,;]+(?P<value>{_BACKUP_CODE_SHAPE})")
 _TOTP_SECRET = _after_joiner(r"[A-Z2-7]{16,64}(?![\w-])|[A-Z2-7]{4}(?:[ ][A-Z2-7]{4}){3,15}(?![\w-])")
 _SEED_PHRASE = _after_joiner(r"[a-z]{3,8}(?:[ ][a-z]{3,8}){11,23}(?![ ]*[a-z])")
+# `login: user / <pw>`, `login for the NAS - admin / <pw>`, `my Netflix login is user / <pw>`, `log in with user
+# and <pw>`, `creds are user <pw>`: the joiner before the user, then the separator between user and password.
 _LOGIN_PAIR = re.compile(
     rf"""(?x)
-    (?:{_BETWEEN}+(?:for|to|on|at){_BETWEEN}+[\w .'-]{{1,30}}?)?{_BETWEEN}*[:=-]{_BETWEEN}*
-    (?P<user>[\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?){_BETWEEN}+/{_BETWEEN}+(?P<value>[^\s/]{{4,64}}?)[,;]?(?=\s|\Z)
+    (?:{_BETWEEN}+(?:for|to|on|at|into){_BETWEEN}+[\w .'-]{{1,30}}?)?
+    (?:{_BETWEEN}*[:=-]{_BETWEEN}*|{_BETWEEN}+(?:is|are|was|with|as|details[^\S\n]+are){_BETWEEN}*:?{_BETWEEN}+)
+    (?P<user>[\w.+-]+(?:@[\w-]+(?:\.[\w-]+)+)?)
+    (?:{_BETWEEN}+/{_BETWEEN}+|:|(?P<weak>{_BETWEEN}+(?:and|pw|pass|password){_BETWEEN}+|,{_BETWEEN}+|{_BETWEEN}+))
+    (?P<value>[^\s/]{{4,64}}?)[,;]?(?=\s|\Z)
     """
 )
 _LOWER = re.compile(r"[a-z]")
@@ -167,11 +172,15 @@ def _spans(match: re.Match[str] | None) -> list[Span]:
 def _login_pair(text: str, at: int) -> list[Span]:
     """`login: user / <password>`. A user name has a lower-case letter (`aws creds: AKIA... / <secret>` is a key
     pair, left to the key detectors), and the password is password-shaped with eight characters or a symbol,
-    so `SSO login: Okta / SAML2` and `login: Google / OAuth2` name protocols, not secrets."""
+    so `SSO login: Okta / SAML2` and `login: Google / OAuth2` name protocols, not secrets. Joined by a word or a
+    space instead of `/` (`log in with bob and <pw>`), the password must also hold a symbol, or a capital past
+    its first letter and a digit, so `sign in with Google and Microsoft365` stays."""
     match = _LOGIN_PAIR.match(text, at)
     if match is None or not _LOWER.search(match.group("user")):
         return []
     value = match.group("value")
     if not password_shaped(value) or (len(value) < 8 and value.isalnum()) or is_placeholder(value):
+        return []
+    if match.group("weak") is not None and not strongly_shaped(value):
         return []
     return _spans(match)

@@ -29,7 +29,9 @@ PASSWORD_WORDS = ["password", "passwd", "pwd", "passphrase", "passcode", "pass",
                   "palavra-passe"]  # fmt: skip
 SECRET_WORDS = ["secret", "token", "auth", "credential", "creds", "key", "apikey", "accesskey", "privatekey",
                 "accountkey", "schlüssel"]  # fmt: skip
-REUSE_CUES = ["everywhere"]  # `I reuse ... everywhere`
+# `I reuse ... everywhere`, `I keep reusing ... for everything`, `I use ... on every site`.
+REUSE_CUES = ["everywhere", "for everything", "for all my accounts", "on all my accounts", "on every site",
+              "for every site", "for all my logins"]  # fmt: skip
 SHORT_WORDS = frozenset({"pass", "pw", "pwd", "psk", "auth", "key", "creds", "schlüssel"})
 
 
@@ -74,8 +76,9 @@ _FLAG_VALUE = re.compile(r"[^\S\n]+(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P
 _PROSE_VALUE = re.compile(
     rf"""(?xi)
     (?:'s|[^\S\n]+{COPULAS}(?:[^\S\n]+(?:now|still|just|set[^\S\n]+to|always))?(?=\s)
-      |[^\S\n]+(?:for|für|pour|para|per|voor)[^\S\n]+(?:[\w.@'-]+[^\S\n]+){{0,3}}?[\w.@'-]+
-        (?:[^\S\n]+{COPULAS}(?=\s)|[^\S\n]*[:=-])
+      |[^\S\n]+(?:for|für|pour|para|per|voor|of|du|de|des|del|della|dello|van|vom|von)[^\S\n]+
+        (?:[\w.@'-]+[^\S\n]+){{0,3}}?[\w.@'-]+(?:[^\S\n]+{COPULAS}(?=\s)|[^\S\n]*[:=-])
+      |[^\S\n]+\w+[^\S\n]+{FOREIGN_COPULAS}(?=\s)      # `la contraseña nueva es`, `das neue Passwort ist`
       |[^\S\n]+(?:to|now|changed[^\S\n]+to|set[^\S\n]+to|reset[^\S\n]+to)(?=\s))?
     [^\S\n]*(?:-(?=\s))?[^\S\n]*(?P<value>[^\s]+)
     """
@@ -89,6 +92,8 @@ _REUSED = re.compile(
 )
 _OWNER_BEFORE = re.compile(r"(?i)[^\S\n](?:is|as)[^\S\n]+(?:my|the|our|your|a)[^\S\n]+(?:\w+[^\S\n]+)?\Z")
 _VALUE_BEFORE = re.compile(r"(?P<value>\S+)[^\S\n]+(?:is|as)[^\S\n]+(?:my|the|our|your|a)[^\S\n]+(?:\w+[^\S\n]+)?\Z")
+# `is Summer2022! a strong password?`, `would <value> be a good enough password`: a value asked about.
+_ASKED_BEFORE = re.compile(r"(?P<value>[^\s\"'`]\S*)[^\S\n]+(?:be[^\S\n]+)?an?[^\S\n]+(?:[\w-]+[^\S\n]+){0,3}\Z")
 _CREDENTIAL_CONTEXT = re.compile(
     r"(?i)\b(?:user(?:name)?|login|account|admin|e-?mail|apple[^\S\n]+id|wi-?fi|ssid|network|router|id)\b|@"
 )
@@ -198,7 +203,12 @@ def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: se
             found.append(span)
     for pos in reuse_cues:
         match = _REUSED.search(text, max(0, pos - 60), pos)
-        if match and (span := _prose_value(text, match.start("value"), "", True, "")):
+        if match is None:
+            continue
+        # After `everywhere` a plain word is a password (`I reuse tangerine everywhere`); after the looser cues
+        # (`I use emacs for everything`) only a password-shaped value is.
+        word = "" if text.startswith("everywhere", pos) else "reuse"
+        if span := _prose_value(text, match.start("value"), word, False, ""):
             found.append(span)
     return found
 
@@ -246,6 +256,10 @@ def _prose_passwords(text: str, pos: int, end: int) -> list[Span]:
         before = _VALUE_BEFORE.search(text, max(0, pos - 60), pos)
         if before and (span := _prose_value(text, before.start("value"), word, True, "")):
             found.append(span)
+    elif " a" in window and (asked := _ASKED_BEFORE.search(text, max(0, pos - 60), pos)):
+        value = asked.group("value")
+        if strongly_shaped(value) and not is_placeholder(value):  # `is Summer2022! a strong password?`
+            found.append((asked.start("value"), asked.end("value"), "PASSWORD"))
     return found
 
 
@@ -408,6 +422,14 @@ def password_shaped(value: str) -> bool:
         + bool(_SYMBOLS.search(value))
     )
     return classes >= 2 and not core.isdigit()
+
+
+def strongly_shaped(value: str) -> bool:
+    """Password-shaped and more than a brand or product name is (`Microsoft365`, `Office2019` are not): a symbol, or
+    a capital past the first letter together with a digit."""
+    if not password_shaped(value):
+        return False
+    return bool(_SYMBOLS.search(value)) or (value[1:].lower() != value[1:] and any(c.isdigit() for c in value))
 
 
 def _holds_user_and_password(value: str) -> bool:

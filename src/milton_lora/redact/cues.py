@@ -17,8 +17,8 @@ def backwards(text: str) -> str:
 
 
 # `is` in the languages of the default regions, between a cue and its value: `my PIN is`, `Mein Passwort ist`,
-# `mon mot de passe est`, `mi contraseña es`, `la mia password è`, `o código é`.
-FOREIGN_COPULAS = r"(?:ist|war|lautet|est|était|es|era|è|é)"
+# `mon mot de passe est`, `c'est`, `mi contraseña es`, `la mia password è`, `o código é`, `het wachtwoord is`.
+FOREIGN_COPULAS = r"(?:ist|war|lautet|est|c'est|c’est|était|es|era|è|é)"
 COPULAS = rf"(?:is|was|are|{FOREIGN_COPULAS})"
 
 

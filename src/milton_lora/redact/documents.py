@@ -36,8 +36,27 @@ DOCUMENT_CUES = ["passport", "driver's license", "drivers license", "driver lice
 # A bank's own number, public, before the account number that is not: `routing 021000021 account 483920174`.
 BANK_CODE_CUES = ["routing", "routing number", "sort code", "bsb", "aba"]
 # Short words that are ordinary words in lower case (`a tin of beans`): their capitals only (`NI number`).
-CAPITALS_ONLY_CUES = ["NI", "NHS", "SIN", "TIN", "NINO", "BSN", "DNI", "NIE", "NIF", "CPF", "PESEL", "TFN", "NRIC",
-                      "FIN", "PAN", "HETU", "NPI", "UID", "IdNr"]
+CAPITALS_ONLY_CUES = [
+    "NI",
+    "NHS",
+    "SIN",
+    "TIN",
+    "NINO",
+    "BSN",
+    "DNI",
+    "NIE",
+    "NIF",
+    "CPF",
+    "PESEL",
+    "TFN",
+    "NRIC",
+    "FIN",
+    "PAN",
+    "HETU",
+    "NPI",
+    "UID",
+    "IdNr",
+]
 
 
 def cue_spellings() -> list[str]:

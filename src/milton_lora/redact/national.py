@@ -33,9 +33,11 @@ from stdnum.us import itin
 
 from milton_lora.redact.labels import Span
 
-# Where a mixed number can be, on the byte-class copy of the text: a digit before a capital (`8Z`, `7L`, `5T`),
-# two digits, a space and a capital that starts no word (`56 C` ends a spaced NINO), or a HETU's date and number.
-_MIXED_ANCHOR = re.compile(rb"0A|00\.A(?![Aa0])|000000[.A]000")
+# Where a mixed number ends, on the byte-class copy of the text: a digit then a capital (`8Z`, `7L`, `2S`), also
+# across a space (`56 C` ends a spaced NINO), or a HETU's last digit, at the end of a token. The start is then
+# known from the length of each shape, so only tokens that end like an identity number cost any Python work.
+_MIXED_END = re.compile(rb"0\.?A(?![A0a])|000000[.A]0000(?![A0a])")
+_MIXED_LENGTHS = (9, 10, 11, 13, 16)
 _MIXED = re.compile(
     r"""(?x)
     (?P<dni>\d{8}[A-Z])
@@ -59,9 +61,7 @@ def nino_ok(value: str) -> bool:
     never issued, and administrative prefixes, are refused."""
     compact = value.replace(" ", "")
     first, second = compact[0], compact[1]
-    return (
-        first not in "DFIQUV" and second not in "DFIOQUV" and compact[:2] not in _NINO_PREFIXES_REFUSED
-    )
+    return first not in "DFIQUV" and second not in "DFIOQUV" and compact[:2] not in _NINO_PREFIXES_REFUSED
 
 
 def nric_ok(value: str) -> bool:
@@ -92,19 +92,16 @@ _NUMERIC_VALID: dict[int, tuple[Callable[[str], bool], ...]] = {
 def mixed_numbers(text: str, classes: bytes) -> list[Span]:
     """Identity numbers of a mixed shape anywhere in `text` (`classes` is its byte-class copy)."""
     found: list[Span] = []
-    last_end = -1
-    for anchor in _MIXED_ANCHOR.finditer(classes):
-        start = _token_start(classes, anchor.start())
-        if start < last_end:
-            continue
-        for begin in (start, start - 7):  # a HETU's check part (`308T`) follows its date (`131052-`)
-            match = _MIXED.match(text, begin) if begin >= 0 else None
-            if match is not None and _stands_alone(text, match.start(), match.end()):
-                kind = match.lastgroup or ""
-                if _MIXED_VALID[kind](match.group()):
-                    found.append((match.start(), match.end(), "ID_NUMBER"))
-                    last_end = match.end()
-                    break
+    for anchor in _MIXED_END.finditer(classes):
+        end = anchor.end()
+        for length in _MIXED_LENGTHS:
+            start = end - length
+            if start < 0 or (start and classes[start - 1] in b"A0a"):
+                continue
+            match = _MIXED.fullmatch(text, start, end)
+            if match is not None and _stands_alone(text, start, end) and _MIXED_VALID[match.lastgroup or ""](match[0]):
+                found.append((start, end, "ID_NUMBER"))
+                break
     return found
 
 
@@ -119,21 +116,13 @@ def itin_ok(value: str) -> bool:
     return itin.is_valid(value)
 
 
-def _token_start(classes: bytes, position: int) -> int:
-    """Back from `position` over capitals and digits (and the spaces of a spaced NINO), to where the token begins."""
-    start = position
-    while start > 0 and classes[start - 1] in b"A0":
-        start -= 1
-    if classes[start] != 0x30:
-        return start
-    spaced = start  # `QQ 12 34 56 C`: back over the digit pairs to the two letters
-    while spaced >= 3 and classes[spaced - 3 : spaced] == b"00.":
-        spaced -= 3
-    return spaced - 3 if spaced >= 3 and classes[spaced - 3 : spaced] == b"AA." else start
-
-
 def _stands_alone(text: str, start: int, end: int) -> bool:
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
-    return not (before.isalnum() or before in _GLUED or after.isalnum() or after in "_-@" or (after in "./" and
-                end + 1 < len(text) and text[end + 1].isalnum()))
+    return not (
+        before.isalnum()
+        or before in _GLUED
+        or after.isalnum()
+        or after in "_-@"
+        or (after in "./" and end + 1 < len(text) and text[end + 1].isalnum())
+    )
