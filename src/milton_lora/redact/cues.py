@@ -81,7 +81,8 @@ IP = Cue(
      "gateway", "dns", "proxy", "to", "at", "via", "on", "node", "peer", "client"],
     symbols=["//", "@"],
 )  # fmt: skip
-# `order #`, `invoice no. `, `ISBN `, `bill #`: what precedes a number that is an identifier, not a phone or card.
+# `order #`, `invoice no. `, `ISBN `, `bill #`, `Bestellnummer `, `Commande n° `: what precedes a number that is an
+# identifier, not a phone or card.
 IDENTIFIER = Cue(
     r"\s*[:=#]?\s*(?:si\s+)?(?:rebmun|\.?on|\.?rn|#)?\s*",
     ["order", "invoice", "ref", "reference", "isbn", "isbn-10", "isbn-13", "issn", "tracking", "ticket", "case", "po",
@@ -89,8 +90,19 @@ IDENTIFIER = Cue(
      "account", "acct", "id", "no.", "commit", "sha", "rev", "revision", "bill", "billing", "receipt", "rechnung",
      "booking", "confirmation", "reservation", "transaction", "txn", "policy", "claim", "member", "customer",
      "employee", "student", "license", "licence", "vat", "tax", "zip", "postal", "postcode", "plz", "amount", "total",
-     "balance", "bytes", "size", "count", "pid", "uid", "gid", "asin"],
+     "balance", "bytes", "size", "count", "pid", "uid", "gid", "asin",
+     # the same in the languages of the default regions
+     "bestellnummer", "bestellung", "auftrag", "auftragsnummer", "kundennummer", "rechnungsnummer",
+     "sendungsnummer", "commande", "facture", "colis", "suivi", "n°", "nº", "pedido", "factura", "envío", "envio",
+     "ordine", "fattura", "spedizione", "bestelling", "factuur", "bestelnummer"],
     symbols=["#"],
+)  # fmt: skip
+# `what's `, `solve `, `pages `, `lines `, `Rechne `: what precedes a calculation or a range, not a phone number.
+CALCULATION = Cue(
+    r"[\s:=(]*(?:[a-z:'’]+\s+){0,3}?",
+    ["what's", "whats", "what is", "solve", "compute", "calculate", "calc", "evaluate", "simplify", "minus",
+     "pages", "pp.", "lines", "rows", "seiten", "zeilen", "rechne", "berechne", "lignes", "calcule",
+     "páginas", "líneas", "calcula", "pagine", "righe", "calcola", "regels", "bereken"],
 )  # fmt: skip
 # `call me on `, `her number is `, `"phone": "`, `TEL;TYPE=cell:`, `M: `: what makes a run of digits a phone number.
 PHONE = Cue(

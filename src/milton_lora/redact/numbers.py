@@ -23,6 +23,7 @@ from milton_lora.redact.validators import (
     kept_ipv4,
     luhn_ok,
     national_number_pattern,
+    unprefixed_mobile_pattern,
     possible_international,
     ssn_ok,
     valid_international,
@@ -82,6 +83,7 @@ _PHONE = re.compile(
 )
 # Where a phone number can start: the opening of `_PHONE`, up to its first digit.
 _PHONE_START = re.compile(r"(?<![\w./+#-])(?<!\d:)(?:\+|00)?\(?\d")
+_AREA_CODE = re.compile(r"\(\d{1,5}\)")
 _PHONE_EXTENSION = re.compile(r"\s*(?:x|ext\.?|#)\s*\d{1,6}$")
 _DATE_LIKE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}$|\d{4}-\d{2}-\d{2}|\d{1,2}[:.]\d{2}$")  # used with match
 _ZIP_PLUS_4 = re.compile(r"\d{5}-\d{4}")
@@ -100,6 +102,15 @@ _KEY_BEFORE = re.compile(r"[\"']?[^\S\n]*[:=][^\S\n]*[\"']?(?P<key>[\w.-]*[a-z_]
 _PHONE_KEY = re.compile(
     r"enohp|let|elibom|llec|xaf|stahw|ndsism|tcatnoc|ydnah|\A(?:rebmun|mun|remmun|oremun|orémun|oremún)\Z"
 )
+# A key of code or data, read reversed (`"client_id": "`, `user.count=`, `max_len: `), or one naming an id
+# (`ref:`, `Kundennr:`, `order no:`): quoted, holding `_` or `.`, or ending in an id word. A prose label is neither.
+_CODE_OR_ID_KEY = re.compile(
+    r"[\"'][^\S\n]*[:=]|[:=][^\S\n]*[\"']|[_.]|[:=][^\S\n]*(?:di|rn|on|mun|fer|edoc|yek|remmun|rebmun)"
+)
+# Four or more groups of four digits on the byte-class copy (a run starts with a digit).
+_DIGIT_GROUPS = re.compile(rb"0000(?:\.0000){3,}(?![0.]0)")
+# Two groups of digits joined by a dash, no trunk prefix or bracket: a phone number, a difference or a range.
+_TWO_GROUPS = re.compile(r"([1-9]\d{2,4})([^\S\n]*-[^\S\n]*)(\d{2,5})")
 _WORD_CHARS = re.compile(r"\w*")
 _LAST_GROUP = re.compile(r"\s+\S+$")
 _NON_DIGITS = re.compile(r"\D")
@@ -113,6 +124,7 @@ class NumberFinder:
 
     def __init__(self, regions: tuple[str, ...]):
         self._national = national_number_pattern(regions)
+        self._unprefixed_mobile = unprefixed_mobile_pattern(regions)
 
     def find(self, text: str, classes: bytes, ibans: list[Span], ssn_cues: list[int]) -> list[Span]:
         """PHONE has the lowest priority, so a run whose digits all lie inside a card, SSN, IP address or IBAN
@@ -149,6 +161,8 @@ class NumberFinder:
             if next_iban < len(ibans) and ibans[next_iban][0] < end:
                 taken.append(ibans[next_iban])
             last_digit = classes.rfind(b"0", start, end)
+            if digits >= 16 and _DIGIT_GROUPS.match(classes, start):
+                continue  # `6493 8938 5186 4296`: an account or reference number in groups of four, no phone numbers
             if not (taken and any(f[0] <= start and f[1] > last_digit for f in taken)):
                 phones = self._phones(text, start, last_digit + 1, taken, last_phone)
                 if phones:
@@ -176,6 +190,10 @@ class NumberFinder:
                 continue
             position = match.end()
             if taken and any(f[0] < match.end() and match.start() < f[1] for f in taken):
+                continue
+            if match.group()[:1] == "(" and _AREA_CODE.match(match.group()) is None:
+                # `(07700 900123)`: the bracket opens a remark, it encloses no area code; it stays in the text.
+                position = match.start() + 1
                 continue
             # The next number of a list (`call 22 12 34 56 or 22 98 76 54`) shares the cue of the first.
             listed = previous is not None and _continues_list(text, previous, match.start(), match.group())
@@ -231,6 +249,8 @@ class NumberFinder:
         # What refuses a number around it (`invoice `, `= ?`) is read only for a number that would be accepted.
         if verdict and _context_refuses(text, start + len(candidate), before):
             return _REFUSED
+        if verdict and (pair := _TWO_GROUPS.fullmatch(core)) and _calculation_or_range(pair, before):
+            return _REFUSED
         return verdict
 
     def _accepted(self, core: str, national: str, before: str, listed: bool) -> int:
@@ -240,8 +260,11 @@ class NumberFinder:
             return _BY_FORM if possible_international(national) else _REFUSED
         key = _KEY_BEFORE.match(before) if before.lstrip(" \"'")[:1] in (":", "=") else None
         if key is not None:  # `"phone": "..."`, `Mobil: ` are cues; `"client_id": "9622360505"` is an id
-            keyed = _PHONE_KEY.search(key.group("key")) is not None or cues.PHONE.ends(before)
-            return _BY_FORM if keyed else _REFUSED
+            if _PHONE_KEY.search(key.group("key")) is not None or cues.PHONE.ends(before):
+                return _BY_FORM
+            if _CODE_OR_ID_KEY.search(key.group()):
+                return _REFUSED
+            # A label of prose (`Dial-in: `, `Kontakt: `, `Urgences : `): the numbering plans decide, as without one.
         # The phone cue (`call me on`) is read only for what the numbering plans alone do not accept.
         if self._valid_uncued(core, national):
             return _BY_FORM
@@ -249,9 +272,12 @@ class NumberFinder:
 
     def _valid_uncued(self, core: str, national: str) -> bool:
         """Without a cue, a bare run of digits is a phone number only at 10 to 13 digits (15 after `00`) that are
-        no Unix time and no barcode; written with separators it must not be a ZIP+4 code or an ISBN."""
+        no Unix time and no barcode, or at nine as a mobile number of a region that dials no trunk prefix (Spain's
+        `612345678`); written with separators it must not be a ZIP+4 code or an ISBN."""
         international = core[:2] == "00"
         if not _SEPARATORS.search(core):
+            if len(national) == 9 and not international:
+                return self._unprefixed_mobile.fullmatch(national) is not None
             if not 10 <= len(national) <= (15 if international else 13) or _UNIX_TIME.fullmatch(core):
                 return False
             if len(national) in (12, 13) and gtin_ok(national):
@@ -283,6 +309,14 @@ def _context_refuses(text: str, end: int, before: str) -> bool:
     return (
         text[end : end + 3].lstrip(" \t")[:1] in _OPERATORS and _OPERATOR_AFTER.match(text, end, end + 12) is not None
     )
+
+
+def _calculation_or_range(pair: re.Match[str], before: str) -> bool:
+    """Two groups of digits joined by a dash (`1269 - 225`, `4973-179`, `687-7511`) are a difference or a range when
+    the dash is spaced, when the second group is the shorter (no phone format splits a number that way), or
+    after a word that asks for a calculation or names what a range counts (`what's `, `solve `, `pages `)."""
+    first, dash, second = pair.groups()
+    return dash != "-" or len(second) < len(first) or cues.CALCULATION.ends(before)
 
 
 def _version_or_decimal(core: str) -> bool:

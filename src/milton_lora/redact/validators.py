@@ -176,6 +176,20 @@ def national_number_pattern(regions: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{branch})" for branch in branches) or "(?!)")
 
 
+@cache
+def unprefixed_mobile_pattern(regions: tuple[str, ...]) -> re.Pattern[str]:
+    """The mobile numbers of those of `regions` that dial no trunk prefix and whose mobiles all have nine digits
+    (Spain's `612345678`, Poland's): a bare run of nine digits is taken for a phone number only in that range."""
+    branches = []
+    for region in regions:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        mobile = metadata.mobile if metadata else None
+        if metadata is None or metadata.national_prefix or mobile is None or list(mobile.possible_length) != [9]:
+            continue  # Italy's mobiles are mostly ten digits: its nine-digit range would take room and order numbers
+        branches.append(rf"(?=\d{{9}}\Z)(?:{mobile.national_number_pattern})")
+    return re.compile("|".join(f"(?:{branch})" for branch in branches) or "(?!)")
+
+
 def possible_international(digits: str) -> bool:
     """`digits` (after a `+`) start with a country code and have a length that country's numbers can have.
 
