@@ -69,6 +69,11 @@ _ASSIGNED_VALUE = re.compile(
     (?:"(?P<dq>[^"\n]{3,})"|'(?P<sq>[^'\n]{3,})'|`(?P<bq>[^`\n]{3,})`|(?P<bare>[^\s"'`,;<]{3,}))
     """
 )
+# After a secret word in a sentence, up to its value: `secret is `, `key was now `, `token = `, or a space.
+_PROSE_SECRET = re.compile(
+    rf"[^\S\n]+(?:(?:{COPULAS}|(?:is|was)[^\S\n]+now|=|:)[^\S\n]+)?[\"'`]?(?P<value>[A-Za-z0-9+/=_.~-]{{16,}}?)"
+    r"[\"'`]?[.,;:!?)]*(?=\s|\Z)"
+)
 _XML_VALUE = re.compile(r">(?P<bare>[^<\n]{3,})</")
 _FLAG_VALUE = re.compile(r"[^\S\n]+(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<bare>[^\s\"'-][^\s\"']*))")
 # Words after which a prose password comes, up to the value: `password is now`, `password for the NAS is`,
@@ -191,6 +196,8 @@ def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: se
         if first is None or (is_password and not first[1]):
             grouped[end] = (first[0] if first else start, is_password)
         if not is_password:
+            if text[end : end + 1] == " " and (span := _prose_secret(text, start, end)):
+                found.append(span)  # `my secret key is <random>`, `our Twilio auth token is <random>`
             continue
         # Cheap character tests first: most password words are part of a name (`DB_PASSWORD=`).
         before, after = text[start - 1 : start], text[word_end : word_end + 1]
@@ -220,6 +227,18 @@ def _assigned(text: str, pos: int, name_end: int, is_password: bool, known: set[
     if match is None or not _secret_name(text, pos, name_end):
         return None
     return _assigned_value(text, match, is_password, known)
+
+
+def _prose_secret(text: str, pos: int, end: int) -> Span | None:
+    """A random value after a secret word of a sentence (`the client secret is ...`, `datadog api key ...`): an
+    API_KEY when it is long, mixed and varied (`high_entropy`), so `the key is to be consistent` stays."""
+    match = _PROSE_SECRET.match(text, end)
+    if match is None or not _secret_name(text, pos, end):
+        return None
+    value = match.group("value")
+    if not high_entropy(value) or is_placeholder(value) or looks_like_code(value):
+        return None
+    return (match.start("value"), match.end("value"), "API_KEY")
 
 
 def _flag_value(text: str, pos: int, end: int) -> list[Span]:

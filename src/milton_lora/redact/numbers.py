@@ -23,9 +23,9 @@ from milton_lora.redact.validators import (
     kept_ipv4,
     luhn_ok,
     national_number_pattern,
-    unprefixed_mobile_pattern,
     possible_international,
     ssn_ok,
+    unprefixed_mobile_pattern,
     valid_international,
     valid_ipv4,
 )
