@@ -107,6 +107,7 @@ _PAIRS = {'"': '"', "'": "'", "`": "`", "(": ")", "[": "]", "{": "}", "<": ">"}
 _SYMBOLS = re.compile(r"[^\w\s.'-]")
 _PASSPHRASE = re.compile(r"[a-z]+(?:([-_.])[a-z]+)(?:\1[a-z]+)+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z]+")
+_DOTTED_PASSPHRASE = re.compile(r"[A-Za-z]{3,}(?:[._-][A-Za-z]{3,})+[._-]?\d{1,4}")
 _DIGITS = re.compile(r"\d{4,}")
 # Words that follow `password` in sentences about passwords rather than before one.
 _STOPWORDS = frozenset(
@@ -444,11 +445,15 @@ def password_shaped(value: str) -> bool:
 
 
 def strongly_shaped(value: str) -> bool:
-    """Password-shaped and more than a brand or product name is (`Microsoft365`, `Office2019` are not): a symbol, or
-    a capital past the first letter together with a digit."""
+    """Password-shaped and more than a brand or product name is (`Microsoft365`, `Office2019`, `PowerShell` are
+    not): a symbol, two capitals past the first letter, a capital past it with a digit, or words joined by dots,
+    dashes or underscores with a number (`marble.velvet.97`)."""
+    if _DOTTED_PASSPHRASE.fullmatch(value):
+        return True
     if not password_shaped(value):
         return False
-    return bool(_SYMBOLS.search(value)) or (value[1:].lower() != value[1:] and any(c.isdigit() for c in value))
+    capitals = sum(char.isupper() for char in value[1:])
+    return bool(_SYMBOLS.search(value)) or capitals >= 2 or (capitals == 1 and any(c.isdigit() for c in value))
 
 
 def _holds_user_and_password(value: str) -> bool:

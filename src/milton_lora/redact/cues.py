@@ -94,7 +94,8 @@ IDENTIFIER = Cue(
      # the same in the languages of the default regions
      "bestellnummer", "bestellung", "auftrag", "auftragsnummer", "kundennummer", "rechnungsnummer",
      "sendungsnummer", "commande", "facture", "colis", "suivi", "n°", "nº", "pedido", "factura", "envío", "envio",
-     "ordine", "fattura", "spedizione", "bestelling", "factuur", "bestelnummer"],
+     "ordine", "fattura", "spedizione", "bestelling", "factuur", "bestelnummer", "referenz", "mandat", "mandate",
+     "référence", "referencia", "riferimento", "referentie", "kenmerk", "aktenzeichen", "vorgang"],
     symbols=["#"],
 )  # fmt: skip
 # `what's `, `solve `, `pages `, `lines `, `Rechne `: what precedes a calculation or a range, not a phone number.
