@@ -93,7 +93,7 @@ _FOREIGN_COPULA = re.compile(rf"(?i)(?<!\w){FOREIGN_COPULAS}(?!\w)")
 _APPOSITION = re.compile(r",[^\S\n]*(?P<value>[^\s,]{6,64}),")
 # `I reuse <value> everywhere`, `I keep using <value> everywhere`: read backwards from `everywhere`.
 _REUSED = re.compile(
-    r"(?i)(?:re)?us(?:e|es|ed|ing)[^\S\n]+(?:the[^\S\n]+same[^\S\n]+)?(?P<value>\S+)[^\S\n]+(?:almost[^\S\n]+)?\Z"
+    r"(?i)(?:re)?us(?:e|es|ed|ing)[^\S\n]+(?P<same>the[^\S\n]+same[^\S\n]+)?(?P<value>\S+)[^\S\n]+(?:almost[^\S\n]+)?\Z"
 )
 _OWNER_BEFORE = re.compile(r"(?i)[^\S\n](?:is|as)[^\S\n]+(?:my|the|our|your|a)[^\S\n]+(?:\w+[^\S\n]+)?\Z")
 _VALUE_BEFORE = re.compile(r"(?P<value>\S+)[^\S\n]+(?:is|as)[^\S\n]+(?:my|the|our|your|a)[^\S\n]+(?:\w+[^\S\n]+)?\Z")
@@ -214,8 +214,9 @@ def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: se
         if match is None:
             continue
         # After `everywhere` a plain word is a password (`I reuse tangerine everywhere`); after the looser cues
-        # (`I use emacs for everything`) only a password-shaped value is.
-        word = "" if text.startswith("everywhere", pos) else "reuse"
+        # (`I use emacs for everything`) or `the same` only a password-shaped value is.
+        plain_word_allowed = text.startswith("everywhere", pos) and match.group("same") is None
+        word = "" if plain_word_allowed else "reuse"  # `I reuse the same charger everywhere` names a thing
         if span := _prose_value(text, match.start("value"), word, False, ""):
             found.append(span)
     return found

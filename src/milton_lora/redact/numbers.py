@@ -14,7 +14,7 @@ import re
 
 from milton_lora.redact import cues
 from milton_lora.redact.labels import Span
-from milton_lora.redact.national import itin_ok
+from milton_lora.redact.national import in_numeric_run, itin_ok
 from milton_lora.redact.validators import (
     card_grouping_ok,
     card_prefix_ok,
@@ -143,6 +143,9 @@ class NumberFinder:
             # A run ends before a character outside it, which the detectors' trailing lookaheads must see.
             context_end = end + 2
             taken = ipv4(text, start, context_end) if digits >= 4 and count_in_text(".", start, end) >= 3 else []
+            if (digits == 6 or digits == 10) and (identity := in_numeric_run(text, classes, start)):
+                found.append(identity)  # `QQ 12 34 56 C`, `131052-3087`
+                continue
             if digits < 7:
                 found += taken
                 continue
@@ -276,18 +279,22 @@ class NumberFinder:
         no Unix time and no barcode, or at nine as a mobile number of a region that dials no trunk prefix (Spain's
         `612345678`); written with separators it must not be a ZIP+4 code or an ISBN."""
         international = core[:2] == "00"
-        if not _SEPARATORS.search(core):
+        bare = not _SEPARATORS.search(core)
+        if bare:
             if len(national) == 9 and not international:
                 return self._unprefixed_mobile.fullmatch(national) is not None
             if not 10 <= len(national) <= (15 if international else 13) or _UNIX_TIME.fullmatch(core):
                 return False
-            if len(national) in (12, 13) and gtin_ok(national):
-                return False  # an EAN-13 or UPC-A barcode
-        elif _ZIP_PLUS_4.fullmatch(core) or (_ISBN_13.fullmatch(core.lstrip("(")) and gtin_ok(national)):
+        elif _ZIP_PLUS_4.fullmatch(core):
             return False
-        if international:  # `0049 30 1234567`: dialled from abroad, validated in its own country
-            return valid_international(national[2:])
-        return bool(self._national.fullmatch(national))
+        # `0049 30 1234567`: dialled from abroad, validated in its own country.
+        valid = valid_international(national[2:]) if international else self._national.fullmatch(national)
+        if not valid:
+            return False
+        # The check digit last, for the few that a numbering plan accepts: an EAN-13 or UPC-A barcode, an ISBN.
+        if bare:
+            return not (len(national) in (12, 13) and gtin_ok(national))
+        return not (_ISBN_13.fullmatch(core.lstrip("(")) and gtin_ok(national))
 
 
 def _continues_list(text: str, previous: Span, start: int, candidate: str) -> bool:
