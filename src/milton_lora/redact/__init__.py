@@ -4,9 +4,10 @@ and by `milton-lora redact`.
 Modules: `labels` (labels, findings, replacing them), `anchors` (one Aho-Corasick pass), `providers` (key
 formats), `credentials` (secrets known by their context: assignments, prose, command lines), `codes` (PINs,
 door and backup codes, seed phrases, login pairs), `web` (URLs, emails, JWTs, private keys, IPv6), `numbers`
-(IBANs, cards, SSNs, IPv4, phones), `documents` (identity document numbers after their cue), `cues` (the
-words that decide), `validators`, `terms` (`redact.yaml`), `engine` (the `Redactor`), `review` (findings in
-context), `jsonl` (the filter).
+(IBANs, cards, SSNs, IPv4, phones), `documents` (identity document numbers after their cue), `national`
+(national identity and tax numbers by their python-stdnum checksums), `cues` (the words that decide),
+`validators`, `terms` (`redact.yaml`), `engine` (the `Redactor`), `review` (findings in context), `jsonl` (the
+filter).
 
 How it stays both accurate and fast (figures in the README, from `bench/redact_bench.py`):
 - One Aho-Corasick pass over the text, one byte per character, finds every literal anchor at once; each
