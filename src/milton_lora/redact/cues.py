@@ -36,6 +36,27 @@ def stands_alone(text: str, start: int, end: int) -> bool:
     )
 
 
+def _trie_pattern(words: list[str]) -> str:
+    """The whole words `words` as one regex branching letter by letter (`ab(?:c(?!\w)|(?!\w))` for `ab`, `abc`).
+
+    It accepts what the plain alternation `abc(?!\w)|ab(?!\w)` does, but a cue of a hundred words is decided
+    after reading a few characters instead of trying every word in turn (4 µs to under 1 µs for `IDENTIFIER`,
+    read for every phone number and card).
+    """
+    trie: dict[str, dict] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def branch(node: dict[str, dict]) -> str:
+        options = [r"(?!\w)" if char == "" else re.escape(char) + branch(child) for char, child in sorted(node.items())]
+        return options[0] if len(options) == 1 else f"(?:{'|'.join(options)})"
+
+    return branch(trie)
+
+
 class Cue:
     """Does a short text end with a cue (a word or symbol) followed by `tail`, ignoring case?
 
@@ -51,7 +72,7 @@ class Cue:
         symbols: Iterable[str] = (),
         raw: Iterable[str] = (),
     ):
-        cues = [re.escape(word[::-1]) + r"(?!\w)" for word in words]
+        cues = [_trie_pattern([word[::-1] for word in words])] if words else []
         cues += [re.escape(symbol[::-1]) for symbol in symbols]
         cues += list(raw)
         self._pattern = re.compile(f"{reversed_tail}(?:{'|'.join(cues)})")

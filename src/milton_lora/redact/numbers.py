@@ -149,6 +149,12 @@ class NumberFinder:
             if digits < 7:
                 found += taken
                 continue
+            while next_iban < len(ibans) and ibans[next_iban][1] <= start:
+                next_iban += 1
+            iban = ibans[next_iban] if next_iban < len(ibans) and ibans[next_iban][0] < end else None
+            if iban is not None and iban[0] <= start and iban[1] > classes.rfind(b"0", start, end):
+                found += taken  # the run's digits are the IBAN's (which outranks a card, SSN or phone in them)
+                continue
             if digits >= 13:
                 taken += cards(text, start, context_end)
             if digits >= 9:
@@ -160,10 +166,8 @@ class NumberFinder:
                         last_ssn_end = found_ssns[-1][1]
                         taken += found_ssns
             found += taken
-            while next_iban < len(ibans) and ibans[next_iban][1] <= start:
-                next_iban += 1
-            if next_iban < len(ibans) and ibans[next_iban][0] < end:
-                taken.append(ibans[next_iban])
+            if iban is not None:
+                taken.append(iban)
             last_digit = classes.rfind(b"0", start, end)
             if digits >= 16 and _DIGIT_GROUPS.match(classes, start):
                 continue  # `6493 8938 5186 4296`: an account or reference number in groups of four, no phone numbers
