@@ -37,11 +37,11 @@ def stands_alone(text: str, start: int, end: int) -> bool:
 
 
 def _trie_pattern(words: list[str]) -> str:
-    """The whole words `words` as one regex branching letter by letter (`ab(?:c(?!\w)|(?!\w))` for `ab`, `abc`).
+    r"""The whole words `words` as one regex branching letter by letter (`ab(?:c(?!\w)|(?!\w))` for `ab`, `abc`).
 
     It accepts what the plain alternation `abc(?!\w)|ab(?!\w)` does, but a cue of a hundred words is decided
-    after reading a few characters instead of trying every word in turn (4 µs to under 1 µs for `IDENTIFIER`,
-    read for every phone number and card).
+    after reading a few characters instead of trying every word in turn (`IDENTIFIER`, read for every phone
+    number and card, took half the time in a timeit comparison).
     """
     trie: dict[str, dict] = {}
     for word in words:
