@@ -6,7 +6,7 @@ check letter; stdnum has no module for it).
 
 Decisions:
 - A number whose shape mixes digits and capitals in a way no word or version does (`12345678Z`, `X1234567L`,
-  `RSSMRA85T10A562S`, `131052-308T`, `ABCPE1234F`, `QQ 12 34 56 C`, `S1234567D`) is an ID_NUMBER wherever it
+  `RSSMRA85T10A562S`, `131052-308T`, `ABCPE1234F`, `AB 12 34 56 C`, `S1234567D`) is an ID_NUMBER wherever it
   stands, when its checksum (or format) holds; a PAN without a cue only when it is a person's (fourth letter
   `P`), the other holder types look too much like product codes.
 - An all-digit number (Aadhaar, Steuer-ID, SIN, TFN, NPI, NHS) passes a one-digit checksum one time in ten
@@ -36,7 +36,7 @@ from milton_lora.redact.labels import Span
 # Where a mixed number ends, on the byte-class copy of the text: a digit then a capital at the end of a token
 # (`8Z`, `7L`, `2S`). The start is then known from the length of each shape, so only tokens that end like an
 # identity number cost any Python work; a pattern that opens with a literal is searched for at C speed. The two
-# shapes that do not end so (`QQ 12 34 56 C`, a HETU with a digit last: `131052-3087`) begin a run of digits and
+# shapes that do not end so (`AB 12 34 56 C`, a HETU with a digit last: `131052-3087`) begin a run of digits and
 # are looked at by the number finder (`in_numeric_run`).
 _MIXED_END = re.compile(rb"0A(?![A0a])")
 _SPACED_NINO = b"00.00.00.A"
@@ -110,7 +110,7 @@ def mixed_numbers(text: str, classes: bytes) -> list[Span]:
 
 
 def in_numeric_run(text: str, classes: bytes, start: int) -> Span | None:
-    """A spaced NINO whose digits begin at `start` (`QQ 12 34 56 C`), or a HETU with a digit last (`131052-3087`)."""
+    """A spaced NINO whose digits begin at `start` (`AB 12 34 56 C`), or a HETU with a digit last (`131052-3087`)."""
     if classes.startswith(_SPACED_NINO, start):
         return _valid_mixed(text, classes, start - 3, start + len(_SPACED_NINO))
     if classes.startswith(_NUMERIC_HETU, start):

@@ -145,7 +145,7 @@ class NumberFinder:
             context_end = end + 2
             taken = ipv4(text, start, context_end) if digits >= 4 and count_in_text(".", start, end) >= 3 else []
             if (digits == 6 or digits == 10) and (identity := in_numeric_run(text, classes, start)):
-                found.append(identity)  # `QQ 12 34 56 C`, `131052-3087`
+                found.append(identity)  # `AB 12 34 56 C`, `131052-3087`
                 continue
             if digits < 7:
                 found += taken
