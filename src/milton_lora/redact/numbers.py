@@ -60,9 +60,8 @@ _IBAN_START = re.compile(rb"AA00(?<![Aa0]AA00)")
 # Patterns scanned over a stretch of text start with a character class and check the character before
 # their first one in a lookbehind placed after it: a pattern that opens with a lookbehind is tried at
 # every position, one that opens with a class skips ahead at C speed.
-# A card number stands alone: not inside a name (`IMG_4532015112830366.jpg`, `report_4111...pdf`), nor followed by
-# another group of four digits (`5328 4334 3553 2426 8755 6532` is an account or reference number).
-_CARD = re.compile(r"\d(?<![\w.+-]\d)(?:[ -]?\d){12,18}(?![\w-]|\.\w|[ ]\d{4}(?!\d))")
+# A card number stands alone: not inside a name (`IMG_4532015112830366.jpg`, `report_4111...pdf`).
+_CARD = re.compile(r"\d(?<![\w.+-]\d)(?:[ -]?\d){12,18}(?![\w-]|\.\w)")
 _CARD_CUE = re.compile(r"(?i)card|visa|mastercard|amex|\bcc\b|kreditkarte|carte")
 _SSN = re.compile(r"(\d(?<![\d-]\d)\d\d)-(\d{2})-(\d{4})(?![\d-])")
 # After an SSN cue, also written without dashes or with them misplaced (`078051120`, `078-051120`, `07805-1120`).
