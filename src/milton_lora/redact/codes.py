@@ -9,8 +9,10 @@
 - an authenticator app's secret (base32, also in groups of four): `TOTP seed: JBSWY3DPEHPK3PXP`, `2FA secret
   JBSW Y3DP EHPK 3PXP`, `setup key: ...`;
 - a user and password given as a pair after a login cue: `Netflix login: jess@example.com / Popcorn2023!`,
-  `login for the NAS: admin / Tr0ub4dor&3` (the pair needs the cue's colon, so `login with Google / OAuth2`
-  stays).
+  `login for the NAS: admin / Tr0ub4dor&3`, `my Netflix login is jess@example.com / Popcorn2023!`, `log in
+  with bob and Qwerty!2024`, `creds are admin Tr0ub4dor&3` (the password must look like one, eight
+  characters or a symbol, so `login with Google / OAuth2` stays; joined by a word or a space it must be
+  more than a product name, so `sign in with Google and Microsoft365` stays).
 
 `pin` not in capitals needs `is` or `:` before its number (`GPIO pin 1234` is no PIN); `error code`, `zip
 code`, `source code` and `combination of` are no cues at all.
