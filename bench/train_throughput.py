@@ -147,11 +147,10 @@ def run_ours(model_dir: Path, train: Path, test: Path, work: Path) -> dict[str, 
     rss, children.running = peak_rss_mb(), False
     tokenizer = load_tokenizer(model_dir)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), str(result.adapter_dir))
-    results = result.metadata["results"]
-    timings = result.metadata["timings"]
-    runtime = timings["train_runtime"] - timings["eval_seconds_in_training"]
+    results, timings = result.record.results, result.record.timings
+    runtime = timings.train_runtime - timings.eval_seconds_in_training
     settings = dict(plan.rows())
-    return {"tokens": results["tokens_seen"], "seconds": runtime, "steps": results["global_steps"], "peak_rss_mb": rss,
+    return {"tokens": results.tokens_seen, "seconds": runtime, "steps": results.global_steps, "peak_rss_mb": rss,
             "settings": f"{settings['attention, loss']}; LoRA layers {settings['LoRA layers']}; "
                         f"gradient checkpointing {settings['gradient checkpointing']}; "
                         f"loader worker {children.peak_mb:.0f} MB unique memory (not in peak RSS)",

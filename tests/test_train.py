@@ -266,7 +266,7 @@ def test_trained_adapter_outputs(trained_home: Path, tiny_model_dir: Path) -> No
     assert config["modules_to_save"] is None and config["base_model_name_or_path"] == str(tiny_model_dir)
 
     metadata = json.loads((adapter / "metadata.json").read_text())
-    assert metadata["results"]["global_steps"] == 30
+    assert metadata["results"]["global_steps"] == 30 and metadata["schema_version"] == 2
     vocab = json.loads((tiny_model_dir / "config.json").read_text())["vocab_size"]
     assert metadata["results"]["final_eval_loss"] < math.log(vocab) - 0.05  # below uniform guessing: it learned
     export = json.loads((trained_home / "training/data/exported/metadata.json").read_text())

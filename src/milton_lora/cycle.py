@@ -242,15 +242,14 @@ def check_trains_on_export(settings: Settings, train_file: Path) -> None:
 
 
 def training_summary(result: TrainResult) -> dict[str, Any]:
-    metadata = result.metadata
+    record = result.record
+    results = record.results
     summary = {"run_id": result.run_id, "adapter": str(result.adapter_dir), "run_dir": str(result.run_dir),
-               "global_steps": metadata["results"]["global_steps"],
-               "final_train_loss": metadata["results"]["final_train_loss"],
-               "final_eval_loss": metadata["results"]["final_eval_loss"],
-               "health": (metadata.get("health") or {}).get("status")}  # fmt: skip
+               "global_steps": results.global_steps, "final_train_loss": results.final_train_loss,
+               "final_eval_loss": results.final_eval_loss, "health": record.health_status}  # fmt: skip
     for key in ("init_from", "replay"):
-        if key in metadata:
-            summary[key] = metadata[key]
+        if getattr(record, key) is not None:
+            summary[key] = getattr(record, key).model_dump()
     return summary
 
 

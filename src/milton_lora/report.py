@@ -33,7 +33,8 @@ from milton_lora.evaluate.result import (
     read_sanity,
 )
 from milton_lora.fileio import atomic_write_text
-from milton_lora.settings import ADAPTER_METADATA, RUN_HEALTH
+from milton_lora.record import TrainingRecord, read_record
+from milton_lora.settings import RUN_HEALTH
 
 _EXAMPLES = 3  # won and lost pairs shown side by side
 
@@ -118,9 +119,8 @@ def _marker(marker: dict[str, Any], x: str, pad: int, height: int) -> str:
 def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None) -> str:
     if not run_dir.exists():
         raise MiltonError(f"{run_dir}: no such run; train it first")
-    metadata_path = adapter_dir / ADAPTER_METADATA
-    training = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
-    health = training.get("health") or _read_json(run_dir / RUN_HEALTH) or {}
+    training = read_record(adapter_dir)
+    health = (training.health if training is not None else None) or _read_json(run_dir / RUN_HEALTH) or {}
     scalars = read_scalars(run_dir / "logs")
     losses = {name: scalars[tag] for name, tag in (("train loss", "train/loss"), ("eval loss", "eval/loss"))
               if tag in scalars}  # fmt: skip
@@ -156,14 +156,14 @@ def _evaluation(run_id: str, run_dir: Path) -> list[str]:
     return [*sections, _sanity(sanity, opponent)]
 
 
-def _training_summary(training: dict[str, Any]) -> str:
-    if not training:
+def _training_summary(training: TrainingRecord | None) -> str:
+    if training is None:
         return '<p class="muted">No training metadata found.</p>'
-    results, config = training.get("results", {}), training.get("config", {})
-    rows = [("base model", training.get("base_model_path")), ("LoRA", f"r={config.get('lora_r')} "
-            f"alpha={config.get('lora_alpha')}"), ("steps", results.get("global_steps")),
-            ("final eval loss", results.get("final_eval_loss")), ("tokens/s", results.get("tokens_per_second")),
-            ("trainable parameters", training.get("trainable_parameters"))]  # fmt: skip
+    results = training.results
+    rows = [("base model", training.base_model_path), ("LoRA", f"r={training.config_value('lora_r')} "
+            f"alpha={training.config_value('lora_alpha')}"), ("steps", results.global_steps),
+            ("final eval loss", results.final_eval_loss), ("tokens/s", results.tokens_per_second),
+            ("trainable parameters", training.trainable_parameters)]  # fmt: skip
     return _table(["", ""], [[escape(str(k)), escape(str(v))] for k, v in rows])
 
 

@@ -34,8 +34,9 @@ from milton_lora.adapters.ollama import MODELFILE, modelfile, ollama_from
 from milton_lora.base import source_gguf
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, sha256_tree
+from milton_lora.record import read_record
 from milton_lora.registry import Entry, ExportRecord, Registry, now_iso
-from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, ADAPTER_WEIGHTS, Settings
+from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Settings
 
 Format = Literal["gguf", "ollama", "merged"]
 FORMATS: tuple[Format, ...] = ("gguf", "ollama", "merged")
@@ -108,7 +109,7 @@ def base_model_of(adapter_dir: Path, entry: Entry | None, override: Path | None)
     candidates = [
         override.expanduser().resolve() if override else None,
         Path(entry.base_model_path) if entry and entry.base_model_path else None,
-        _recorded(adapter_dir / ADAPTER_METADATA, "base_model_path"),
+        _recorded_by_training(adapter_dir),
         _recorded(adapter_dir / ADAPTER_CONFIG, "base_model_name_or_path"),
     ]
     base = next((path for path in candidates if path is not None), None)
@@ -116,6 +117,14 @@ def base_model_of(adapter_dir: Path, entry: Entry | None, override: Path | None)
         where = f"{base}: no config.json there" if base else f"{adapter_dir}: no base model recorded"
         raise MiltonError(f"{where}; pass --base-model DIR (the folder the adapter was trained on)")
     return base
+
+
+def _recorded_by_training(adapter_dir: Path) -> Path | None:
+    try:
+        record = read_record(adapter_dir)
+    except MiltonError:
+        return None
+    return record.base_model if record is not None else None
 
 
 def _recorded(path: Path, key: str) -> Path | None:

@@ -18,15 +18,15 @@ from typing import Any
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_json
-from milton_lora.settings import ADAPTER_METADATA
+from milton_lora.record import read_record
 
 PROVENANCE = "milton_export.json"
 
 
 def refuse_4bit(adapter_dir: Path, base_dir: Path) -> None:
     """Raise when the adapter was trained on a 4-bit base or the base folder holds 4-bit weights."""
-    metadata = _json_or_empty(adapter_dir / ADAPTER_METADATA)
-    if metadata.get("config", {}).get("load_in_4bit"):
+    record = read_record(adapter_dir)
+    if record is not None and record.config_value("load_in_4bit"):
         raise MiltonError(
             f"{adapter_dir}: trained on a 4-bit base (load_in_4bit: true); merging into 4-bit weights rounds "
             "the adapter's change away and merging into the 16-bit base gives a model it was not trained "

@@ -114,7 +114,7 @@ class TerminalUI:
             print_warning(warning)
 
     def trained(self, result: TrainResult) -> None:
-        print_training_summary(result.metadata, result.adapter_dir, result.run_dir, next_step=False)
+        print_training_summary(result.record, result.adapter_dir, result.run_dir, next_step=False)
 
     def evaluated(self, result: EvalResult, run_dir: Path) -> None:
         print_evaluation(result, run_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from milton_lora.cli.common import (
     print_warning,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from milton_lora.record import TrainingRecord
 
 # Shared with `cycle`.
 FromProduction = Annotated[
@@ -51,41 +54,41 @@ def train(
     from milton_lora.train.launch import train_and_register
 
     result = train_and_register(settings, plan, resume=resume is not None)
-    if result.metadata:  # empty on the other processes of a distributed run
-        print_training_summary(result.metadata, plan.adapter_dir, plan.run_dir)
+    if result.record is not None:  # None on the other processes of a distributed run
+        print_training_summary(result.record, plan.adapter_dir, plan.run_dir)
 
 
-def print_training_summary(metadata: dict, adapter_dir: Path, run_dir: Path, next_step: bool = True) -> None:
+def print_training_summary(record: TrainingRecord, adapter_dir: Path, run_dir: Path, next_step: bool = True) -> None:
     """The run at a glance; `next_step` adds the evaluation command to run next (a cycle runs it itself)."""
-    results = metadata["results"]
+    results = record.results
 
     def loss(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
     rows = [
-        ("steps", str(results["global_steps"])),
-        ("final train loss", loss(results["final_train_loss"])),
-        ("final eval loss", loss(results["final_eval_loss"])),
-        ("tokens seen", f"{results['tokens_seen']:,} ({results['tokens_per_second']:,} tok/s)"),
-        ("trainable parameters", f"{metadata['trainable_parameters']:,} of {metadata['total_parameters']:,}"),
-        ("time", f"{metadata['timings']['train_seconds']} s"),
-        *health_rows(metadata),
+        ("steps", str(results.global_steps)),
+        ("final train loss", loss(results.final_train_loss)),
+        ("final eval loss", loss(results.final_eval_loss)),
+        ("tokens seen", f"{results.tokens_seen:,} ({results.tokens_per_second or 0:,} tok/s)"),
+        ("trainable parameters", f"{record.trainable_parameters or 0:,} of {record.total_parameters or 0:,}"),
+        ("time", f"{record.timings.train_seconds} s"),
+        *health_rows(record),
         ("adapter", str(adapter_dir)),
         ("TensorBoard", f"tensorboard --logdir {run_dir / 'logs'}"),
     ]
     if next_step:
-        rows.append(("next", f"milton-lora eval --run-id {metadata['run_id']}"))
-    print_rows(f"Trained {metadata['run_id']} (status: training)", rows)
+        rows.append(("next", f"milton-lora eval --run-id {record.run_id}"))
+    print_rows(f"Trained {record.run_id} (status: training)", rows)
 
 
-def health_rows(metadata: dict, shown: int = 6) -> list[tuple[str, str]]:
+def health_rows(record: TrainingRecord, shown: int = 6) -> list[tuple[str, str]]:
     """The run's health (each signal with its advice, the first few) and the out-of-memory retries it survived."""
     from milton_lora.train.oom import OomRetry
 
-    signals = (metadata.get("health") or {}).get("signals", [])
+    signals = record.health_signals
     rows = [("health", "ok" if not signals else f"{len(signals)} warning(s)")]
     rows += [(s["kind"].replace("_", " "), f"{s['message']}: {s['advice']}") for s in signals[:shown]]
     if len(signals) > shown:
         rows.append(("", f"{len(signals) - shown} more under health in metadata.json"))
-    rows += [("out of memory", OomRetry(**retry).describe()) for retry in metadata.get("oom_retries", [])]
+    rows += [("out of memory", OomRetry(**retry).describe()) for retry in record.oom_retries]
     return rows

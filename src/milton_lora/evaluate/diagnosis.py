@@ -13,10 +13,10 @@ import re
 import zlib
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from typing import Any
 
 from milton_lora.evaluate.gate import DiagnosisThresholds
 from milton_lora.evaluate.result import Finding, SanityAnswer, Scores
+from milton_lora.record import TrainingRecord
 
 _WORD = re.compile(r"\w+")
 _MIN_WORDS_FOR_REPETITION = 8
@@ -42,18 +42,19 @@ class TrainingFacts:
     train_file: str | None = None
 
     @classmethod
-    def from_record(cls, run_id: str, record: dict[str, Any]) -> TrainingFacts:
-        config, data = record.get("config", {}), record.get("data", {})
+    def from_record(cls, run_id: str, record: TrainingRecord | None) -> TrainingFacts:
+        if record is None:
+            return cls(run_id)
         return cls(
             run_id,
-            record.get("config_path"),
-            config.get("learning_rate"),
-            config.get("num_epochs"),
-            config.get("max_steps"),
-            config.get("lora_r"),
-            data.get("export_window_days"),
-            data.get("train_examples"),
-            data.get("train_file"),
+            record.config_path,
+            record.config_value("learning_rate"),
+            record.config_value("num_epochs"),
+            record.config_value("max_steps"),
+            record.config_value("lora_r"),
+            record.data.export_window_days,
+            record.data.train_examples,
+            record.data.train_file,
         )
 
     @property

@@ -8,7 +8,6 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from milton_lora.chat.conversations import Conversation, read_conversations
 from milton_lora.errors import MiltonError
@@ -19,6 +18,7 @@ from milton_lora.evaluate.options import EvalOptions
 from milton_lora.evaluate.result import JUDGEMENTS_FILE, METRICS_FILE, SANITY_FILE, Opponent
 from milton_lora.evaluate.sandbox import SandboxLimits
 from milton_lora.evaluate.suites import BenchmarkFile, SanityFile, load_benchmarks, load_sanity, suite_path
+from milton_lora.record import TrainingRecord, read_record
 from milton_lora.registry import Registry
 from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, ADAPTER_WEIGHTS, Settings, env_value
 
@@ -105,7 +105,7 @@ def plan_evaluation(settings: Settings, registry: Registry, request: EvalRequest
     run_id = registry.resolve(request.run_id)
     adapter_dir = registry.adapter_dir(run_id)
     check_adapter_files(adapter_dir, run_id)
-    record = training_record(adapter_dir)
+    record = read_record(adapter_dir)
     test_file = request.test_file or test_file_of(record, settings.export_test_path)
     if not test_file.exists():
         raise MiltonError(f"{test_file}: held-out split not found; export first or pass --test-file")
@@ -217,34 +217,25 @@ def _up_to_last_user(conversation: Conversation) -> Conversation:
     return [] if last is None else conversation[: last + 1]
 
 
-def training_record(adapter_dir: Path) -> dict[str, Any]:
-    """The adapter's metadata.json as training wrote it ({} for an adapter made elsewhere)."""
-    path = adapter_dir / ADAPTER_METADATA
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except json.JSONDecodeError:
-        raise MiltonError(f"{path}: not valid JSON; restore it or remove it and pass --base-model") from None
-
-
-def base_model_of(adapter_dir: Path, record: dict[str, Any]) -> Path:
+def base_model_of(adapter_dir: Path, record: TrainingRecord | None) -> Path:
     """The base model recorded by training, else by peft (adapter_config.json)."""
-    if record.get("base_model_path"):
-        return Path(record["base_model_path"])
+    if record is not None and record.base_model is not None:
+        return record.base_model
     recorded = json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
     if not recorded:
         raise MiltonError(f"{adapter_dir}: no base model recorded; pass --base-model")
     return Path(recorded)
 
 
-def test_file_of(record: dict[str, Any], default: Path) -> Path:
+def test_file_of(record: TrainingRecord | None, default: Path) -> Path:
     """The held-out split training used, when it is still there; else the current export's."""
-    recorded = record.get("data", {}).get("test_file")
+    recorded = record.data.test_file if record is not None else None
     return Path(recorded) if recorded and Path(recorded).exists() else default
 
 
-def max_length_of(record: dict[str, Any]) -> int:
+def max_length_of(record: TrainingRecord | None) -> int:
     """Score conversations truncated as training truncated them."""
-    return int(record.get("config", {}).get("max_seq_length", 2048))
+    return int(record.config_value("max_seq_length", 2048)) if record is not None else 2048
 
 
 def check_adapter_files(adapter_dir: Path, run_id: str) -> None:

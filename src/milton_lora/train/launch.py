@@ -49,8 +49,8 @@ def plan_training(settings: Settings, config: Path | None, resume: str | None,
 def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> TrainResult:
     """Train; on the main process register the adapter as `training` (other ranks return empty metadata)."""
     result = run_training(plan, resume=resume)
-    if result.metadata:
-        from_production = " --from-production" if "init_from" in result.metadata else ""
+    if result.record is not None:
+        from_production = " --from-production" if result.record.init_from is not None else ""
         Registry.of(settings).register(
             plan.run_id, str(plan.base_model), f"train --config {plan.config_path}{from_production}"
         )

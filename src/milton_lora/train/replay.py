@@ -25,6 +25,7 @@ from milton_lora.chat.conversations import Conversation, read_conversations
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import sha256_file
+from milton_lora.record import TrainingRecord, read_record
 from milton_lora.registry import Registry
 from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, RUN_TRAIN_DATA
 
@@ -76,7 +77,12 @@ def plan_from_production(registry: Registry, config: TrainConfig, base_model: Pa
         )
     registry.check_integrity(production)
     adapter_dir = registry.path_of(production.adapter_path)
-    record = _read_json(adapter_dir / ADAPTER_METADATA)
+    record = read_record(adapter_dir)
+    if record is None:
+        raise MiltonError(
+            f"--from-production: {adapter_dir / ADAPTER_METADATA} is missing; production was not trained here, so "
+            "it cannot be continued: train without --from-production"
+        )
     _check_same_base(production.run_id, record, base_model)
     _check_same_lora(production.run_id, _read_json(adapter_dir / ADAPTER_CONFIG), config)
     source = replay_source(registry.run_dir(production.run_id), record, production.run_id)
@@ -95,14 +101,14 @@ def plan_from_production(registry: Registry, config: TrainConfig, base_model: Pa
     )
 
 
-def replay_source(run_dir: Path, record: dict[str, Any], run_id: str) -> Path:
+def replay_source(run_dir: Path, record: TrainingRecord, run_id: str) -> Path:
     """The conversations production trained on: its run's kept copy, else its recorded train file if unchanged."""
     kept = run_dir / RUN_TRAIN_DATA
     if kept.exists():
         return kept
-    data = record.get("data") or {}
-    recorded = Path(data["train_file"]) if data.get("train_file") else None
-    if recorded and recorded.exists() and sha256_file(recorded) == data.get("train_sha256"):
+    data = record.data
+    recorded = Path(data.train_file) if data.train_file else None
+    if recorded and recorded.exists() and sha256_file(recorded) == data.train_sha256:
         return recorded
     raise MiltonError(
         f"--from-production: the conversations production {run_id} trained on are gone ({kept} is missing and "
@@ -127,15 +133,15 @@ def _opening(conversation: Conversation) -> str:
     return json.dumps(conversation[:1], sort_keys=True)
 
 
-def _check_same_base(run_id: str, record: dict[str, Any], base_model: Path) -> None:
-    recorded = record.get("base_model_path")
-    if recorded is None or Path(recorded).resolve() != base_model.resolve():
+def _check_same_base(run_id: str, record: TrainingRecord, base_model: Path) -> None:
+    recorded = record.base_model
+    if recorded is None or recorded.resolve() != base_model.resolve():
         raise MiltonError(
             f"--from-production: production {run_id} was trained on {recorded or 'an unrecorded base model'}, this "
             f"config trains on {base_model}; set base_model_path to the same model or train without --from-production"
         )
     config_file = base_model / "config.json"
-    if record.get("base_model_config_sha256") not in (None, sha256_file(config_file)):
+    if record.base_model_config_sha256 not in (None, sha256_file(config_file)):
         raise MiltonError(
             f"--from-production: {config_file} has changed since production {run_id} was trained on it; "
             "train without --from-production"

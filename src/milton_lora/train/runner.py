@@ -32,7 +32,8 @@ from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.libraries import library_versions, quiet_libraries
-from milton_lora.settings import ADAPTER_METADATA, EXPORT_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA
+from milton_lora.record import TrainingRecord, write_record
+from milton_lora.settings import EXPORT_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
@@ -50,7 +51,7 @@ class TrainResult:
     run_id: str
     adapter_dir: Path
     run_dir: Path
-    metadata: dict[str, Any]
+    record: TrainingRecord | None  # None on the other processes of a distributed run
 
 
 def load_base_model(plan: TrainPlan) -> Any:
@@ -285,16 +286,16 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     final_eval = final_evaluation(trainer) if test.examples else {}
     train_seconds = time.time() - started
     if writer is None:
-        return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, {})
+        return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, None)
 
-    metadata = build_metadata(plan, trainer, output, final_eval, train, test, train_seconds, eval_seconds)
-    metadata |= {"health": health.monitor.record(), "oom_retries": [retry.as_dict() for retry in fitted.retries]}
-    metadata |= starting_point(plan)
+    record = build_record(plan, trainer, output, final_eval, train, test, train_seconds, eval_seconds)
+    record.health = health.monitor.record()
+    record.oom_retries = [retry.as_dict() for retry in fitted.retries]
     with staged_new_directory(plan.adapter_dir) as staging:
         trainer.model.save_pretrained(staging)
-        (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
+        write_record(staging, record)
     writer.close()
-    return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, metadata)
+    return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, record)
 
 
 def train_fitting_memory(plan: TrainPlan, start: Any, checkpoint: Path | None, progress: RichProgressCallback | None,
@@ -333,8 +334,8 @@ def final_evaluation(trainer: Any) -> dict[str, float]:
     return trainer.evaluate()
 
 
-def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float], train: TokenizedSplit,
-                   test: TokenizedSplit, train_seconds: float, eval_seconds: float) -> dict[str, Any]:  # fmt: skip
+def build_record(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float], train: TokenizedSplit,
+                 test: TokenizedSplit, train_seconds: float, eval_seconds: float) -> TrainingRecord:  # fmt: skip
     """`train_seconds`: the whole run; `eval_seconds`: the evaluations inside `train()`. tokens_per_second is the
     training throughput: tokens seen over `train_runtime` less those evaluations."""
     state = trainer.state
@@ -343,7 +344,7 @@ def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[
     runtime = output.metrics.get("train_runtime")
     training_only = runtime - eval_seconds if runtime else None
     trainable, total = trainer.model.get_nb_trainable_parameters()
-    return {
+    return TrainingRecord.model_validate({
         "run_id": plan.run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config_path": str(plan.config_path),
@@ -377,7 +378,8 @@ def build_metadata(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[
         },
         "trainable_parameters": trainable,
         "total_parameters": total,
-    }
+        **starting_point(plan),
+    })  # fmt: skip
 
 
 def mean_logged_loss(history: list[dict[str, Any]]) -> float | None:
