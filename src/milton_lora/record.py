@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text
-from milton_lora.settings import ADAPTER_METADATA
+from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA
 
 RECORD_VERSION = 2
 
@@ -164,3 +164,21 @@ def write_record(adapter_dir: Path, record: TrainingRecord) -> Path:
     path = adapter_dir / ADAPTER_METADATA
     atomic_write_text(path, record.to_json())
     return path
+
+
+def recorded_base_model(adapter_dir: Path) -> Path | None:
+    """The base model the adapter was trained on: training's record, else peft's adapter_config.json (an adapter
+    made elsewhere); None when neither names one."""
+    record = read_record(adapter_dir)
+    if record is not None and record.base_model is not None:
+        return record.base_model
+    return peft_base_model(adapter_dir)
+
+
+def peft_base_model(adapter_dir: Path) -> Path | None:
+    """The base model peft wrote into adapter_config.json, if any."""
+    try:
+        named = json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        return None
+    return Path(named) if named else None

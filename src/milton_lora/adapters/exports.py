@@ -34,9 +34,9 @@ from milton_lora.adapters.ollama import MODELFILE, modelfile, ollama_from
 from milton_lora.base import source_gguf
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file, sha256_tree
-from milton_lora.record import read_record
+from milton_lora.record import peft_base_model, recorded_base_model
 from milton_lora.registry import Entry, ExportRecord, Registry, now_iso
-from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Settings
+from milton_lora.settings import ADAPTER_WEIGHTS, Settings
 
 Format = Literal["gguf", "ollama", "merged"]
 FORMATS: tuple[Format, ...] = ("gguf", "ollama", "merged")
@@ -110,7 +110,6 @@ def base_model_of(adapter_dir: Path, entry: Entry | None, override: Path | None)
         override.expanduser().resolve() if override else None,
         Path(entry.base_model_path) if entry and entry.base_model_path else None,
         _recorded_by_training(adapter_dir),
-        _recorded(adapter_dir / ADAPTER_CONFIG, "base_model_name_or_path"),
     ]
     base = next((path for path in candidates if path is not None), None)
     if base is None or not (base / "config.json").is_file():
@@ -121,18 +120,9 @@ def base_model_of(adapter_dir: Path, entry: Entry | None, override: Path | None)
 
 def _recorded_by_training(adapter_dir: Path) -> Path | None:
     try:
-        record = read_record(adapter_dir)
-    except MiltonError:
-        return None
-    return record.base_model if record is not None else None
-
-
-def _recorded(path: Path, key: str) -> Path | None:
-    try:
-        value = json.loads(path.read_text()).get(key)
-    except (OSError, ValueError):
-        return None
-    return Path(value) if value else None
+        return recorded_base_model(adapter_dir)
+    except MiltonError:  # a broken metadata.json: what peft recorded still names the base
+        return peft_base_model(adapter_dir)
 
 
 def _base_config(base_dir: Path) -> dict[str, Any]:

@@ -4,7 +4,6 @@ gated how. Every input is checked here, before a model is loaded; `--dry-run` pr
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from milton_lora.evaluate.options import EvalOptions
 from milton_lora.evaluate.result import JUDGEMENTS_FILE, METRICS_FILE, SANITY_FILE, Opponent
 from milton_lora.evaluate.sandbox import SandboxLimits
 from milton_lora.evaluate.suites import BenchmarkFile, SanityFile, load_benchmarks, load_sanity, suite_path
-from milton_lora.record import TrainingRecord, read_record
+from milton_lora.record import TrainingRecord, read_record, recorded_base_model
 from milton_lora.registry import Registry
 from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, ADAPTER_WEIGHTS, Settings, env_value
 
@@ -109,7 +108,9 @@ def plan_evaluation(settings: Settings, registry: Registry, request: EvalRequest
     test_file = request.test_file or test_file_of(record, settings.export_test_path)
     if not test_file.exists():
         raise MiltonError(f"{test_file}: held-out split not found; export first or pass --test-file")
-    base = request.base_model or base_model_of(adapter_dir, record)
+    base = request.base_model or recorded_base_model(adapter_dir)
+    if base is None:
+        raise MiltonError(f"{adapter_dir}: no base model recorded; pass --base-model")
     if not (base / "config.json").exists():
         raise MiltonError(f"{base}: base model not found (recorded in {adapter_dir}/{ADAPTER_METADATA})")
     warnings: list[str] = []
@@ -215,16 +216,6 @@ def held_out_prompts(conversations: list[Conversation], limit: int) -> list[tupl
 def _up_to_last_user(conversation: Conversation) -> Conversation:
     last = max((i for i, m in enumerate(conversation) if m["role"] == "user"), default=None)
     return [] if last is None else conversation[: last + 1]
-
-
-def base_model_of(adapter_dir: Path, record: TrainingRecord | None) -> Path:
-    """The base model recorded by training, else by peft (adapter_config.json)."""
-    if record is not None and record.base_model is not None:
-        return record.base_model
-    recorded = json.loads((adapter_dir / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
-    if not recorded:
-        raise MiltonError(f"{adapter_dir}: no base model recorded; pass --base-model")
-    return Path(recorded)
 
 
 def test_file_of(record: TrainingRecord | None, default: Path) -> Path:
