@@ -76,7 +76,7 @@ class _Utf8Stream:
         """The first byte that is not whitespace (b"" for an empty file); nothing is consumed but whitespace."""
         while data := self.read():
             if stripped := data.lstrip():
-                self._unread = stripped
+                self._unread = data
                 return stripped[:1]
         return b""
 
