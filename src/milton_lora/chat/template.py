@@ -45,6 +45,7 @@ class Rendered:
     text: str
     trained: list[tuple[int, int]]
     end_markers: list[str]
+    content: list[tuple[int, int]] = field(default_factory=list)  # every message's text: never special tokens
 
 
 @dataclass
@@ -83,12 +84,13 @@ class ChatFormat:
         """The text a model continues to answer `messages`: the conversation and the generation prompt."""
         return self._apply(self.prepare(messages), add_generation_prompt=True)
 
-    def render(self, messages: list[Message]) -> Rendered:
-        """The whole conversation's text and, per assistant message, the span of its content and end-of-turn."""
+    def render(self, messages: list[Message], add_generation_prompt: bool = False) -> Rendered:
+        """The whole conversation's text, where each message's content lies in it, and, per assistant message,
+        the span of its content and end-of-turn."""
         messages = self.prepare(messages)
-        text = self._apply(messages)
-        frames, order = self._frame(messages)
-        specials = _special_tokens(self.tokenizer)
+        text = self._apply(messages, add_generation_prompt)
+        frames, order = self._frame(messages, add_generation_prompt)
+        specials = special_tokens(self.tokenizer)
         if not text.startswith(frames[0]):
             raise self._error("renders the conversation's start differently from its frame")
         position, rendered = len(frames[0]), Rendered(text, [], [])
@@ -98,6 +100,7 @@ class ChatFormat:
             if length is None:
                 raise self._error(f"changes the text of message {index + 1} so that its tokens cannot be located")
             end = position + length
+            rendered.content.append((position, end))
             if messages[index]["role"] == "assistant":
                 gap, marker = self._end_marker(following, specials)
                 rendered.trained.append((position, end + gap + len(marker)))
@@ -105,10 +108,10 @@ class ChatFormat:
             position = end + len(following)
         return rendered
 
-    def _frame(self, messages: list[Message]) -> tuple[list[str], list[int]]:
+    def _frame(self, messages: list[Message], add_generation_prompt: bool) -> tuple[list[str], list[int]]:
         """The template's text between messages, and the order in which it prints them."""
         placeholders = [{**m, "content": _PLACEHOLDER.format(i)} for i, m in enumerate(messages)]
-        pieces = _PLACEHOLDER_PATTERN.split(self._apply(placeholders))
+        pieces = _PLACEHOLDER_PATTERN.split(self._apply(placeholders, add_generation_prompt))
         order = [int(i) for i in pieces[1::2]]
         wrong = [i for i, m in enumerate(messages) if order.count(i) > 1 or (m["role"] != "system" and i not in order)]
         if wrong:
@@ -155,7 +158,7 @@ def _content_length(text: str, position: int, content: str, following: str, last
     return None
 
 
-def _special_tokens(tokenizer: Any) -> list[str]:
+def special_tokens(tokenizer: Any) -> list[str]:
     """The tokenizer's special tokens, longest first (so `<|end|>` never shadows `<|endoftext|>`)."""
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
     tokens = {t.content for t in added.values() if getattr(t, "special", False)} | set(tokenizer.all_special_tokens)
