@@ -216,7 +216,7 @@ def test_a_record_over_the_size_limit_is_a_clear_error(tmp_path: Path, monkeypat
     # The same path as a 1.5 GB string, at a limit the test can reach quickly.
     monkeypatch.setattr(reading, "MAX_RECORD_BYTES", 2**20)
     path = tmp_path / "conversations.json"
-    path.write_text(json.dumps([greeting("c-1"), greeting("c-2", answer="x" * 3 * 2**20)]))
+    path.write_text(json.dumps([greeting("c-1"), greeting("c-2", answer="x" * 10 * 2**20)]))
     db = tmp_path / "m.db"
     with MemoryStore(db) as store, pytest.raises(MiltonError, match=r"a record near byte \d+ is over 1 MB"):
         import_file(store, path)

@@ -240,19 +240,17 @@ _LONG = b" long "
 
 
 def _lines(stream: _Utf8Stream) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of each line; a line over MAX_RECORD_BYTES is given as `_LONG`, never held."""
-    number, size, skipping = 1, 0, False
+    """(line number, bytes) of each line; a line over MAX_RECORD_BYTES is given as `_LONG`, never held whole."""
+    number, size = 1, 0
     partial: list[bytes] = []
     while chunk := stream.read():
         stream.mark()
         *complete, rest = chunk.split(b"\n")
         for piece in complete:
-            yield number, (_LONG if skipping else b"".join([*partial, piece]))
-            number, partial, size, skipping = number + 1, [], 0, False
+            long = size + len(piece) > MAX_RECORD_BYTES
+            yield number, (_LONG if long else b"".join([*partial, piece]))
+            number, partial, size = number + 1, [], 0
         size += len(rest)
-        if size > MAX_RECORD_BYTES:
-            partial, skipping = [], True
-        elif not skipping:
-            partial.append(rest)
-    if partial or skipping:
-        yield number, (_LONG if skipping else b"".join(partial))
+        partial = [] if size > MAX_RECORD_BYTES else [*partial, rest]
+    if size:
+        yield number, (_LONG if size > MAX_RECORD_BYTES else b"".join(partial))
