@@ -212,6 +212,17 @@ def test_100k_deep_json_is_a_bad_record_not_a_crash(tmp_path: Path) -> None:
             import_file(store, jsonl, "openai")
 
 
+def test_a_record_of_too_many_values_is_a_bad_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "MAX_RECORD_VALUES", 1000)
+    path = tmp_path / "conversations.json"
+    flood = greeting("c-2")
+    flood["moderation_results"] = [{}] * 2000
+    path.write_text(json.dumps([greeting("c-1"), flood, greeting("c-3")]))
+    with MemoryStore(tmp_path / "m.db") as store:
+        report = import_file(store, path)
+    assert (report.imported, report.problems) == (2, ["conversation 2: holds more than 1,000 values"])
+
+
 def test_a_record_over_the_size_limit_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The same path as a 1.5 GB string, at a limit the test can reach quickly.
     monkeypatch.setattr(reading, "MAX_RECORD_BYTES", 2**20)

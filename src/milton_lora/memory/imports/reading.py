@@ -6,7 +6,8 @@ held at once is one record, so the limits below bound memory (peak RSS stays und
 `bench/import_memory.py`):
 - a record (one conversation, one JSONL line) over `MAX_RECORD_BYTES` stops the file with an error that
   names it: it is no conversation a person had, and nothing after it can be read without holding it;
-- values nested deeper than `MAX_DEPTH` make that record a bad record (skipped, reported);
+- values nested deeper than `MAX_DEPTH`, or more than `MAX_RECORD_VALUES` values in one record (tiny
+  values cost far more as objects than as text), make that record a bad record (skipped, reported);
 - a zip member is read only when it declares at most `MAX_MEMBER_BYTES` and expands at most
   `MAX_EXPANSION` times (real exports compress 5-15x; more is a zip bomb).
 Text is UTF-8, with or without a byte-order mark; UTF-16 with a byte-order mark (what some editors
@@ -32,6 +33,7 @@ MAX_RECORD_BYTES = 128 * 2**20
 MAX_MEMBER_BYTES = 8 * 2**30
 MAX_EXPANSION = 100
 MAX_DEPTH = 64
+MAX_RECORD_VALUES = 2_000_000  # a long real conversation holds ~100,000; a million `{}` would be 64 MB of objects
 EXPORT_MEMBER = "conversations.json"
 # yajl scans a token that spans reads again from its start on each read: big reads keep a long string's cost
 # near linear (128 MB in 64 KB reads took 185 s; in 4 MB reads, seconds).
@@ -182,8 +184,13 @@ def _built(index: int, event: str, value: Any, events: Iterator[tuple[str, Any]]
         return Record(index, value)
     stack: list[Any] = [_OPEN[event]()]
     keys: list[str | None] = [None]
+    values = 0
     while stack:
         event, value = next(events)
+        values += 1
+        if values > MAX_RECORD_VALUES:
+            _skip_rest(events, len(stack) - (event in _CLOSE) + (event in _OPEN))
+            return Record(index, problem=f"holds more than {MAX_RECORD_VALUES:,} values")
         if event == "map_key":
             keys[-1] = value
             continue
