@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
-from milton_lora.chat.template import ChatFormat, Message, Rendered, lacks_bos, special_tokens
+from milton_lora.chat.template import ChatFormat, Message, Rendered, lacks_bos
 
 IGNORE = -100
 
@@ -60,7 +60,7 @@ def encode(chat: ChatFormat, messages: list[Message], max_length: int | None = N
     """The conversation as the model sees it, labelled on assistant content and end-of-turn tokens only."""
     tokenizer = chat.tokenizer
     rendered = chat.render(messages)
-    input_ids, offsets = tokens_of(tokenizer, rendered)
+    input_ids, offsets = tokens_of(chat, rendered)
     if lacks_bos(tokenizer, input_ids):
         input_ids.insert(0, tokenizer.bos_token_id)
         offsets.insert(0, (0, 0))
@@ -91,12 +91,12 @@ def tokenize_split(
     return split
 
 
-def tokens_of(tokenizer: PreTrainedTokenizerBase, rendered: Rendered) -> tuple[list[int], list[tuple[int, int]]]:
+def tokens_of(chat: ChatFormat, rendered: Rendered) -> tuple[list[int], list[tuple[int, int]]]:
     """Token ids and character offsets of the rendered text, special tokens only where the template put them."""
+    tokenizer, specials = chat.tokenizer, chat.special_ids
     encoded = tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(encoded["input_ids"])
     offsets: list[tuple[int, int]] = [tuple(o) for o in encoded["offset_mapping"]]
-    specials = set(tokenizer.convert_tokens_to_ids(special_tokens(tokenizer)))
     typed = [
         i for i, (t, o) in enumerate(zip(ids, offsets, strict=True)) if t in specials and _overlaps(o, rendered.content)
     ]

@@ -29,5 +29,6 @@ def stop_token_ids(tokenizer: Any, generation_config: Any | None = None) -> list
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of `messages` followed by the template's generation prompt (the assistant's turn opens)."""
-    ids, _ = tokens_of(tokenizer, ChatFormat.of(tokenizer).render(messages, add_generation_prompt=True))
+    chat = ChatFormat.of(tokenizer)
+    ids, _ = tokens_of(chat, chat.render(messages, add_generation_prompt=True))
     return [tokenizer.bos_token_id, *ids] if lacks_bos(tokenizer, ids) else ids

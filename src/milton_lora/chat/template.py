@@ -56,6 +56,7 @@ class ChatFormat:
     folds_system: bool = False
     end_of_turn: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    special_ids: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, tokenizer: Any) -> ChatFormat:
@@ -65,6 +66,7 @@ class ChatFormat:
         if chat.folds_system:
             chat.notes.append(f"{chat.name}: {FOLD_NOTE}")
         chat.end_of_turn = tuple(sorted(set(chat.render(_PROBE).end_markers)))
+        chat.special_ids = frozenset(tokenizer.convert_tokens_to_ids(_special_tokens(tokenizer)))
         return chat
 
     @property
@@ -90,7 +92,7 @@ class ChatFormat:
         messages = self.prepare(messages)
         text = self._apply(messages, add_generation_prompt)
         frames, order = self._frame(messages, add_generation_prompt)
-        specials = special_tokens(self.tokenizer)
+        specials = _special_tokens(self.tokenizer)
         if not text.startswith(frames[0]):
             raise self._error("renders the conversation's start differently from its frame")
         position, rendered = len(frames[0]), Rendered(text, [], [])
@@ -158,7 +160,7 @@ def _content_length(text: str, position: int, content: str, following: str, last
     return None
 
 
-def special_tokens(tokenizer: Any) -> list[str]:
+def _special_tokens(tokenizer: Any) -> list[str]:
     """The tokenizer's special tokens, longest first (so `<|end|>` never shadows `<|endoftext|>`)."""
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
     tokens = {t.content for t in added.values() if getattr(t, "special", False)} | set(tokenizer.all_special_tokens)
