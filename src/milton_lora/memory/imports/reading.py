@@ -10,8 +10,8 @@ held at once is one record, so the limits below bound memory (peak RSS stays und
   values cost far more as objects than as text), make that record a bad record (skipped, reported);
 - a zip member is read only when it declares at most `MAX_MEMBER_BYTES` and expands at most
   `MAX_EXPANSION` times (real exports compress 5-15x; more is a zip bomb).
-Text is UTF-8, with or without a byte-order mark; UTF-16 with a byte-order mark (what some editors
-save) is read too. Anything else is refused with the byte offset of the first bad byte.
+Text is UTF-8, with or without a byte-order mark; anything else (UTF-16, Latin-1) is refused, naming the
+byte offset of the first bad byte and asking for the file saved as UTF-8.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ EXPORT_MEMBER = "conversations.json"
 # yajl scans a token that spans reads again from its start on each read: big reads keep a long string's cost
 # near linear (128 MB in 64 KB reads took 185 s; in 4 MB reads, seconds).
 _CHUNK = 4 * 2**20
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 
 @dataclass
