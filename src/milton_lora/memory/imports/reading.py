@@ -4,12 +4,13 @@ A JSON export (a list of conversations, or one conversation object) is parsed ev
 `ijson` and built one record at a time; a JSONL file is read line by line. Whatever the input, what is
 held at once is one record, so the limits below bound memory (peak RSS stays under 1 GB; see
 `bench/import_memory.py`):
-- a record (one conversation, one JSONL line) over `MAX_RECORD_BYTES` stops the file with an error that
-  names it: it is no conversation a person had, and nothing after it can be read without holding it;
+- a JSON record (one conversation) over `MAX_RECORD_BYTES` stops the file with an error that names where:
+  it is no conversation a person had, and nothing after it can be parsed without holding it; a JSONL
+  line over it is a bad record (skipped, reported), read past without being held;
 - values nested deeper than `MAX_DEPTH`, or more than `MAX_RECORD_VALUES` values in one record (tiny
   values cost far more as objects than as text), make that record a bad record (skipped, reported);
 - a zip member is read only when it declares at most `MAX_MEMBER_BYTES` and expands at most
-  `MAX_EXPANSION` times (real exports compress 5-15x; more is a zip bomb).
+  `MAX_EXPANSION` times (JSON text typically compresses 5-20x; far more is a zip bomb).
 Text is UTF-8, with or without a byte-order mark; anything else (UTF-16, Latin-1) is refused, naming the
 byte offset of the first bad byte and asking for the file saved as UTF-8.
 """
