@@ -75,7 +75,7 @@ def test_the_cli_export_names_repaired_conversations(cli, settings: Settings, tm
     assert cli("memory", "import", str(attachment_only_start(tmp_path))).exit_code == 0
     result = cli("export")
     assert result.exit_code == 0, result.stderr
-    assert "repaired (listed below)" in result.stdout
+    assert "repaired (each named below)" in result.stdout
     assert "repaired chatgpt:c-receipt ('Receipt')" in result.stderr
     assert "skipped chatgpt:c-photo ('Photo'): no assistant turn" in result.stderr
 

@@ -70,7 +70,7 @@ def export_rows(summary: ExportSummary) -> list[tuple[str, object]]:
         ("window", f"last {days} days" if days is not None else "all history"),
         ("conversations in window", summary.conversations_in_window),
         ("skipped (no assistant turn)", summary.skipped_no_assistant),
-        ("repaired (listed below)", len(summary.repaired)),
+        ("repaired (each named below)", len(summary.repaired)),
         ("reasoning traces stripped", summary.reasoning_stripped),
         ("duplicates dropped", summary.duplicates_dropped),
         ("train conversations", summary.train_conversations),
