@@ -11,9 +11,9 @@ Decisions:
   traces (`<think>…</think>`) are stripped from answers unless `keep_reasoning`; then empty turns go,
   same-role neighbours are joined, a system turn after the first is dropped, and assistant turns before
   the first user turn are dropped (a ChatGPT chat whose first message was only an attachment starts with
-  the answer, which the templates that require alternation, Llama 2, Mistral and Gemma, refuse). Each repaired conversation is named, with
-  what was done, in the summary and `metadata.json`; one left without an assistant turn is skipped,
-  named and counted. No conversation ever aborts the export.
+  the answer, which the templates that require alternation, Llama 2, Mistral and Gemma, refuse). Each
+  repaired conversation is named, with what was done, in the summary and `metadata.json`; one left
+  without an assistant turn is skipped, named and counted. No conversation ever aborts the export.
 - Exact duplicates (same roles and contents in the same order, before redaction) are dropped after
   their first occurrence; conversations without an assistant turn are skipped; both are counted.
 - An empty window is an error, not an empty export: it would silently replace a good export.
