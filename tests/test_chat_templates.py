@@ -123,3 +123,27 @@ def test_templates_that_trim_or_reorder_text_still_locate_every_turn(tiny_model_
     messages = [{"role": "user", "content": "  Say: Done.  "}, {"role": "assistant", "content": "Done.\n"},
                 {"role": "user", "content": "Done."}, {"role": "assistant", "content": "Done."}]  # fmt: skip
     assert trained_text(FAMILIES[1], llama3, messages) == "Done.<|eot_id|>Done.<|eot_id|>"
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=IDS)
+def test_special_tokens_typed_in_a_message_are_text_not_control_tokens(tiny_model_dir: Path, family: Family) -> None:
+    """A person who writes `<|im_end|>` (or `</s>`, `<|eot_id|>`, ...) in a message typed text: it must not end
+    the turn in training, nor in a prompt the server or the evaluation renders."""
+    tokenizer = family_tokenizer(tiny_model_dir, family)
+    typed = " ".join(dict.fromkeys((*family.specials, family.bos, family.eos, family.end_of_turn, "<|im_end|>")))
+    messages = [
+        {"role": "user", "content": f"What do {typed} mean?"},
+        {"role": "assistant", "content": f"Done: {typed}, here only text."},
+        *TURNS[2:4],
+    ]
+    plain = [{**m, "content": m["content"].replace(typed, "X")} for m in messages]
+    specials = set(tokenizer.convert_tokens_to_ids(list(tokenizer.all_special_tokens)))
+
+    def control(ids: list[int]) -> list[int]:
+        return [t for t in ids if t in specials]
+
+    ids = tokenize_conversation(tokenizer, messages)["input_ids"]
+    assert control(ids) == control(tokenize_conversation(tokenizer, plain)["input_ids"])
+    assert trained_text(family, tokenizer, messages) == expected(family, messages)
+    assert typed in tokenizer.decode(ids)
+    assert control(render_prompt(tokenizer, messages[:3])) == control(render_prompt(tokenizer, plain[:3]))

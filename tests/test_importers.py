@@ -9,7 +9,7 @@ import pytest
 from milton_lora.demo.samples import DIALOGUES, write_sample_exports
 from milton_lora.errors import MiltonError
 from milton_lora.memory import MemoryStore
-from milton_lora.memory.importers import import_file
+from milton_lora.memory.imports import import_file
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -29,7 +29,7 @@ def test_chatgpt_export_keeps_only_the_visible_current_branch(tmp_path: Path, sa
     with MemoryStore(db) as store:
         report = import_file(store, samples["chatgpt"])
     assert report.format == "chatgpt"
-    assert (report.imported, report.counts.dropped_hidden, report.counts.dropped_tool_turns) == (8, 8, 2)
+    assert (report.imported, report.counts.hidden_turns_stripped, report.counts.tool_turns_stripped) == (8, 8, 2)
     conversations = stored(db)
     expected = {title: turns for title, turns in DIALOGUES[0::3]}
     # Exactly the dialogue, in order: no hidden system node, no regenerated draft, no tool code or output,
@@ -105,7 +105,7 @@ def test_openai_jsonl_details(tmp_path: Path) -> None:
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     with MemoryStore(tmp_path / "m.db") as store:
         report = import_file(store, path, now=NOW)
-        assert report.counts.dropped_tool_turns == 2
+        assert report.counts.tool_turns_stripped == 2
         first, second = store.conversations()
     assert [(m.role, m.content) for m in first.messages] == [("user", "weather?"), ("assistant", "It is sunny.")]
     assert first.messages[0].created_at == NOW  # no timestamp: the import time
@@ -116,20 +116,12 @@ def test_openai_jsonl_details(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("fmt", "content", "message"),
     [
-        (
-            "openai",
-            '{"messages": [{"role": "user", "content": "ok"}]}\n{"messages": [oops\n',
-            r"chats\.jsonl:2: invalid JSON",
-        ),
-        (
-            "openai",
-            '{"messages": [{"role": "user", "content": "ok"}]}\n{"text": "no messages"}\n',
-            r"chats\.jsonl:2: expected an object with a 'messages' list",
-        ),
+        ("openai", '\n{"messages": [oops\n', r"nothing could be imported: 1 bad record\(s\): line 2: invalid JSON"),
+        ("openai", '{"text": "no messages"}\n', r"line 1: expected an object with a 'messages' list"),
         (
             "openai",
             '{"messages": [{"role": "wizard", "content": "ok"}]}\n',
-            r"chats\.jsonl:1: message 1 has unknown role 'wizard'",
+            r"line 1: message 1 has unknown role 'wizard'",
         ),
         (
             "chatgpt",
@@ -147,11 +139,15 @@ def test_openai_jsonl_details(tmp_path: Path) -> None:
             '[{"uuid": "u", "name": "Chat", "chat_messages": [{"sender": "robot", "text": "x"}]}]',
             r"conversation 1 \('Chat'\): message 1 has sender 'robot'",
         ),
-        ("claude", '{"not": "a list"}', r"expected a JSON list of conversations"),
-        ("claude", '[{"uuid": "u", ', r"conversations\.json:1: invalid JSON"),
+        ("claude", '"a string"', r"expected a JSON list of conversations or one conversation object"),
+        (
+            "claude",
+            '[{"uuid": "u", ',
+            r"conversations\.json: invalid JSON near byte \d+ \(parse error: premature EOF\)",
+        ),
     ],
 )
-def test_malformed_files_name_the_place_and_import_nothing(
+def test_files_with_nothing_importable_name_the_place_and_import_nothing(
     tmp_path: Path, fmt: str, content: str, message: str
 ) -> None:
     path = tmp_path / ("chats.jsonl" if fmt == "openai" else "conversations.json")
@@ -164,14 +160,22 @@ def test_malformed_files_name_the_place_and_import_nothing(
         assert store.stats()["conversations"] == 0
 
 
-def test_a_bad_conversation_late_in_a_file_rolls_back_the_earlier_ones(tmp_path: Path) -> None:
+def test_bad_records_are_skipped_and_named_the_rest_imported(tmp_path: Path) -> None:
     path = tmp_path / "chats.jsonl"
     good = json.dumps({"messages": [{"role": "user", "content": "ok"}, {"role": "assistant", "content": "ok"}]})
-    path.write_text(good + "\n" + good.replace("ok", "fine") + "\n" + '{"messages": 5}\n')
+    path.write_text(good + "\n" + good.replace("ok", "fine") + "\n" + '{"messages": 5}\n[1]\n{"messages": [}\n')
     db = tmp_path / "m.db"
-    with MemoryStore(db) as store, pytest.raises(MiltonError, match=":3:"):
-        import_file(store, path)
-    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    with MemoryStore(db) as store:
+        report = import_file(store, path)
+        assert (report.records_in_file, report.imported) == (5, 2)
+        assert report.problems == [
+            "line 3: expected an object with a 'messages' list",
+            "line 4: expected an object, found list",
+            "line 5: invalid JSON (Expecting value at column 15)",
+        ]
+        with pytest.raises(MiltonError, match=r"--strict: nothing imported because 3 bad record\(s\): line 3"):
+            import_file(store, path, strict=True)
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM conversations").fetchone()[0] == 2
 
 
 def test_cli_import_stats_and_add(cli, home: Path, samples: dict[str, Path]) -> None:

@@ -114,6 +114,17 @@ class ServeConfig(StrictModel):
         return value
 
 
+class ExportConfig(StrictModel):
+    """`MILTON_HOME/export.yaml` (optional): what of each stored conversation `milton-lora export` writes."""
+
+    include_attachments: bool = Field(
+        True, description="Put the text of files attached to a turn (claude.ai) into that user turn, marked."
+    )
+    keep_reasoning: bool = Field(
+        False, description="Keep <think>…</think> reasoning in answers (for base models whose template models it)."
+    )
+
+
 def load_model(path: Path, model: type[Model], defaults_if_missing: bool = False) -> Model:
     """Read `path` as YAML and validate it into `model`, or raise one MiltonError listing every problem."""
     if not path.exists():
@@ -185,5 +196,6 @@ def full_reference() -> str:
     """The README's configuration reference, generated (a test keeps the README in sync)."""
     return (
         "### Training (`training/configs/*.yaml`)\n\n" + config_reference(TrainConfig) + "\n\n"
-        "### Serving (`training/configs/serve.yaml`)\n\n" + config_reference(ServeConfig) + "\n"
+        "### Serving (`training/configs/serve.yaml`)\n\n" + config_reference(ServeConfig) + "\n\n"
+        "### Export (`MILTON_HOME/export.yaml`, optional)\n\n" + config_reference(ExportConfig) + "\n"
     )

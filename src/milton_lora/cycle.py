@@ -22,7 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the stages load the ML libraries; they are imported where t
     from rich.console import Console
 
     from milton_lora.evaluate.result import EvalResult
-    from milton_lora.export import ExportSummary
+    from milton_lora.export import ExportOptions, ExportSummary
     from milton_lora.redact import Redactor
     from milton_lora.train.checks import TrainPlan
     from milton_lora.train.runner import TrainResult
@@ -65,11 +65,13 @@ class CycleRequest:
     from_production: bool = False
     promote_if_candidate: bool = False
     evaluation: EvalOptions = field(default_factory=EvalOptions)
+    export_options: ExportOptions | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "days": self.days, "config": str(self.config), "from_production": self.from_production,
             "promote_if_candidate": self.promote_if_candidate, **self.evaluation.as_dict(),
+            **(asdict(self.export_options) if self.export_options else {}),
         }  # fmt: skip
 
 
@@ -165,7 +167,7 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
 
     summary = stage(settings, log, ui, "export",
                     lambda: export_training_data(settings.memory_db, settings.export_dir, request.days,
-                                                 redactor=redactor),
+                                                 redactor=redactor, options=request.export_options),
                     lambda s: {"train_conversations": s.train_conversations, "test_conversations": s.test_conversations,
                                "window_days": s.window_days, "files": s.files})  # fmt: skip
     ui.exported(summary)

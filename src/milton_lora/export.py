@@ -6,6 +6,14 @@ Decisions:
   the later ones answer.
 - The split is by conversation and stable: sha256 of the conversation key (`source:source_id`) picks
   the side, so a conversation never moves between train and test across exports with other windows.
+- Each conversation is made trainable on every chat template (`ExportOptions` and `_prepared`):
+  attachments are rendered into their user turn or left out (`include_attachments`), reasoning
+  traces (`<think>…</think>`) are stripped from answers unless `keep_reasoning`; then empty turns go,
+  same-role neighbours are joined, a system turn after the first is dropped, and assistant turns before
+  the first user turn are dropped (a ChatGPT chat whose first message was only an attachment starts with
+  the answer, which the templates that require alternation, Llama 2, Mistral and Gemma, refuse). Each
+  repaired conversation is named, with what was done, in the summary and `metadata.json`; one left
+  without an assistant turn is skipped, named and counted. No conversation ever aborts the export.
 - Exact duplicates (same roles and contents in the same order, before redaction) are dropped after
   their first occurrence; conversations without an assistant turn are skipped; both are counted.
 - An empty window is an error, not an empty export: it would silently replace a good export.
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -31,6 +40,17 @@ from milton_lora.redact import Redactor, in_context
 from milton_lora.settings import EXPORT_METADATA, EXPORT_TEST, EXPORT_TRAIN
 
 TEST_PERCENT = 20
+# A closed block anywhere, or everything before a lone closing tag (templates that open the block themselves).
+_REASONING = re.compile(r"<(think|thinking)>.*?</\1>\s*|^(?:(?!<think).)*?</think(?:ing)?>\s*", re.DOTALL)
+Turn = dict[str, str]
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """`MILTON_HOME/export.yaml`'s choices, passed down by the caller."""
+
+    include_attachments: bool = True
+    keep_reasoning: bool = False
 
 
 @dataclass
@@ -49,6 +69,9 @@ class ExportSummary:
     test_conversations: int
     skipped_no_assistant: int
     duplicates_dropped: int
+    reasoning_stripped: int = 0
+    repaired: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     tool_version: str = __version__
@@ -95,12 +118,14 @@ def export_training_data(
     now: datetime | None = None,
     dry_run: bool = False,
     redactor: Redactor | None = None,
+    options: ExportOptions | None = None,
 ) -> ExportSummary:
     """Read the window from the store, redact, split, and (unless `dry_run`) write the three files."""
     now = now or datetime.now(timezone.utc)
     in_window, since = _window(store_path, days, now)
-    kept, skipped, duplicates = _select(in_window)
-    redacted, counts = _redact(kept, redactor or Redactor())
+    selection = _select(in_window, options or ExportOptions())
+    kept = [conversation for conversation, _ in selection.kept]
+    redacted, counts = _redact([turns for _, turns in selection.kept], redactor or Redactor())
     lines: dict[str, list[str]] = {"train": [], "test": []}
     for conversation, messages in zip(kept, redacted, strict=True):
         lines[split_of(conversation.key)].append(json.dumps({"messages": messages}, ensure_ascii=False))
@@ -118,8 +143,11 @@ def export_training_data(
         messages_exported=sum(len(messages) for messages in redacted),
         train_conversations=len(lines["train"]),
         test_conversations=len(lines["test"]),
-        skipped_no_assistant=skipped,
-        duplicates_dropped=duplicates,
+        skipped_no_assistant=len(selection.skipped),
+        duplicates_dropped=selection.duplicates,
+        reasoning_stripped=selection.reasoning_stripped,
+        repaired=selection.repaired,
+        skipped=selection.skipped,
         redactions=dict(sorted(counts.items())),
         files={name: sha256_bytes(data) for name, data in payloads.items()},
     )
@@ -131,24 +159,28 @@ def export_training_data(
 
 
 def review_export(
-    store_path: Path, days: int | None, now: datetime | None = None, redactor: Redactor | None = None
+    store_path: Path,
+    days: int | None,
+    now: datetime | None = None,
+    redactor: Redactor | None = None,
+    options: ExportOptions | None = None,
 ) -> ExportReview:
     """What an export of the same window would redact, each redaction in context; writes nothing."""
     in_window, _ = _window(store_path, days, now or datetime.now(timezone.utc))
-    kept, _, _ = _select(in_window)
+    selection = _select(in_window, options or ExportOptions())
     messages = [
-        (conversation, index, message) for conversation in kept for index, message in enumerate(conversation.messages)
+        (conversation, index, turn) for conversation, turns in selection.kept for index, turn in enumerate(turns)
     ]
-    findings = (redactor or Redactor()).find_many([message.content for _, _, message in messages])
+    findings = (redactor or Redactor()).find_many([turn["content"] for _, _, turn in messages])
     items: list[ReviewItem] = []
     counts: Counter[str] = Counter()
-    for (conversation, index, message), found in zip(messages, findings, strict=True):
+    for (conversation, index, turn), found in zip(messages, findings, strict=True):
         items += [
-            ReviewItem(conversation.key, conversation.title, index, message.role, *shown)
-            for shown in in_context(message.content, found)
+            ReviewItem(conversation.key, conversation.title, index, turn["role"], *shown)
+            for shown in in_context(turn["content"], found)
         ]
         counts.update(finding.label for finding in found)
-    return ExportReview(len(kept), len(messages), dict(sorted(counts.items())), items)
+    return ExportReview(len(selection.kept), len(messages), dict(sorted(counts.items())), items)
 
 
 def _window(store_path: Path, days: int | None, now: datetime) -> tuple[list[Conversation], datetime | None]:
@@ -166,33 +198,68 @@ def _window(store_path: Path, days: int | None, now: datetime) -> tuple[list[Con
     return in_window, since
 
 
-def _select(conversations: list[Conversation]) -> tuple[list[Conversation], int, int]:
-    kept: list[Conversation] = []
+@dataclass
+class _Selection:
+    kept: list[tuple[Conversation, list[Turn]]] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    reasoning_stripped: int = 0
+
+
+def _select(conversations: list[Conversation], options: ExportOptions) -> _Selection:
+    selection = _Selection()
     seen: set[str] = set()
-    skipped = duplicates = 0
     for conversation in conversations:
-        if not any(m.role == "assistant" for m in conversation.messages):
-            skipped += 1
+        turns, repairs = _prepared(conversation, options, selection)
+        name = f"{conversation.key}" + (f" ('{conversation.title[:60]}')" if conversation.title else "")
+        if not any(turn["role"] == "assistant" for turn in turns):
+            selection.skipped.append(f"{name}: no assistant turn")
             continue
-        fingerprint = sha256_bytes(json.dumps([(m.role, m.content) for m in conversation.messages]).encode())
+        fingerprint = sha256_bytes(json.dumps([(t["role"], t["content"]) for t in turns]).encode())
         if fingerprint in seen:
-            duplicates += 1
+            selection.duplicates += 1
             continue
         seen.add(fingerprint)
-        kept.append(conversation)
-    return kept, skipped, duplicates
+        if repairs:
+            selection.repaired.append(f"{name}: {'; '.join(repairs)}")
+        selection.kept.append((conversation, turns))
+    return selection
 
 
-def _redact(conversations: list[Conversation], redactor: Redactor) -> tuple[list[list[dict[str, str]]], Counter[str]]:
-    contents = [m.content for conversation in conversations for m in conversation.messages]
+def _prepared(conversation: Conversation, options: ExportOptions, found: _Selection) -> tuple[list[Turn], list[str]]:
+    """The conversation's turns as every chat template takes them, and what was repaired to get there."""
+    turns: list[Turn] = []
+    repairs: Counter[str] = Counter()
+    for message in conversation.messages:
+        text = message.text(options.include_attachments)
+        if message.role == "assistant" and not options.keep_reasoning:
+            text, stripped = _REASONING.subn("", text)
+            found.reasoning_stripped += stripped
+        if not text.strip():
+            repairs["dropped an empty turn"] += 1
+        elif turns and turns[-1]["role"] == message.role:
+            turns[-1] = {"role": message.role, "content": f"{turns[-1]['content']}\n\n{text}"}
+            repairs[f"joined two {message.role} turns in a row"] += 1
+        elif message.role == "system" and turns:
+            repairs["dropped a system turn after the start"] += 1
+        elif message.role == "assistant" and all(turn["role"] == "system" for turn in turns):
+            repairs["dropped an assistant turn before the first user turn"] += 1
+        else:
+            turns.append({"role": message.role, "content": text})
+    return turns, [f"{what} (x{n})" if n > 1 else what for what, n in repairs.items()]
+
+
+def _redact(conversations: list[list[Turn]], redactor: Redactor) -> tuple[list[list[Turn]], Counter[str]]:
+    contents = [turn["content"] for turns in conversations for turn in turns]
     results = iter(redactor.redact_many(contents))
     counts: Counter[str] = Counter()
     redacted = []
-    for conversation in conversations:
+    for turns in conversations:
         messages = []
-        for message in conversation.messages:
+        for turn in turns:
             result = next(results)
             counts.update(result.counts)
-            messages.append({"role": message.role, "content": result.text})
+            messages.append({"role": turn["role"], "content": result.text})
         redacted.append(messages)
     return redacted, counts

@@ -75,6 +75,11 @@ class Settings:
         return self.home / "redact.yaml"
 
     @property
+    def export_config_path(self) -> Path:
+        """What the export writes of each conversation (attachments, reasoning); optional."""
+        return self.home / "export.yaml"
+
+    @property
     def configs_dir(self) -> Path:
         return self.home / "training" / "configs"
 

@@ -6,6 +6,13 @@ no `{% generation %}` markers are needed. A token is trained when any of its cha
 model has to produce it to say them. The rendered text is tokenized once, without adding special
 tokens, so there is exactly one BOS at the start (the template's; added here only when the template has
 none and the tokenizer adds one to plain text).
+
+Special tokens come only from the template, never from what a person typed: a literal `<|im_end|>` in a
+message would otherwise become a real end of turn. Where a message's text holds one, the stretch of text
+between the template's own special tokens around it is tokenized again as plain text (the tokenizer's
+`split_special_tokens`), which is how the tokenizer splits that stretch anyway. (A tokenizer that marks
+only the very start of the text with `▁`, Metaspace `prepend_scheme: first`, gives that stretch a leading
+`▁` it would not have in place: a one-token difference, and still no control token.)
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from dataclasses import dataclass, field
 
 from transformers import PreTrainedTokenizerBase
 
-from milton_lora.chat.template import ChatFormat, Message, lacks_bos
+from milton_lora.chat.template import ChatFormat, Message, Rendered, lacks_bos
 
 IGNORE = -100
 
@@ -53,9 +60,7 @@ def encode(chat: ChatFormat, messages: list[Message], max_length: int | None = N
     """The conversation as the model sees it, labelled on assistant content and end-of-turn tokens only."""
     tokenizer = chat.tokenizer
     rendered = chat.render(messages)
-    encoded = tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids: list[int] = list(encoded["input_ids"])
-    offsets = [tuple(o) for o in encoded["offset_mapping"]]
+    input_ids, offsets = tokens_of(chat, rendered)
     if lacks_bos(tokenizer, input_ids):
         input_ids.insert(0, tokenizer.bos_token_id)
         offsets.insert(0, (0, 0))
@@ -84,6 +89,30 @@ def tokenize_split(
             continue
         split.examples.append(encoded.as_example())
     return split
+
+
+def tokens_of(chat: ChatFormat, rendered: Rendered) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets of the rendered text, special tokens only where the template put them."""
+    tokenizer, specials = chat.tokenizer, chat.special_ids
+    encoded = tokenizer(rendered.text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = list(encoded["input_ids"])
+    offsets: list[tuple[int, int]] = [tuple(o) for o in encoded["offset_mapping"]]
+    typed = [
+        i for i, (t, o) in enumerate(zip(ids, offsets, strict=True)) if t in specials and _overlaps(o, rendered.content)
+    ]
+    for index in reversed(typed):  # from the end, so earlier indices stay valid
+        if ids[index] not in specials:  # already retokenized with a later one in the same stretch
+            continue
+        start = next((i for i in range(index - 1, -1, -1) if ids[i] in specials and i not in typed), -1)
+        end = next((i for i in range(index + 1, len(ids)) if ids[i] in specials and i not in typed), len(ids))
+        lo = offsets[start][1] if start >= 0 else 0
+        hi = offsets[end][0] if end < len(ids) else len(rendered.text)
+        plain = tokenizer(
+            rendered.text[lo:hi], add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True
+        )
+        ids[start + 1 : end] = plain["input_ids"]
+        offsets[start + 1 : end] = [(a + lo, b + lo) for a, b in plain["offset_mapping"]]
+    return ids, offsets
 
 
 def _overlaps(offset: tuple[int, int], spans: list[tuple[int, int]]) -> bool:

@@ -1,7 +1,8 @@
 """A conversation as a generation prompt, and the token ids that end an assistant turn.
 
 Prompts are rendered with the model's chat template (system text folded in where the template has no
-system role) and tokenized without special tokens, with the BOS training puts there: exactly one. The stop
+system role) and tokenized as training tokenizes them (special tokens only from the template, never from a
+message's text), with the BOS training puts there: exactly one. The stop
 tokens come from the template itself (the token it prints after an assistant message: `<|eot_id|>`,
 `<|im_end|>`, `<end_of_turn>`, `<|end|>`, `</s>`, ...), the tokenizer's eos and the model's generation config.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from milton_lora.chat.masks import tokens_of
 from milton_lora.chat.template import ChatFormat, lacks_bos
 
 
@@ -27,6 +29,6 @@ def stop_token_ids(tokenizer: Any, generation_config: Any | None = None) -> list
 
 def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of `messages` followed by the template's generation prompt (the assistant's turn opens)."""
-    text = ChatFormat.of(tokenizer).prompt_text(messages)
-    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    chat = ChatFormat.of(tokenizer)
+    ids, _ = tokens_of(chat, chat.render(messages, add_generation_prompt=True))
     return [tokenizer.bos_token_id, *ids] if lacks_bos(tokenizer, ids) else ids

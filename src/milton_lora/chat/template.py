@@ -45,6 +45,7 @@ class Rendered:
     text: str
     trained: list[tuple[int, int]]
     end_markers: list[str]
+    content: list[tuple[int, int]] = field(default_factory=list)  # every message's text: never special tokens
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ChatFormat:
     folds_system: bool = False
     end_of_turn: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    special_ids: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, tokenizer: Any) -> ChatFormat:
@@ -64,6 +66,7 @@ class ChatFormat:
         if chat.folds_system:
             chat.notes.append(f"{chat.name}: {FOLD_NOTE}")
         chat.end_of_turn = tuple(sorted(set(chat.render(_PROBE).end_markers)))
+        chat.special_ids = frozenset(tokenizer.convert_tokens_to_ids(_special_tokens(tokenizer)))
         return chat
 
     @property
@@ -83,11 +86,12 @@ class ChatFormat:
         """The text a model continues to answer `messages`: the conversation and the generation prompt."""
         return self._apply(self.prepare(messages), add_generation_prompt=True)
 
-    def render(self, messages: list[Message]) -> Rendered:
-        """The whole conversation's text and, per assistant message, the span of its content and end-of-turn."""
+    def render(self, messages: list[Message], add_generation_prompt: bool = False) -> Rendered:
+        """The whole conversation's text, where each message's content lies in it, and, per assistant message,
+        the span of its content and end-of-turn."""
         messages = self.prepare(messages)
-        text = self._apply(messages)
-        frames, order = self._frame(messages)
+        text = self._apply(messages, add_generation_prompt)
+        frames, order = self._frame(messages, add_generation_prompt)
         specials = _special_tokens(self.tokenizer)
         if not text.startswith(frames[0]):
             raise self._error("renders the conversation's start differently from its frame")
@@ -98,6 +102,7 @@ class ChatFormat:
             if length is None:
                 raise self._error(f"changes the text of message {index + 1} so that its tokens cannot be located")
             end = position + length
+            rendered.content.append((position, end))
             if messages[index]["role"] == "assistant":
                 gap, marker = self._end_marker(following, specials)
                 rendered.trained.append((position, end + gap + len(marker)))
@@ -105,10 +110,10 @@ class ChatFormat:
             position = end + len(following)
         return rendered
 
-    def _frame(self, messages: list[Message]) -> tuple[list[str], list[int]]:
+    def _frame(self, messages: list[Message], add_generation_prompt: bool) -> tuple[list[str], list[int]]:
         """The template's text between messages, and the order in which it prints them."""
         placeholders = [{**m, "content": _PLACEHOLDER.format(i)} for i, m in enumerate(messages)]
-        pieces = _PLACEHOLDER_PATTERN.split(self._apply(placeholders))
+        pieces = _PLACEHOLDER_PATTERN.split(self._apply(placeholders, add_generation_prompt))
         order = [int(i) for i in pieces[1::2]]
         wrong = [i for i, m in enumerate(messages) if order.count(i) > 1 or (m["role"] != "system" and i not in order)]
         if wrong:

@@ -17,6 +17,7 @@ from milton_lora.cli.app import app
 from milton_lora.cli.common import (
     console,
     err_console,
+    export_options_of,
     print_rows,
     print_warning,
     redactor_of,
@@ -88,9 +89,10 @@ def cycle(
         pass_threshold=pass_threshold, benchmarks=benchmarks, sanity=sanity, max_new_tokens=max_new_tokens,
         batch_size=batch_size,
     )  # fmt: skip
-    request = CycleRequest(days=days, config=config, from_production=from_production,
-                           promote_if_candidate=promote_if_candidate, evaluation=evaluation)  # fmt: skip
     settings = settings_of(ctx)
+    request = CycleRequest(days=days, config=config, from_production=from_production,
+                           promote_if_candidate=promote_if_candidate, evaluation=evaluation,
+                           export_options=export_options_of(settings))  # fmt: skip
     command = "cycle" + (" --promote-if-candidate" if promote_if_candidate else "")
     log = run_cycle(settings, request, TerminalUI(settings, command), redactor_of(settings))
     print_cycle(log, log_path(settings, log.cycle_id))

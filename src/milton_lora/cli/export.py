@@ -14,6 +14,7 @@ from milton_lora.cli.app import app
 from milton_lora.cli.common import (
     console,
     err_console,
+    export_options_of,
     print_rows,
     redactor_of,
     settings_of,
@@ -42,21 +43,25 @@ def export(
     from milton_lora.export import export_training_data, review_export
 
     settings = settings_of(ctx)
-    redactor = redactor_of(settings)
+    redactor, options = redactor_of(settings), export_options_of(settings)
     if review:
-        result = review_export(settings.memory_db, days, redactor=redactor)
+        result = review_export(settings.memory_db, days, redactor=redactor, options=options)
         if as_json:
             console.print_json(json.dumps(result.as_dict(), ensure_ascii=False))
         else:
             _print_review(result, days)
         return
     target = output_dir.expanduser().resolve() if output_dir else settings.export_dir
-    summary = export_training_data(settings.memory_db, target, days, dry_run=dry_run, redactor=redactor)
+    summary = export_training_data(
+        settings.memory_db, target, days, dry_run=dry_run, redactor=redactor, options=options
+    )
     if as_json:
         console.print_json(json.dumps(summary.as_dict()))
         return
     title = "Export plan (dry run: nothing written)" if dry_run else f"Exported to {target}"
     print_rows(title, export_rows(summary), justify="right")
+    for line in (*(f"repaired {item}" for item in summary.repaired), *(f"skipped {item}" for item in summary.skipped)):
+        err_console.print(Text(line, style="dim"))
 
 
 def export_rows(summary: ExportSummary) -> list[tuple[str, object]]:
@@ -65,6 +70,8 @@ def export_rows(summary: ExportSummary) -> list[tuple[str, object]]:
         ("window", f"last {days} days" if days is not None else "all history"),
         ("conversations in window", summary.conversations_in_window),
         ("skipped (no assistant turn)", summary.skipped_no_assistant),
+        ("repaired (each named below)", len(summary.repaired)),
+        ("reasoning traces stripped", summary.reasoning_stripped),
         ("duplicates dropped", summary.duplicates_dropped),
         ("train conversations", summary.train_conversations),
         ("test conversations", summary.test_conversations),

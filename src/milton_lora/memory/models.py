@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """The text of a file attached to a turn (claude.ai's `extracted_content`), kept apart from what was typed."""
+
+    name: str
+    content: str
 
 
 @dataclass
@@ -13,6 +23,14 @@ class Message:
     role: str
     content: str
     created_at: datetime
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def text(self, include_attachments: bool) -> str:
+        """The turn as the model saw it: each attachment marked as one, before the typed text."""
+        if not include_attachments or not self.attachments:
+            return self.content
+        blocks = [f'<attachment name="{a.name}">\n{a.content}\n</attachment>' for a in self.attachments]
+        return "\n\n".join([*blocks, self.content] if self.content else blocks)
 
 
 @dataclass
@@ -32,3 +50,8 @@ class Conversation:
     @property
     def last_message_at(self) -> datetime:
         return max((m.created_at for m in self.messages), default=self.created_at)
+
+    def fingerprint(self) -> str:
+        """What the person saw, hashed (roles, texts, attachments; not timestamps, which imports may fill in)."""
+        shown = [[m.role, m.content, [[a.name, a.content] for a in m.attachments]] for m in self.messages]
+        return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode("utf-8")).hexdigest()

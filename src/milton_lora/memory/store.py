@@ -7,6 +7,7 @@ ISO-8601 UTC strings.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from milton_lora.errors import MiltonError
-from milton_lora.memory.models import ROLES, Conversation, Message
+from milton_lora.memory.models import ROLES, Attachment, Conversation, Message
 
 MIGRATIONS: list[str] = [
     # 1: the original store: conversations and their ordered messages.
@@ -41,6 +42,10 @@ MIGRATIONS: list[str] = [
     UPDATE conversations SET source_id = CAST(id AS TEXT) WHERE source_id IS NULL;
     CREATE UNIQUE INDEX conversations_by_source ON conversations(source, source_id);
     CREATE INDEX messages_by_time ON messages(created_at);
+    """,
+    # 3: the text of files attached to a turn (JSON list of {name, content}), kept apart from what was typed.
+    """
+    ALTER TABLE messages ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]';
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -109,8 +114,23 @@ class MemoryStore:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def stored(self, source: str, source_id: str) -> Conversation | None:
+        """The stored conversation with this provenance, or None; re-imports compare their content with it."""
+        row = self._db.execute(
+            "SELECT id, title, created_at FROM conversations WHERE source = ? AND source_id = ?", (source, source_id)
+        ).fetchone()
+        if row is None:
+            return None
+        conversation = Conversation(source, source_id, row[1], from_iso(row[2]), [], id=row[0])
+        for message in self._db.execute(
+            "SELECT role, content, created_at, attachments FROM messages WHERE conversation_id = ? ORDER BY position",
+            (row[0],),
+        ):
+            conversation.messages.append(_message(*message))
+        return conversation
+
     def replace_conversation(self, conversation: Conversation) -> int:
-        """Swap a stored conversation for a longer version of it; call inside `transaction()`."""
+        """Swap a stored conversation for a newer version of it; call inside `transaction()`."""
         self._db.execute(
             "DELETE FROM conversations WHERE source = ? AND source_id = ?",
             (conversation.source, conversation.source_id),
@@ -132,9 +152,20 @@ class MemoryStore:
         for offset, message in enumerate(messages):
             if message.role not in ROLES:
                 raise MiltonError(f"role '{message.role}' is not one of {', '.join(ROLES)}")
-            rows.append((conversation_id, message.role, message.content, to_iso(message.created_at), start + offset))
+            attachments = json.dumps([[a.name, a.content] for a in message.attachments], ensure_ascii=False)
+            rows.append(
+                (
+                    conversation_id,
+                    message.role,
+                    message.content,
+                    to_iso(message.created_at),
+                    start + offset,
+                    attachments,
+                )
+            )
         self._db.executemany(
-            "INSERT INTO messages (conversation_id, role, content, created_at, position) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO messages (conversation_id, role, content, created_at, position, attachments) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -168,12 +199,12 @@ class MemoryStore:
             params,
         ):
             result[row[0]] = Conversation(row[1], row[2], row[3], from_iso(row[4]), [], id=row[0])
-        for conversation_id, role, content, created_at in self._db.execute(
-            "SELECT conversation_id, role, content, created_at FROM messages "
+        for conversation_id, *message in self._db.execute(
+            "SELECT conversation_id, role, content, created_at, attachments FROM messages "
             f"WHERE conversation_id IN ({selected}) ORDER BY conversation_id, position",
             params,
         ):
-            result[conversation_id].messages.append(Message(role, content, from_iso(created_at)))
+            result[conversation_id].messages.append(_message(*message))
         return list(result.values())
 
     def stats(self) -> dict[str, object]:
@@ -193,3 +224,7 @@ class MemoryStore:
             "schema_version": self.schema_version,
             "path": str(self.path),
         }
+
+
+def _message(role: str, content: str, created_at: str, attachments: str) -> Message:
+    return Message(role, content, from_iso(created_at), [Attachment(*pair) for pair in json.loads(attachments)])
