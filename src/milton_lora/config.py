@@ -105,6 +105,18 @@ class ServeConfig(StrictModel):
     max_lora_rank: int = Field(64, description="Largest LoRA rank the server accepts (vLLM's --max-lora-rank).")
     capture: bool = Field(False, description="Append every served conversation to the memory store.")
     vllm_extra_args: list[str] = Field(default_factory=list, description="Extra arguments for `vllm serve`.")
+    max_request_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused (413).")
+    request_timeout_s: float = Field(
+        120.0, gt=0, description="Per request: waiting for the model and generating; a reply cut here ends 'length'."
+    )
+    max_queued_requests: int = Field(
+        8, ge=1, description="Requests waiting or generating at once; more are answered 429 with Retry-After."
+    )
+    admin_endpoints: bool = Field(
+        False,
+        description="Let clients with the API key use /v1/load_lora_adapter and /v1/unload_lora_adapter "
+        "(adapters folder only); promotion's hot swap works either way.",
+    )
 
     @field_validator("max_lora_rank")
     @classmethod

@@ -33,6 +33,7 @@ class ServerState:
     production: str | None
     served_name: str | None
     started_at: str
+    admin_key: str | None = None  # the key the admin endpoints take (this file is the owner's only: 0600)
 
     @classmethod
     def read(cls, path: Path) -> ServerState | None:
@@ -77,7 +78,8 @@ def hot_swap(settings: Settings, registry: Registry, api_key: str | None, timeou
     production = registry.load().production()
     if production is None:
         return "no production adapter; the running server keeps its current one"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    key = state.admin_key or api_key
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     new_name = versioned_name(production.run_id)
     with httpx.Client(base_url=state.url, headers=headers, timeout=timeout) as client:
         _call(client, "/v1/load_lora_adapter",
