@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from milton_lora.errors import MiltonError
-from milton_lora.fileio import atomic_write_json
+from milton_lora.fileio import atomic_write_json, process_exists
 from milton_lora.registry import Registry
 from milton_lora.settings import Settings
 
@@ -56,13 +56,7 @@ def pid_alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass  # not our child: ask the kernel
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_exists(pid)
 
 
 def versioned_name(run_id: str) -> str:
