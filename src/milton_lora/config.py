@@ -100,7 +100,10 @@ class ServeConfig(StrictModel):
     """`training/configs/serve.yaml`: how `milton-lora serve` and `scripts/start_all.sh` serve adapters."""
 
     backend: Literal["embedded", "vllm"] = Field("embedded", description="embedded (any machine) or vllm (GPU).")
-    host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 exposes the server to your network.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Bind address; anything but loopback (0.0.0.0: your network) needs MILTON_SERVE_API_KEY.",
+    )
     port: int = Field(8000, ge=1, le=65535, description="Port.")
     base_model_path: str | None = Field(None, description="Base model folder (default: the production adapter's).")
     base_model_name: str | None = Field(None, description="Name the base model answers to (default: folder name).")
