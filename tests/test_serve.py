@@ -158,6 +158,27 @@ def test_promotion_hot_swaps_without_restart(server: Server, served_home: tuple[
     assert client.chat.completions.create(**ask).choices[0].message.content == before
 
 
+def test_promote_repairs_a_hot_swap_killed_halfway(server: Server, served_home: tuple[Path, str]) -> None:
+    """What kill -9 of `promote` during its hot swap leaves: the registry already moved to the new adapter,
+    the server with the new version loaded but `milton` still on the old one. Promoting again repairs it."""
+    from helpers import registry_of
+
+    home, run_id = served_home
+    new = second_adapter(home, run_id, "lora_20991231_235959")
+    registry_of(home).promote_to_production(new, True, 64, "promote (killed)")
+    half = httpx.post(f"{server.url}/v1/load_lora_adapter", headers=admin_headers(home),
+                      json={"lora_name": f"{new}@1", "lora_path": str(home / "adapters" / new)})  # fmt: skip
+    assert half.status_code == 200
+    models = {m.id: m for m in server.client().models.list().data}
+    assert models["milton"].model_extra["root"].startswith(run_id + "@")  # the server disagrees with the registry
+
+    repaired = promote(home, new)
+    assert f"now answers `milton` with {new}" in repaired.stdout
+    models = {m.id: m for m in server.client().models.list().data}
+    assert models["milton"].model_extra["root"].startswith(new + "@")
+    assert [name for name in models if "@" in name] == [models["milton"].model_extra["root"]]  # nothing stale
+
+
 def test_api_key_is_enforced(served_home: tuple[Path, str]) -> None:
     """With admin_endpoints on, the API key (and only it) also opens vLLM's load/unload endpoints."""
     home, run_id = served_home
