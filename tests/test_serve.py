@@ -205,8 +205,8 @@ def test_abandoned_streams_free_the_model_at_once(shared_server: Server) -> None
         with httpx.Client(timeout=60) as client, client.stream("POST", f"{shared_server.url}/v1/chat/completions",
                                                                json=long) as abandoned:  # fmt: skip
             next(abandoned.iter_lines())
-    short = {"model": "milton", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
-    short = httpx.post(f"{shared_server.url}/v1/chat/completions", json=short, timeout=30)
+    ask = {"model": "milton", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    short = httpx.post(f"{shared_server.url}/v1/chat/completions", json=ask, timeout=30)
     assert short.status_code == 200 and short.json()["usage"]["completion_tokens"] == 4
     assert httpx.get(f"{shared_server.url}/health").json()["requests"] == 0
 

@@ -4,6 +4,11 @@ Errors are OpenAI-shaped JSON (`{"error": {"message", "type", "param", "code"}}`
 client mistakes; an unexpected failure is a 500 with a one-line message, never a traceback.
 Decoding is greedy (temperature/top_p are accepted and ignored) and stops at end-of-turn; `usage` counts
 the prompt's tokens as the model saw them (chat template included) and the tokens it generated.
+
+No client can hold the one model: bodies are capped before parsing (413), prompt plus `max_tokens` must
+fit the context (400 `context_length_exceeded`), each request has a deadline (a reply cut there ends
+"length"), the requests held at once are bounded (429 with Retry-After), and a client that goes away
+cancels its generation. What the server cannot honour (n>1, tools) is refused, not ignored.
 """
 
 from __future__ import annotations
