@@ -3,6 +3,7 @@ embedded server as a real process."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -57,6 +58,27 @@ def second_adapter(home: Path, run_id: str, name: str) -> str:
     save_file(tensors, target / "adapter_model.safetensors")
     registry_of(home).register(name, None, "test")
     return name
+
+
+def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:
+    result = run_subprocess(["python", "-m", "milton_lora", "promote", run_id, "--to-production", "--force"], home,
+                            home)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def promoted_copy(trained_home: Path, target: Path) -> tuple[Path, str]:
+    """A private copy of the trained home with its adapter in production: (home, run id)."""
+    home = copy_home(trained_home, target)
+    (run_id,) = [p.name for p in (home / "adapters").iterdir()]
+    promote(home, run_id)
+    return home, run_id
+
+
+def admin_headers(home: Path) -> dict[str, str]:
+    """What the hot swap sends: the running server's admin key, from its state file."""
+    state = json.loads((home / "runs" / "server" / "state.json").read_text())
+    return {"Authorization": f"Bearer {state['admin_key']}"}
 
 
 def free_port() -> int:

@@ -13,25 +13,21 @@ import openai
 import pytest
 import yaml
 
-from helpers import PYTHON, REPO, Server, copy_home, free_port, run_subprocess, second_adapter
+from helpers import (
+    PYTHON,
+    REPO,
+    Server,
+    admin_headers,
+    free_port,
+    promote,
+    promoted_copy,
+    run_subprocess,
+    second_adapter,
+)
 from milton_lora.config import ServeConfig
 from milton_lora.memory import MemoryStore
 from milton_lora.serve.vllm import vllm_command
 from milton_lora.vllm_rules import vllm_rank
-
-
-def promote(home: Path, run_id: str) -> subprocess.CompletedProcess[str]:
-    result = run_subprocess(["python", "-m", "milton_lora", "promote", run_id, "--to-production", "--force"], home,
-                            home)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def promoted_copy(trained_home: Path, target: Path) -> tuple[Path, str]:
-    home = copy_home(trained_home, target)
-    (run_id,) = [p.name for p in (home / "adapters").iterdir()]
-    promote(home, run_id)
-    return home, run_id
 
 
 @pytest.fixture
@@ -76,7 +72,7 @@ def test_chat_streaming_models_and_adapter_selection(shared_server: Server, shar
     chunks = list(client.chat.completions.create(model="milton", messages=[{"role": "user", "content": "Hi"}],
                                                  max_tokens=8, stream=True))  # fmt: skip
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
-    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices[0].finish_reason == reply.choices[0].finish_reason
     assert streamed.strip() == reply.choices[0].message.content  # greedy: same answer either way
 
     by_run_id = client.chat.completions.create(model=run_id, messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
@@ -116,15 +112,19 @@ def test_bad_requests_get_openai_errors(shared_server: Server) -> None:
 
 
 def test_vllm_compatible_admin_endpoints(shared_server: Server, shared_home: tuple[Path, str]) -> None:
-    """Loads and unloads an extra adapter: the shared server ends as it started."""
+    """Loads and unloads an extra adapter with the server's admin key: the shared server ends as it started."""
     home, run_id = shared_home
     path = str(home / "adapters" / run_id)
-    loaded = httpx.post(f"{shared_server.url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": path})
+    admin = admin_headers(home)
+
+    def post(endpoint: str, body: dict[str, str]) -> httpx.Response:
+        return httpx.post(f"{shared_server.url}/v1/{endpoint}", json=body, headers=admin)
+
+    loaded = post("load_lora_adapter", {"lora_name": "extra", "lora_path": path})
     assert loaded.status_code == 200 and loaded.text == "Success: LoRA adapter 'extra' added successfully."
-    again = httpx.post(f"{shared_server.url}/v1/load_lora_adapter", json={"lora_name": "extra", "lora_path": path})
-    assert again.status_code == 400
-    assert httpx.post(f"{shared_server.url}/v1/unload_lora_adapter", json={"lora_name": "extra"}).status_code == 200
-    assert httpx.post(f"{shared_server.url}/v1/unload_lora_adapter", json={"lora_name": "extra"}).status_code == 404
+    assert post("load_lora_adapter", {"lora_name": "extra", "lora_path": path}).status_code == 400
+    assert post("unload_lora_adapter", {"lora_name": "extra"}).status_code == 200
+    assert post("unload_lora_adapter", {"lora_name": "extra"}).status_code == 404
 
 
 def test_binds_to_loopback_only(shared_server: Server) -> None:
@@ -158,16 +158,57 @@ def test_promotion_hot_swaps_without_restart(server: Server, served_home: tuple[
     assert client.chat.completions.create(**ask).choices[0].message.content == before
 
 
+def test_promote_repairs_a_hot_swap_killed_halfway(server: Server, served_home: tuple[Path, str]) -> None:
+    """What kill -9 of `promote` during its hot swap leaves: the registry already moved to the new adapter,
+    the server with the new version loaded but `milton` still on the old one. Promoting again repairs it."""
+    from helpers import registry_of
+
+    home, run_id = served_home
+    new = second_adapter(home, run_id, "lora_20991231_235959")
+    registry_of(home).promote_to_production(new, True, 64, "promote (killed)")
+    half = httpx.post(f"{server.url}/v1/load_lora_adapter", headers=admin_headers(home),
+                      json={"lora_name": f"{new}@1", "lora_path": str(home / "adapters" / new)})  # fmt: skip
+    assert half.status_code == 200
+    models = {m.id: m for m in server.client().models.list().data}
+    assert models["milton"].model_extra["root"].startswith(run_id + "@")  # the server disagrees with the registry
+
+    repaired = promote(home, new)
+    assert f"now answers `milton` with {new}" in repaired.stdout
+    models = {m.id: m for m in server.client().models.list().data}
+    assert models["milton"].model_extra["root"].startswith(new + "@")
+    assert [name for name in models if "@" in name] == [models["milton"].model_extra["root"]]  # nothing stale
+
+
 def test_api_key_is_enforced(served_home: tuple[Path, str]) -> None:
-    home, _ = served_home
+    """With admin_endpoints on, the API key (and only it) also opens vLLM's load/unload endpoints."""
+    home, run_id = served_home
+    (home / "training/configs/serve.yaml").write_text(yaml.safe_dump({"admin_endpoints": True}))
     running = Server(home, free_port(), {"MILTON_SERVE_API_KEY": "s3cret-key"})
     try:
         with pytest.raises(openai.AuthenticationError):
             running.client("wrong").models.list()
         assert running.client("s3cret-key").models.list().data
         assert httpx.get(f"{running.url}/health").status_code == 200  # health stays open for probes
+        body = {"lora_name": "extra", "lora_path": str(home / "adapters" / run_id)}
+        load = f"{running.url}/v1/load_lora_adapter"
+        assert httpx.post(load, json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.post(load, json=body, headers={"Authorization": "Bearer s3cret-key"}).status_code == 200
     finally:
         running.stop()
+
+
+def test_abandoned_streams_free_the_model_at_once(shared_server: Server) -> None:
+    """Three clients start minute-long streams and hang up; a short request is answered at once, not after
+    their generations (request_timeout_s is the default 120 s here)."""
+    long = {"model": "milton", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4000, "stream": True}
+    for _ in range(3):
+        with httpx.Client(timeout=60) as client, client.stream("POST", f"{shared_server.url}/v1/chat/completions",
+                                                               json=long) as abandoned:  # fmt: skip
+            next(abandoned.iter_lines())
+    ask = {"model": "milton", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    short = httpx.post(f"{shared_server.url}/v1/chat/completions", json=ask, timeout=30)
+    assert short.status_code == 200 and short.json()["usage"]["completion_tokens"] == 4
+    assert httpx.get(f"{shared_server.url}/health").json()["requests"] == 0
 
 
 def test_capture_appends_served_conversations(served_home: tuple[Path, str]) -> None:
@@ -239,10 +280,12 @@ def test_vllm_proxy_adds_the_alias(shared_server: Server, shared_home: tuple[Pat
     models = {m["id"]: m for m in httpx.get(f"{shared_server.url}/v1/models").json()["data"]}
     versioned = models["milton"]["root"]
     assert versioned in models and versioned.startswith(shared_home[1] + "@")
-    with TestClient(create_proxy_app(shared_server.url, None)) as proxy:
+    with TestClient(create_proxy_app(shared_server.url, None, admin_key="k")) as proxy:
         body = {"model": "milton", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
         assert proxy.post("/v1/chat/completions", json=body).status_code == 404
-        assert proxy.post("/admin/alias", json={"lora_name": versioned}).status_code == 200
+        assert proxy.post("/admin/alias", json={"lora_name": versioned}).status_code == 401  # no key, no admin
+        moved = proxy.post("/admin/alias", json={"lora_name": versioned}, headers={"Authorization": "Bearer k"})
+        assert moved.status_code == 200
         answered = proxy.post("/v1/chat/completions", json=body)
         assert answered.status_code == 200 and answered.json()["model"] == versioned
         assert proxy.get("/v1/models").json()["data"]

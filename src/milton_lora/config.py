@@ -18,6 +18,8 @@ from milton_lora.errors import MiltonError
 from milton_lora.vllm_rules import VLLM_LORA_RANKS
 
 Model = TypeVar("Model", bound=BaseModel)
+# A config holds dozens of values; a document that expands beyond this is refused, not built.
+MAX_YAML_VALUES = 100_000
 
 
 class StrictModel(BaseModel):
@@ -98,13 +100,28 @@ class ServeConfig(StrictModel):
     """`training/configs/serve.yaml`: how `milton-lora serve` and `scripts/start_all.sh` serve adapters."""
 
     backend: Literal["embedded", "vllm"] = Field("embedded", description="embedded (any machine) or vllm (GPU).")
-    host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 exposes the server to your network.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Bind address; anything but loopback (0.0.0.0: your network) needs MILTON_SERVE_API_KEY.",
+    )
     port: int = Field(8000, ge=1, le=65535, description="Port.")
     base_model_path: str | None = Field(None, description="Base model folder (default: the production adapter's).")
     base_model_name: str | None = Field(None, description="Name the base model answers to (default: folder name).")
     max_lora_rank: int = Field(64, description="Largest LoRA rank the server accepts (vLLM's --max-lora-rank).")
     capture: bool = Field(False, description="Append every served conversation to the memory store.")
     vllm_extra_args: list[str] = Field(default_factory=list, description="Extra arguments for `vllm serve`.")
+    max_request_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused (413).")
+    request_timeout_s: float = Field(
+        120.0, gt=0, description="Per request: waiting for the model and generating; a reply cut here ends 'length'."
+    )
+    max_queued_requests: int = Field(
+        8, ge=1, description="Requests waiting or generating at once; more are answered 429 with Retry-After."
+    )
+    admin_endpoints: bool = Field(
+        False,
+        description="Let clients with the API key use /v1/load_lora_adapter and /v1/unload_lora_adapter "
+        "(adapters folder only); promotion's hot swap works either way.",
+    )
 
     @field_validator("max_lora_rank")
     @classmethod
@@ -131,15 +148,49 @@ def load_model(path: Path, model: type[Model], defaults_if_missing: bool = False
         if defaults_if_missing:
             return model()
         raise MiltonError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise MiltonError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise MiltonError(f"{path}: expected a mapping of keys to values at the top level")
     return validate(data, model, str(path))
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data, refusing documents whose aliases expand beyond MAX_YAML_VALUES values (a
+    "billion laughs" file would fill memory and every error message) or that nest too deeply."""
+    loader = yaml.SafeLoader(path.read_text(encoding="utf-8", errors="replace"))
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise MiltonError(f"{path}: more than {MAX_YAML_VALUES:,} values once its aliases (*name) are expanded; "
+                              "a config needs a few dozen: write them out plainly")  # fmt: skip
+        return None if node is None else loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise MiltonError(f"{where}: not valid YAML ({_bounded(getattr(exc, 'problem', None) or exc)})") from None
+    except RecursionError:
+        raise MiltonError(f"{path}: nested too deeply to be a config") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values in `node` once every alias is written out; shared nodes are counted once per use, computed once."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 0  # a node that contains itself (a recursive alias) counts as itself
+        children: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        sizes[id(node)] = min(1 + sum(_expanded_size(child, sizes) for child in children), MAX_YAML_VALUES + 1)
+    return sizes[id(node)]
+
+
+def _bounded(value: Any, limit: int = 200) -> str:
+    """`value` for an error message, never longer than `limit` characters: errors never echo a file at length."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
 
 
 def validate(data: dict[str, Any], model: type[Model], source: str) -> Model:
@@ -160,7 +211,7 @@ def _describe(error: Any, model: type[BaseModel]) -> str:
     if error["type"] == "missing":
         return f"missing required key '{key}'"
     message = error["msg"].removeprefix("Value error, ")
-    return f"'{key}': {message} (got {error.get('input')!r})"
+    return f"'{key}': {_bounded(message)} (got {_bounded(repr(error.get('input')))})"
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:

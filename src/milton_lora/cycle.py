@@ -144,6 +144,7 @@ def run_cycle(settings: Settings, request: CycleRequest, ui: CycleUI, redactor: 
     """The whole week under the cycle lock; the log is written after every stage. Raises MiltonError
     naming the failed stage (the log is already written then)."""
     with cycle_lock(settings):
+        mark_killed(settings)
         log = CycleLog(cycle_id=new_cycle_id(settings.cycles_dir, datetime.now()), started_at=now_iso(),
                        pid=os.getpid(), request=request.as_dict())  # fmt: skip
         started = time.time()
@@ -301,6 +302,27 @@ def cycle_lock(settings: Settings) -> Iterator[None]:
     finally:
         settings.cycle_holder_path.unlink(missing_ok=True)
         lock.release()
+
+
+def mark_killed(settings: Settings) -> list[str]:
+    """Logs still `running` while this process holds the lock belong to cycles that were killed (kill -9,
+    power loss): mark them failed, with their running stage, so none says `running` forever."""
+    marked = []
+    for path in sorted(settings.cycles_dir.glob("cycle_*.json")):
+        try:
+            log = CycleLog.model_validate_json(path.read_text())
+        except (OSError, ValueError):
+            continue  # not a log this version wrote; left as it is
+        if log.status != "running":
+            continue
+        log.status, log.error = "failed", f"killed: pid {log.pid} ended without finishing (found {now_iso()})"
+        for record in log.stages:
+            if record.status == "running":
+                record.status, record.error = "failed", "killed"
+                log.failed_stage = record.name
+        write_log(settings, log)
+        marked.append(log.cycle_id)
+    return marked
 
 
 def holder_of(settings: Settings) -> str:

@@ -6,17 +6,91 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from milton_lora.errors import fault_errno
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """An OS error inside the block names `path` (a failed write() carries no file name, and a full disk or
+    a read-only folder is reported to the person with the file it hit)."""
+    try:
+        yield
+    except Exception as exc:
+        number = fault_errno(exc)
+        if number is None or (isinstance(exc, OSError) and exc.filename):
+            raise
+        raise OSError(number, os.strerror(number), str(path)) from exc
+
+
+# Temp files and staging folders are named `.<final name>.<pid>.<random>.tmp|.staging` beside their target,
+# so the next command can tell a dead command's leftovers from a live one's.
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.(tmp|staging)$")
+# Leftovers without a pid in their name (older versions) are removed once this old.
+_UNNAMED_STALE_S = 24 * 3600
+
+
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}.{os.getpid()}."
+
+
+def sweep_stale(folder: Path) -> list[Path]:
+    """Remove the temp files and staging folders in `folder` that a killed command left (its pid is gone);
+    returns what was removed. Nothing here fails a command: an unreadable or read-only folder is left as it is."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name) or re.match(r"^\..+\.(tmp|staging)$", entry.name)
+        if match is None or not _stale(entry, match):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _stale(entry: Path, match: re.Match[str]) -> bool:
+    if match.re is _TEMP_NAME:
+        return not process_exists(int(match.group(1)))
+    try:
+        return time.time() - entry.stat().st_mtime > _UNNAMED_STALE_S
+    except OSError:
+        return False
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process with this pid runs (someone else's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the new one, never a torn one."""
+    with naming(path):
+        _atomic_write_bytes(path, data)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -37,8 +111,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_create_text(path: Path, text: str) -> bool:
     """Write `path` only if it does not exist yet (never replacing one that appears meanwhile), whole or not
     at all; returns whether it was written."""
+    with naming(path):
+        return _atomic_create_text(path, text)
+
+
+def _atomic_create_text(path: Path, text: str) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
@@ -94,13 +173,14 @@ def atomic_write_files(files: dict[Path, bytes]) -> None:
     staged: list[tuple[str, Path]] = []
     try:
         for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            staged.append((tmp_name, path))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            with naming(path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+                staged.append((tmp_name, path))
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
         for tmp_name, path in staged:
             os.replace(tmp_name, path)
     finally:
@@ -117,10 +197,12 @@ def staged_new_directory(final: Path) -> Iterator[Path]:
 
     `final` must not exist yet (run ids are never reused); a failed block leaves nothing behind.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".staging", dir=final.parent))
+    with naming(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".staging", dir=final.parent))
     try:
-        yield staging
+        with naming(final):
+            yield staging
         os.rename(staging, final)
         _fsync_dir(final.parent)
     finally:
@@ -132,11 +214,13 @@ def staged_new_directory(final: Path) -> Iterator[Path]:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling path for a writer that wants a file name (not bytes); once the block
     succeeds it is fsynced and renamed to `path`, so readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp_name)
+        with naming(path):
+            yield Path(tmp_name)
         with open(tmp_name, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)  # mkstemp's 0600 would hide the file from other users' engines

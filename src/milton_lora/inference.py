@@ -43,6 +43,14 @@ class Completion:
     finish_reason: str
 
 
+def completion_of(tokenizer: Any, new_tokens: list[int], prompt_tokens: int, stops: list[int]) -> Completion:
+    """The reply in `new_tokens` (what generate added after the prompt): up to the first stop token, or cut."""
+    cut = next((k for k, t in enumerate(new_tokens) if t in stops), None)
+    text = tokenizer.decode(new_tokens[:cut], skip_special_tokens=True).strip()
+    generated = len(new_tokens) if cut is None else cut + 1
+    return Completion(text, prompt_tokens, generated, "length" if cut is None else "stop")
+
+
 def generate(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], max_new_tokens: int = 256,
              batch_size: int = 8, adapter_names: list[str] | None = None,
              on_batch: Callable[[int], None] | None = None) -> list[str]:  # fmt: skip
@@ -81,11 +89,7 @@ def complete(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]
             **per_row,
         )
         for r, i in enumerate(rows):
-            new_tokens = output[r, width:].tolist()
-            cut = next((k for k, t in enumerate(new_tokens) if t in stops), None)
-            text = tokenizer.decode(new_tokens[:cut], skip_special_tokens=True).strip()
-            generated = len(new_tokens) if cut is None else cut + 1
-            replies[i] = Completion(text, len(prompts[i]), generated, "length" if cut is None else "stop")
+            replies[i] = completion_of(tokenizer, output[r, width:].tolist(), len(prompts[i]), stops)
         if on_batch is not None:
             on_batch(len(rows))
     return [reply for reply in replies if reply is not None]

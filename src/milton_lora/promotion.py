@@ -37,7 +37,12 @@ class Promoted:
 
 def promote(settings: Settings, registry: Registry, run_id: str, max_rank: int, command: str, force: bool,
             note: str | None) -> Promoted:  # fmt: skip
-    """Make `run_id` the production adapter (checked unless `force`), then tell a running server."""
+    """Make `run_id` the production adapter (checked unless `force`), then tell a running server.
+
+    An adapter already in production is not moved again; a running server is brought in line with it,
+    which finishes a promotion that was killed during its hot swap (the registry moved, the server not)."""
+    if registry.get(run_id).status == "production":
+        return Promoted(registry.get(run_id), None, tell_server(settings, registry))
     archived = registry.promote_to_production(run_id, force, max_rank, command, note)
     return Promoted(registry.get(run_id), archived, tell_server(settings, registry))
 

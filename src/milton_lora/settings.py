@@ -153,6 +153,16 @@ class Settings:
     def server_pid_path(self) -> Path:
         return self.server_dir / "server.pid"
 
+    def written_folders(self) -> list[Path]:
+        """Every folder commands write files into (atomically, through temp files): where a killed command's
+        leftovers are looked for."""
+        fixed = [self.memory_db.parent, self.export_dir, self.configs_dir, self.eval_dir, self.adapters_dir,
+                 self.runs_dir, self.exports_dir, self.cycles_dir, self.registry_path.parent,
+                 self.server_dir]  # fmt: skip
+        per_run = [child for parent in (self.runs_dir, self.exports_dir) if parent.is_dir()
+                   for child in parent.iterdir() if child.is_dir() and not child.name.startswith(".")]  # fmt: skip
+        return fixed + per_run
+
     def resolve(self, path: Path | str) -> Path:
         """A path from a config or flag: absolute stays, relative is taken under `home`."""
         candidate = Path(path).expanduser()

@@ -33,7 +33,7 @@ from milton_lora.adapters.merged import refuse_4bit, write_merged
 from milton_lora.adapters.ollama import MODELFILE, modelfile, ollama_from
 from milton_lora.base import source_gguf
 from milton_lora.errors import MiltonError
-from milton_lora.fileio import atomic_write_text, sha256_file, sha256_tree
+from milton_lora.fileio import atomic_write_text, naming, sha256_file, sha256_tree
 from milton_lora.record import peft_base_model, recorded_base_model
 from milton_lora.registry import Entry, ExportRecord, Registry, now_iso
 from milton_lora.settings import ADAPTER_WEIGHTS, Settings
@@ -167,10 +167,13 @@ def replaced_folder(target: Path) -> Iterator[Path]:
     """An empty staging folder that becomes `target` once the block succeeds, replacing an earlier export
     there; a failed block leaves the earlier export as it was."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+    with tempfile.TemporaryDirectory(
+        dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".staging"
+    ) as tmp:
         staging = Path(tmp) / target.name
         staging.mkdir()
-        yield staging
+        with naming(target):
+            yield staging
         for path in staging.rglob("*"):
             path.chmod(0o755 if path.is_dir() else 0o644)  # readable by the engine's user, as a copy would be
         if target.exists():

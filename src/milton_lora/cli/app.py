@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from milton_lora.fileio import sweep_stale
 from milton_lora.settings import Settings
 
 app = typer.Typer(
@@ -43,4 +44,7 @@ def root(
         Path | None, typer.Option("--home", help="Milton home (default: $MILTON_HOME, else the current directory).")
     ] = None,
 ) -> None:
-    ctx.obj = Settings.from_env(home)
+    settings = Settings.from_env(home)
+    for folder in settings.written_folders():  # what a killed command left goes now, whatever runs next
+        sweep_stale(folder)
+    ctx.obj = settings

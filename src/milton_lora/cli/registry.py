@@ -117,6 +117,11 @@ def promote_adapter(settings: Settings, registry: Registry, run_id: str, max_ran
     from milton_lora import promotion
 
     entry = registry.get(run_id)
+    if entry.status == "production":  # nothing to confirm: the registry stays as it is
+        console.print(f"{entry.run_id} is already in production; checking that a running server serves it")
+        done = promotion.promote(settings, registry, entry.run_id, max_rank, command, force, note)
+        print_server_news(done.server)
+        return done.production
     registry.check_promotable(entry, force, max_rank)
     print_promotion_block(entry, registry.load().production(), console)
     if confirm is None:

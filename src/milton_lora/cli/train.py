@@ -45,7 +45,7 @@ def train(
     from milton_lora.train.launch import plan_training
 
     settings = settings_of(ctx)
-    plan = plan_training(settings, config, resume, from_production)
+    plan = plan_training(settings, config, resume, from_production, claim=not dry_run)
     print_rows("Training plan" + (" (dry run: nothing trained)" if dry_run else ""), plan.rows())
     for warning in plan.warnings:
         print_warning(warning)

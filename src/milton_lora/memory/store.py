@@ -8,6 +8,7 @@ ISO-8601 UTC strings.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -72,6 +73,9 @@ class MemoryStore:
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
         except sqlite3.DatabaseError as exc:
+            if not os.access(path.parent, os.W_OK):  # SQLite keeps its journal beside the file
+                raise MiltonError(f"{path}: cannot open the memory store: {path.parent} is not writable; make it "
+                                  "writable, or point MILTON_HOME at a writable folder") from exc  # fmt: skip
             raise MiltonError(f"{path}: not a readable SQLite memory store ({exc})") from exc
         self._migrate()
 

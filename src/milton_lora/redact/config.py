@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import regex
 from pydantic import Field, field_validator, model_validator
 
 from milton_lora.config import StrictModel, load_model
@@ -35,9 +36,9 @@ class RedactTerm(StrictModel):
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                if re.compile(value).match(""):
+                if regex.compile(value).match(""):  # the engine that runs it (terms.py)
                     raise ValueError("must not match the empty string")
-            except re.error as exc:
+            except regex.error as exc:
                 raise ValueError(f"not a valid regex ({exc})") from None
         return value
 

@@ -3,7 +3,10 @@ a home address, an employer, project code names; strings or regexes, replaced by
 they give) and what must stay as written (`never`: strings kept even where a detector fires).
 
 Strings match case-insensitively, as whole words where they start or end with a letter or digit; regexes
-match as written. A term that overlaps a finding is merged into it, so no part of either is left.
+match as written (with the `regex` package, which can stop a match). A term that overlaps a finding is
+merged into it, so no part of either is left. A regex that backtracks for longer than REGEX_TIMEOUT_S on
+one text stops the command with an error naming it: a text it could not search is a text it could not
+redact.
 """
 
 from __future__ import annotations
@@ -12,7 +15,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import regex
+
+from milton_lora.errors import MiltonError
 from milton_lora.redact.labels import CUSTOM, PRIORITY, Span
+
+# Seconds one personal regex may take on one text (a message); real patterns take microseconds.
+REGEX_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class PersonalTerms:
         literals = [term for term in always if not term.is_regex]
         self._literal_labels = {term.pattern.casefold(): term.label for term in literals}
         self._literals = _alternation((_literal(term.pattern) for term in literals), re.IGNORECASE)
-        self._regexes = [(re.compile(term.pattern), term.label) for term in always if term.is_regex]
+        self._regexes = [(regex.compile(term.pattern), term.label) for term in always if term.is_regex]
         self._never = _alternation((re.escape(text) for text in never if text), re.IGNORECASE)
 
     def __bool__(self) -> bool:
@@ -57,7 +66,15 @@ class PersonalTerms:
                 (m.start(), m.end(), labels.get(m.group().casefold(), CUSTOM)) for m in self._literals.finditer(text)
             ]
         for pattern, label in self._regexes:
-            spans += [(m.start(), m.end(), label) for m in pattern.finditer(text) if m.end() > m.start()]
+            try:
+                found = list(pattern.finditer(text, timeout=REGEX_TIMEOUT_S))
+            except TimeoutError:
+                raise MiltonError(
+                    f"redact.yaml: the regex {pattern.pattern[:200]!r} took over {REGEX_TIMEOUT_S:g} s on one "
+                    f"message of {len(text):,} characters (nested repetition like (a+)+ backtracks without end); "
+                    "rewrite it without nested repetition"
+                ) from None
+            spans += [(m.start(), m.end(), label) for m in found if m.end() > m.start()]
         return spans
 
 

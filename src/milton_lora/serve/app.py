@@ -4,14 +4,20 @@ Errors are OpenAI-shaped JSON (`{"error": {"message", "type", "param", "code"}}`
 client mistakes; an unexpected failure is a 500 with a one-line message, never a traceback.
 Decoding is greedy (temperature/top_p are accepted and ignored) and stops at end-of-turn; `usage` counts
 the prompt's tokens as the model saw them (chat template included) and the tokens it generated.
+
+No client can hold the one model: bodies are capped before parsing (413), prompt plus `max_tokens` must
+fit the context (400 `context_length_exceeded`), each request has a deadline (a reply cut there ends
+"length"), the requests held at once are bounded (429 with Retry-After), and a client that goes away
+cancels its generation. What the server cannot honour (n>1, tools) is refused, not ignored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +27,44 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from milton_lora.serve.engine import AdapterError, Engine
+from milton_lora.config import ServeConfig
+from milton_lora.serve.engine import BUSY_RETRY_AFTER_S, AdapterError, Engine, Generation
 from milton_lora.serve.protocol import (
     ALIAS,
     ChatRequest,
+    Guard,
     LoadAdapter,
     PointAlias,
     UnloadAdapter,
+    adapter_path_allowed,
     openai_error,
-    require_api_key,
 )
 
 Capture = Callable[[list[dict[str, str]], str], None]
 AdapterFinder = Callable[[str], Path | None]
+# How often a non-streaming request checks that its client is still there.
+DISCONNECT_POLL_S = 0.5
 
 
-def create_app(engine: Engine, api_key: str | None = None, capture: Capture | None = None,
-               find_adapter: AdapterFinder | None = None) -> FastAPI:  # fmt: skip
+def create_app(engine: Engine, config: ServeConfig, adapters_root: Path, api_key: str | None = None,
+               admin_key: str | None = None, capture: Capture | None = None,
+               find_adapter: AdapterFinder | None = None) -> Any:  # fmt: skip
+    """The embedded server's ASGI app: the API behind the `Guard` (keys, body limit); `adapters_root` is the
+    only folder `/v1/load_lora_adapter` loads from."""
     app = FastAPI(title="Milton LoRA", docs_url=None, redoc_url=None)
-
-    require_api_key(app, api_key)
+    slots = _Slots(config.max_queued_requests)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"] if p != "body") or None
-        return openai_error(400, f"{param or 'body'}: {first['msg']}", param=param)
+        return openai_error(400, f"{param or 'body'}: {first['msg'].removeprefix('Value error, ')}", param=param)
 
     @app.exception_handler(AdapterError)
     async def adapter_error(request: Request, exc: AdapterError) -> JSONResponse:
-        code = "model_not_found" if exc.status == 404 else None
-        return openai_error(exc.status, str(exc), "NotFoundError" if exc.status == 404 else "BadRequestError", code)
+        kind = {404: "NotFoundError", 429: "rate_limit_error", 503: "server_error"}.get(exc.status, "BadRequestError")
+        code = "model_not_found" if exc.status == 404 else exc.code
+        return openai_error(exc.status, str(exc), kind, code, exc.param, exc.retry_after)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -62,8 +75,8 @@ def create_app(engine: Engine, api_key: str | None = None, capture: Capture | No
         return openai_error(500, f"internal error: {type(exc).__name__}: {exc}".splitlines()[0], "server_error")
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "requests": slots.used, "max_queued_requests": slots.limit}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -81,7 +94,11 @@ def create_app(engine: Engine, api_key: str | None = None, capture: Capture | No
 
     @app.post("/v1/load_lora_adapter")
     async def load_adapter(body: LoadAdapter) -> PlainTextResponse:
-        await run_in_threadpool(engine.load, body.lora_name, Path(body.lora_path))
+        try:
+            path = adapter_path_allowed(body.lora_path, adapters_root)
+        except ValueError as exc:
+            raise AdapterError(f"Loading lora {body.lora_name} failed: {exc}", 400, param="lora_path") from None
+        await run_in_threadpool(engine.load, body.lora_name, path)
         return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' added successfully.")
 
     @app.post("/v1/unload_lora_adapter")
@@ -95,31 +112,79 @@ def create_app(engine: Engine, api_key: str | None = None, capture: Capture | No
         return {"alias": ALIAS, "target": body.lora_name, "previous": previous}
 
     @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest) -> Any:
-        await run_in_threadpool(_ensure_loaded, engine, body.model, find_adapter)
-        messages = body.conversation()
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
+    async def chat(body: ChatRequest, request: Request) -> Any:
+        slots.take()
+        try:
+            deadline = time.monotonic() + config.request_timeout_s
+            await run_in_threadpool(_ensure_loaded, engine, body.model, find_adapter)
+            messages = body.conversation()
+            generation = await run_in_threadpool(engine.begin, body.model, messages, body.budget(), deadline,
+                                                 body.stream)  # fmt: skip
+        except BaseException:
+            slots.free()
+            raise
+        reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
-            pieces = _stream_pinned(engine, body.model, messages, body.budget(), capture)
-            first = await iterate_in_threadpool(pieces).__anext__()  # resolves the model (404s) before streaming
-            return StreamingResponse(
-                _sse(completion_id, created, body.model, first, iterate_in_threadpool(pieces)),
-                media_type="text/event-stream",
-            )
-        with engine.pinned(body.model) as target:
-            reply = await run_in_threadpool(engine.complete, target, messages, body.budget())
-        if capture:
-            await run_in_threadpool(capture, messages, reply.text)
+            events = _sse(reply_id, created, body, generation, lambda text: _capture(capture, messages, text))
+            return _GenerationResponse(events, generation, slots.free)
+        try:
+            reply = await _finished(generation, request)
+        finally:
+            slots.free()
+        await run_in_threadpool(_capture, capture, messages, reply.text)
         message = {"role": "assistant", "content": reply.text}
         return {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
+            "id": reply_id, "object": "chat.completion", "created": created, "model": body.model,
             "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
-            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-                      "total_tokens": reply.prompt_tokens + reply.completion_tokens},
+            "usage": _usage(reply.prompt_tokens, reply.completion_tokens),
         }  # fmt: skip
 
-    return app
+    return Guard(app, api_key, admin_key, config.admin_endpoints, config.max_request_bytes)
+
+
+class _Slots:
+    """Requests waiting for the model or generating; one more than `limit` is answered 429 at once.
+
+    Used from the event loop only, so a plain counter is enough."""
+
+    def __init__(self, limit: int):
+        self.limit, self.used = limit, 0
+
+    def take(self) -> None:
+        if self.used >= self.limit:
+            raise AdapterError(f"The server is busy: {self.used} requests queued (max_queued_requests in "
+                               "serve.yaml). Retry later.", 429, code="rate_limit_exceeded",
+                               retry_after=BUSY_RETRY_AFTER_S)  # fmt: skip
+        self.used += 1
+
+    def free(self) -> None:
+        self.used -= 1
+
+
+class _GenerationResponse(StreamingResponse):
+    """A stream whose generation is cancelled and whose slot is freed however the response ends: finished,
+    failed, or its client gone (even before the first byte, when the event generator never starts)."""
+
+    def __init__(self, events: Any, generation: Generation, on_close: Callable[[], None]):
+        super().__init__(events, media_type="text/event-stream")
+        self.generation, self.on_close = generation, on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.generation.cancel()
+            self.on_close()
+
+
+async def _finished(generation: Generation, request: Request) -> Any:
+    """The whole reply; a client that disconnects meanwhile cancels the generation (freeing the model)."""
+    waiter = asyncio.ensure_future(run_in_threadpool(generation.result))
+    while not waiter.done():
+        await asyncio.wait({waiter}, timeout=DISCONNECT_POLL_S)
+        if not waiter.done() and await request.is_disconnected():
+            generation.cancel()
+    return waiter.result()
 
 
 def _ensure_loaded(engine: Engine, model: str, find_adapter: AdapterFinder | None) -> None:
@@ -135,29 +200,36 @@ def _ensure_loaded(engine: Engine, model: str, find_adapter: AdapterFinder | Non
                 raise
 
 
-def _stream_pinned(engine: Engine, model: str, messages: list[dict[str, str]], budget: int,
-                   capture: Capture | None) -> Iterator[str | None]:  # fmt: skip
-    """Yields None once the model is resolved, then the text pieces; the adapter stays pinned throughout."""
-    with engine.pinned(model) as target:
-        yield None
-        parts = []
-        for piece in engine.stream(target, messages, budget):
-            parts.append(piece)
-            yield piece
-    if capture:
-        capture(messages, "".join(parts).strip())
+def _capture(capture: Capture | None, messages: list[dict[str, str]], reply: str) -> None:
+    if capture is not None:
+        capture(messages, reply)
 
 
-async def _sse(completion_id: str, created: int, model: str, first: str | None, rest: Any) -> Any:
-    def event(delta: dict[str, str], finish: str | None = None) -> str:
-        chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}  # fmt: skip
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}  # fmt: skip
+
+
+async def _sse(reply_id: str, created: int, body: ChatRequest, generation: Generation,
+               capture: Callable[[str], None]) -> Any:  # fmt: skip
+    """OpenAI's chunks: the role, the text pieces, the finish reason ("length" when cut), then with
+    `stream_options.include_usage` a last chunk with no choices and the usage, and `[DONE]`."""
+    usage_field = {"usage": None} if body.include_usage() else {}
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        chunk = {"id": reply_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                 "choices": choices, **usage_field, **extra}  # fmt: skip
         return f"data: {json.dumps(chunk)}\n\n"
 
-    yield event({"role": "assistant", "content": ""})
-    if first:
-        yield event({"content": first})
-    async for piece in rest:
-        yield event({"content": piece})
-    yield event({}, "stop")
+    def delta(content: dict[str, str], finish: str | None = None) -> str:
+        return event([{"index": 0, "delta": content, "finish_reason": finish}])
+
+    yield delta({"role": "assistant", "content": ""})
+    async for piece in iterate_in_threadpool(generation.pieces()):
+        yield delta({"content": piece})
+    reply = await run_in_threadpool(generation.result)
+    yield delta({}, reply.finish_reason)
+    if body.include_usage():
+        yield event([], usage=_usage(reply.prompt_tokens, reply.completion_tokens))
     yield "data: [DONE]\n\n"
+    await run_in_threadpool(capture, reply.text)

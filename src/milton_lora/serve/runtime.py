@@ -9,8 +9,10 @@ waits until `/health` answers and is idempotent, stop is too.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -36,20 +38,22 @@ def run_server(settings: Settings, config: ServeConfig, registry: Registry) -> N
     """Serve in the foreground until interrupted; writes the state file while running."""
     import uvicorn
 
+    api_key = env_api_key()
+    check_exposure(settings, config, api_key)
     running = ServerState.read(settings.serve_state_path)
     if running is not None:
         raise MiltonError(f"a server already runs at {running.url} (pid {running.pid}); stop it first")
+    admin_key = secrets.token_urlsafe(32)  # for the hot swap: promotion reads it from the state file
     production = registry.load().production()
     base = base_model_for(config, settings, production)
     served = versioned_name(production.run_id) if production else None
-    api_key = env_api_key()
     vllm = None
     if config.backend == "embedded":
-        app = _embedded_app(settings, config, registry, base, production, served, api_key)
+        app = _embedded_app(settings, config, registry, base, production, served, api_key, admin_key)
     else:
-        app, vllm = _vllm_app(settings, config, registry, base, production, served, api_key)
+        app, vllm = _vllm_app(settings, config, registry, base, production, served, api_key, admin_key)
     state = ServerState(os.getpid(), connect_url(config), config.backend, production.run_id if production else None,
-                        served, datetime.now(timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+                        served, datetime.now(timezone.utc).isoformat(timespec="seconds"), admin_key)  # fmt: skip
     state.write(settings.serve_state_path)
     try:
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
@@ -59,8 +63,30 @@ def run_server(settings: Settings, config: ServeConfig, registry: Registry) -> N
             vllm.terminate()
 
 
-def _embedded_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path,
-                  production: Entry | None, served: str | None, api_key: str | None):  # type: ignore[no-untyped-def]  # fmt: skip
+def check_exposure(settings: Settings, config: ServeConfig, api_key: str | None) -> None:
+    """Refuse to serve beyond this machine, or to open the admin endpoints, without an API key."""
+    how = ("set one first: export MILTON_SERVE_API_KEY=\"$(python -c 'import secrets; "
+           "print(secrets.token_urlsafe(32))')\" and give clients the same key")  # fmt: skip
+    if api_key:
+        return
+    if not is_loopback(config.host):
+        raise MiltonError(f"{settings.serve_config_path}: host {config.host} exposes the server to your network "
+                          f"without an API key; {how}, or keep host: 127.0.0.1")  # fmt: skip
+    if config.admin_endpoints:
+        raise MiltonError(f"{settings.serve_config_path}: admin_endpoints: true needs an API key; {how}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def _embedded_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path, production: Entry | None,
+                  served: str | None, api_key: str | None, admin_key: str):  # type: ignore[no-untyped-def]  # fmt: skip
     from milton_lora.serve.app import create_app
     from milton_lora.serve.engine import Engine
 
@@ -76,11 +102,11 @@ def _embedded_app(settings: Settings, config: ServeConfig, registry: Registry, b
             return None
 
     capture = capture_to_memory(settings.memory_db) if config.capture else None
-    return create_app(engine, api_key, capture, find_adapter)
+    return create_app(engine, config, registry.adapters_dir, api_key, admin_key, capture, find_adapter)
 
 
 def _vllm_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path,
-              production: Entry | None, served: str | None, api_key: str | None):  # type: ignore[no-untyped-def]  # fmt: skip
+              production: Entry | None, served: str | None, api_key: str | None, admin_key: str):  # type: ignore[no-untyped-def]  # fmt: skip
     """vLLM on the next port, our proxy (which adds the `milton` alias) on the configured one."""
     if production is None or served is None:
         raise MiltonError("backend vllm: promote an adapter to production first")
@@ -88,7 +114,7 @@ def _vllm_app(settings: Settings, config: ServeConfig, registry: Registry, base:
     command = vllm_command(config, base, served, registry.path_of(production.adapter_path), config.port + 1)
     process = start_vllm(command, settings.vllm_log)
     wait_healthy(upstream, VLLM_START_TIMEOUT_S, settings.vllm_log, process)
-    return create_proxy_app(upstream, served, api_key), process
+    return create_proxy_app(upstream, served, api_key, admin_key, config.max_request_bytes), process
 
 
 def base_model_for(config: ServeConfig, settings: Settings, production: Entry | None) -> Path:

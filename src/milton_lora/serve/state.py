@@ -3,8 +3,10 @@ production adapter and the versioned name it is served under), liveness, waiting
 hot swap that promotion and rollback perform on a running server.
 
 Hot swap: load the new production adapter under a new versioned name, check it answers, point
-`milton` at it, unload the old version. No state file or a dead pid means no server: nothing to do,
-nothing fails.
+`milton` at it, unload the old version. It works from what the server reports (`/v1/models`), not from
+what the last swap meant to do, so it also repairs a swap that was killed halfway: a server already
+answering with production keeps that version, and every other versioned adapter left loaded is
+unloaded. No state file or a dead pid means no server: nothing to do, nothing fails.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import httpx
 
 from milton_lora.errors import MiltonError
-from milton_lora.fileio import atomic_write_json
+from milton_lora.fileio import atomic_write_json, process_exists
 from milton_lora.registry import Registry
 from milton_lora.settings import Settings
 
@@ -33,6 +35,7 @@ class ServerState:
     production: str | None
     served_name: str | None
     started_at: str
+    admin_key: str | None = None  # the key the admin endpoints take (this file is the owner's only: 0600)
 
     @classmethod
     def read(cls, path: Path) -> ServerState | None:
@@ -55,13 +58,7 @@ def pid_alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass  # not our child: ask the kernel
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_exists(pid)
 
 
 def versioned_name(run_id: str) -> str:
@@ -77,19 +74,39 @@ def hot_swap(settings: Settings, registry: Registry, api_key: str | None, timeou
     production = registry.load().production()
     if production is None:
         return "no production adapter; the running server keeps its current one"
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    new_name = versioned_name(production.run_id)
+    from milton_lora.serve.protocol import ALIAS  # the web stack only once a server runs
+
+    key = state.admin_key or api_key
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(base_url=state.url, headers=headers, timeout=timeout) as client:
-        _call(client, "/v1/load_lora_adapter",
-              {"lora_name": new_name, "lora_path": str(registry.path_of(production.adapter_path))})  # fmt: skip
-        _call(client, "/v1/chat/completions",
-              {"model": new_name, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})  # fmt: skip
-        _call(client, "/admin/alias", {"lora_name": new_name})
-        if state.served_name:
-            _call(client, "/v1/unload_lora_adapter", {"lora_name": state.served_name})
-    state.production, state.served_name = production.run_id, new_name
+        loaded = _loaded(client)
+        serving = loaded.get(ALIAS) or state.served_name
+        if serving in loaded and serving.split("@")[0] == production.run_id:
+            target = serving  # already answering: a repeat, or a swap killed after the alias moved
+        else:
+            target = versioned_name(production.run_id)
+            _call(client, "/v1/load_lora_adapter",
+                  {"lora_name": target, "lora_path": str(registry.path_of(production.adapter_path))})  # fmt: skip
+            _call(client, "/v1/chat/completions",
+                  {"model": target, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})  # fmt: skip
+            _call(client, "/admin/alias", {"lora_name": target})
+        stale = [name for name in loaded if "@" in name and name != target]
+        for name in stale:  # the old version, and any a killed swap loaded but never served
+            _call(client, "/v1/unload_lora_adapter", {"lora_name": name})
+    state.production, state.served_name = production.run_id, target
     state.write(settings.serve_state_path)
-    return f"running server at {state.url} now answers `milton` with {production.run_id}"
+    cleared = f" (unloaded {', '.join(stale)})" if stale else ""
+    return f"running server at {state.url} now answers `milton` with {production.run_id}{cleared}"
+
+
+def _loaded(client: httpx.Client) -> dict[str, str]:
+    """The server's models: each id with its root (for `milton`, the versioned name it answers with)."""
+    try:
+        response = client.get("/v1/models")
+        response.raise_for_status()
+        return {card["id"]: card.get("root") or "" for card in response.json()["data"]}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise MiltonError(f"hot swap: server at {client.base_url} did not list its models ({exc})") from None
 
 
 def _call(client: httpx.Client, path: str, body: dict[str, Any]) -> None:

@@ -49,7 +49,13 @@ def start_vllm(command: list[str], log: Path) -> subprocess.Popen:
         raise MiltonError("backend vllm: the `vllm` command is not installed (pip install vllm)") from None
 
 
-def create_proxy_app(upstream: str, alias_target: "str | None", api_key: "str | None" = None) -> Any:
+def create_proxy_app(
+    upstream: str,
+    alias_target: "str | None",
+    api_key: "str | None" = None,
+    admin_key: "str | None" = None,
+    max_body_bytes: int = 1_048_576,
+) -> Any:
     """The public face of a vLLM backend: forwards to vLLM and gives it the stable `milton` alias it lacks.
 
     Requests for `milton` are rewritten to the current versioned adapter name; `/admin/alias` moves
@@ -59,13 +65,11 @@ def create_proxy_app(upstream: str, alias_target: "str | None", api_key: "str | 
     from fastapi import FastAPI, Request
     from fastapi.responses import StreamingResponse
 
-    from milton_lora.serve.protocol import ALIAS, PointAlias, openai_error, require_api_key
+    from milton_lora.serve.protocol import ALIAS, Guard, PointAlias, openai_error
 
     app = FastAPI(title="Milton LoRA (vLLM proxy)", docs_url=None, redoc_url=None)
     state = {"target": alias_target}
     client = httpx.AsyncClient(base_url=upstream, timeout=httpx.Timeout(600.0, connect=10.0))
-
-    require_api_key(app, api_key)
 
     @app.post("/admin/alias")
     async def point_alias(body: PointAlias) -> dict:
@@ -88,4 +92,4 @@ def create_proxy_app(upstream: str, alias_target: "str | None", api_key: "str | 
         return StreamingResponse(response.aiter_raw(), status_code=response.status_code,
                                  media_type=response.headers.get("content-type"))  # fmt: skip
 
-    return app
+    return Guard(app, api_key, admin_key, False, max_body_bytes)

@@ -99,6 +99,18 @@ def new_run_id(prefix: str, taken: list[Path], now: datetime) -> str:
         now += timedelta(seconds=1)
 
 
+def claim_run_id(prefix: str, taken: list[Path], runs_dir: Path, now: datetime) -> str:
+    """A new run id whose `runs/<run_id>/` this process created itself: two trainings started in the same
+    second cannot share one (mkdir is atomic; the one that loses takes the next free second)."""
+    while True:
+        run_id = new_run_id(prefix, taken, now)
+        try:
+            (runs_dir / run_id).mkdir(parents=True)
+            return run_id
+        except FileExistsError:
+            continue  # taken meanwhile: new_run_id now skips it
+
+
 def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id: str, cuda: bool,
               cuda_bf16: bool, processes: int = 1, free_memory: int | None = None) -> TrainPlan:  # fmt: skip
     """Resolve paths and run every check; raise one MiltonError listing all blocking problems.
@@ -108,6 +120,8 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     warnings: list[str] = []
     base = settings.resolve(config.base_model_path)
     model_config = _check_base_model(base, problems, warnings)
+    if model_config is not None:
+        _check_target_modules(model_config, config.target_modules, problems, warnings)
     train_file, test_file = train_and_test_files(settings, config)
     train_count = _count_lines(train_file, problems)
     test_count = _count_lines(test_file, problems)
@@ -187,6 +201,25 @@ def _check_retired_folders(settings: Settings, config: TrainConfig, problems: li
                 f"{key}: {value} is retired; runs always write to {home_folder}, where eval, promote and serve "
                 f"look: remove the key (for another place, choose another MILTON_HOME)"
             )
+
+
+def _check_target_modules(model_config: Any, targets: list[str], problems: list[str], warnings: list[str]) -> None:
+    """`target_modules` against the base's linear layers, as peft matches them (the last part of a module's
+    name), with the model built on the meta device (no weights, no memory): none found is a problem (peft
+    would stop the run after loading the model), some not found a warning (peft skips them silently)."""
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(model_config)
+    linear = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    missing = [target for target in targets if target not in linear]
+    if len(missing) == len(targets):
+        problems.append(f"target_modules {targets} match no linear layer of the base model; it has "
+                        f"{sorted(linear)}")  # fmt: skip
+    elif missing:
+        warnings.append(f"target_modules {missing} match no linear layer of the base model (skipped)")
 
 
 def _count_lines(path: Path, problems: list[str]) -> int:

@@ -14,15 +14,18 @@ from milton_lora.config import TrainConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.registry import Registry, validate_run_id
 from milton_lora.settings import Settings
-from milton_lora.train.checks import TrainPlan, make_plan, new_run_id, resolve_config_path
+from milton_lora.train.checks import TrainPlan, claim_run_id, make_plan, new_run_id, resolve_config_path
 from milton_lora.train.replay import plan_from_production
 from milton_lora.train.runner import RUN_CONFIG, TrainResult, run_training
 
 
-def plan_training(settings: Settings, config: Path | None, resume: str | None,
-                  from_production: bool = False) -> TrainPlan:  # fmt: skip
+def plan_training(settings: Settings, config: Path | None, resume: str | None, from_production: bool = False,
+                  claim: bool = True) -> TrainPlan:  # fmt: skip
     """Resolve the config (or the interrupted run's), pick the run id, run every safety check; with
-    `from_production`, check that production can be continued and choose the conversations to replay."""
+    `from_production`, check that production can be continued and choose the conversations to replay.
+
+    `claim` reserves a new run's id by creating its runs folder (a dry run only looks); a plan that fails
+    its checks gives the id back."""
     if resume is not None and from_production:
         raise MiltonError("train: --resume continues the run's own checkpoint; drop --from-production")
     if resume is not None:
@@ -36,13 +39,23 @@ def plan_training(settings: Settings, config: Path | None, resume: str | None,
         config_path = resolve_config_path(settings, config)
     train_config = load_model(config_path, TrainConfig)
     cuda, cuda_bf16, processes = accelerator_support()
+    claimed = None
     if resume is None:
         taken = [settings.adapters_dir, settings.runs_dir]
-        run_id = agree_across_processes(new_run_id(train_config.run_name_prefix, taken, datetime.now()))
-    plan = make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16, processes)
-    if from_production:
-        plan.init_from = plan_from_production(Registry.of(settings), plan.config, plan.base_model,
-                                              plan.train_file, plan.test_file)  # fmt: skip
+        if claim and is_main_process():
+            run_id = claimed = claim_run_id(train_config.run_name_prefix, taken, settings.runs_dir, datetime.now())
+        else:
+            run_id = new_run_id(train_config.run_name_prefix, taken, datetime.now())
+        run_id = agree_across_processes(run_id)
+    try:
+        plan = make_plan(settings, train_config, config_path, run_id, cuda, cuda_bf16, processes)
+        if from_production:
+            plan.init_from = plan_from_production(Registry.of(settings), plan.config, plan.base_model,
+                                                  plan.train_file, plan.test_file)  # fmt: skip
+    except MiltonError:
+        if claimed is not None:
+            (settings.runs_dir / claimed).rmdir()
+        raise
     return plan
 
 
@@ -66,6 +79,12 @@ def accelerator_support() -> tuple[bool, bool, int]:
     cuda = torch.cuda.is_available()
     state = PartialState(cpu=not cuda)
     return cuda, cuda and torch.cuda.is_bf16_supported(), state.num_processes
+
+
+def is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 def agree_across_processes(value: str) -> str:
