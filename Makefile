@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 TEST_COMMANDS := go:golang-go
-# llama.cpp as lean as the Python binding allows: only libllama and the ggml it links (no common library, tools,
-# server, tests or the multimodal mtmd library, which llama_cpp loads only for vision chat), tuned for this CPU.
+# llama.cpp as lean as the Python binding allows: libllama, the ggml it links and the common library the binding's
+# build forces on and installs; no tools, server, examples, tests, HTTPS, nor the multimodal mtmd library (llama_cpp
+# loads it only for vision chat). GGML_NATIVE tunes it for this CPU; the wheel is cached on this machine only.
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 	-DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON
 
@@ -29,7 +30,7 @@ setup-test: $(TEST_STAMP)
 	for pair in $(TEST_COMMANDS); do .ci/ensure_command $${pair%%:*} $${pair#*:} || exit 1; done
 
 $(TEST_STAMP): $(STAMP)
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" SKBUILD_BUILD_TARGETS=llama CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 		$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,llamacpp]"
 	touch $(TEST_STAMP)
 
