@@ -8,9 +8,11 @@ PYTEST_ARGS ?=
 TEST_COMMANDS := go:golang-go
 # llama.cpp as lean as the Python binding allows: libllama, the ggml it links and the common library the binding's
 # build forces on and installs; no tools, server, examples, tests, HTTPS, nor the multimodal mtmd library (llama_cpp
-# loads it only for vision chat). GGML_NATIVE tunes it for this CPU; the wheel is cached on this machine only.
+# loads it only for vision chat). GGML_NATIVE=OFF builds the portable AVX2/FMA/F16C kernels: a native build on the
+# development VM (a Xeon with AMX) compiled ggml's AMX kernels in, and llama_decode segfaulted in them.
+# pip's wheel cache does not see these flags: after changing them, `pip cache remove llama_cpp_python` first.
 LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-	-DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=ON
+	-DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF
 
 .PHONY: setup setup-test test lint demo bench clean
 
