@@ -1,6 +1,7 @@
 """llama.cpp itself loads the exported GGUF LoRA next to a GGUF of the same SmolLM2 weights, and the change
 the adapter makes to its next-token logits is the change the peft adapter makes to transformers'
-(`bench/gguf_lora_parity.py`, run small). Skipped where llama-cpp-python is not installed."""
+(`bench/gguf_lora_parity.py`, run small). Skipped where llama-cpp-python is not installed, which `.ci/run`
+refuses: `make test` installs it first (`make setup-test`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python is not installed (.venv/bin/pip install llama-cpp-python builds llama.cpp); "
+    reason="llama-cpp-python is not installed (make setup-test builds llama.cpp into .venv once); "
     "the llama.cpp parity check is skipped",
 )
 def test_llama_cpp_applies_the_exported_adapter_like_peft(smollm2_dir: Path, tmp_path: Path) -> None:

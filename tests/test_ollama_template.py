@@ -190,7 +190,7 @@ func main() {
 def go_runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
     go = shutil.which("go")
     if go is None:
-        pytest.skip("Go is not installed (apt-get install golang-go): Go's text/template check is skipped")
+        pytest.skip("Go is not installed (make setup-test installs golang-go): Go's text/template check is skipped")
     folder = tmp_path_factory.mktemp("go")
     (folder / "main.go").write_text(GO_RUNNER)
     env = {"GOCACHE": str(folder / "cache"), "GOPATH": str(folder / "gopath"), "HOME": str(folder),
