@@ -1,4 +1,11 @@
-"""Crash-safe file writes (temp file + fsync + rename) and content hashing, shared by every stage."""
+"""Crash-safe file writes (temp file + fsync + rename), content hashing, and the home's file modes, shared by
+every stage.
+
+Private by default: everything under MILTON_HOME is owner-only (folders 700, files 600). The CLI sets the
+process umask to 077 at entry (`private_umask`), so SQLite, TensorBoard, safetensors and every other
+library create owner-only files too; writes here are owner-only whatever the umask (mkstemp's 0600), and
+`loose_modes` / `make_private` find and fix a home made before, or by hand.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from milton_lora.errors import fault_errno
+
+PRIVATE_UMASK = 0o077
+OWNER_DIR = 0o700
+OWNER_FILE = 0o600
 
 
 @contextlib.contextmanager
@@ -223,9 +234,30 @@ def atomic_path(path: Path) -> Iterator[Path]:
             yield Path(tmp_name)
         with open(tmp_name, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 would hide the file from other users' engines
         os.replace(tmp_name, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
     _fsync_dir(path.parent)
+
+
+def private_umask() -> None:
+    """Make every file and folder this process creates owner-only, whichever library creates it."""
+    os.umask(PRIVATE_UMASK)
+
+
+def loose_modes(root: Path) -> list[Path]:
+    """Files and folders under `root` (itself included) that group or others may read, write or enter."""
+    if not root.exists():
+        return []
+    paths = [root, *root.rglob("*")]
+    return [p for p in paths if not p.is_symlink() and p.lstat().st_mode & 0o077]
+
+
+def make_private(root: Path) -> list[Path]:
+    """Take group and others' rights off everything under `root` (folders 700, files 600 at most, the owner's
+    own bits kept); returns what was changed. Symlinks are left alone: their targets may lie outside."""
+    changed = loose_modes(root)
+    for path in changed:
+        path.chmod(path.lstat().st_mode & 0o700)
+    return changed

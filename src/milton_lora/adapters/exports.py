@@ -33,7 +33,7 @@ from milton_lora.adapters.merged import refuse_4bit, write_merged
 from milton_lora.adapters.ollama import MODELFILE, modelfile, ollama_from
 from milton_lora.base import source_gguf
 from milton_lora.errors import MiltonError
-from milton_lora.fileio import atomic_write_text, naming, sha256_file, sha256_tree
+from milton_lora.fileio import OWNER_DIR, OWNER_FILE, atomic_write_text, naming, sha256_file, sha256_tree
 from milton_lora.record import peft_base_model, recorded_base_model
 from milton_lora.registry import Entry, ExportRecord, Registry, now_iso
 from milton_lora.settings import ADAPTER_WEIGHTS, Settings
@@ -175,7 +175,9 @@ def replaced_folder(target: Path) -> Iterator[Path]:
         with naming(target):
             yield staging
         for path in staging.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)  # readable by the engine's user, as a copy would be
+            # Owner-only like the rest of the home (the adapter's weights hold private text); `ollama create`
+            # uploads the files through its client, so the server's own user needs no access.
+            path.chmod(OWNER_DIR if path.is_dir() else OWNER_FILE)
         if target.exists():
             shutil.rmtree(target)
         os.rename(staging, target)

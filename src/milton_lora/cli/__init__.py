@@ -29,6 +29,7 @@ from milton_lora.cli import (  # noqa: F401  (registers commands)
 from milton_lora.cli.app import app
 from milton_lora.cli.common import err_console
 from milton_lora.errors import MiltonError, fault_message
+from milton_lora.fileio import private_umask
 
 try:  # recent typer vendors its own click
     from typer._click.exceptions import ClickException
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     # A file size limit then fails the write (EFBIG, reported below) instead of killing the process.
     with contextlib.suppress(ValueError):  # only the main thread may set it (an embedding caller may not be)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    private_umask()  # the home holds private text: whatever this run creates is owner-only
     try:
         result = app(args=argv, prog_name="milton-lora", standalone_mode=False)
     except MiltonError as exc:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from milton_lora.errors import MiltonError
+from milton_lora.fileio import OWNER_FILE
 from milton_lora.memory.models import ROLES, Attachment, Conversation, Message
 
 MIGRATIONS: list[str] = [
@@ -72,12 +73,17 @@ class MemoryStore:
             self._db = sqlite3.connect(path, timeout=30)
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute("PRAGMA journal_mode = WAL")
+            # Deleted rows are overwritten with zeros, so a forgotten conversation leaves no bytes behind.
+            self._db.execute("PRAGMA secure_delete = ON")
         except sqlite3.DatabaseError as exc:
             if not os.access(path.parent, os.W_OK):  # SQLite keeps its journal beside the file
                 raise MiltonError(f"{path}: cannot open the memory store: {path.parent} is not writable; make it "
                                   "writable, or point MILTON_HOME at a writable folder") from exc  # fmt: skip
             raise MiltonError(f"{path}: not a readable SQLite memory store ({exc})") from exc
         self._migrate()
+        for made in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if made.exists():  # owner-only even when opened outside the CLI (its umask) by a library caller
+                made.chmod(OWNER_FILE)
 
     def __enter__(self) -> MemoryStore:
         return self
