@@ -7,7 +7,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "milton_lora"
 # Rooms every room may use.
-BASE = {"errors", "fileio", "settings", "record", "__init__"}
+BASE = {"errors", "fileio", "settings", "record", "lineage", "__init__"}
 # room -> rooms it may import (the README's "Code map" table).
 ALLOWED: dict[str, set[str]] = {
     "vllm_rules": set(),
@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "home": {"config", "memory"},
     "cycle": {"export", "redact", "train", "evaluate"},
     "promotion": {"registry", "serve.state"},
+    "forgetting": {"memory", "registry", "export"},
 }
 MAX_LINES = 600
 

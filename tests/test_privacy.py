@@ -66,6 +66,7 @@ def test_make_private_keeps_the_owners_bits_and_leaves_symlinks_alone(tmp_path: 
     outside.chmod(0o644)
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)
+    (root / "bin").chmod(0o755)
     (root / "bin" / "tool").write_text("#!/bin/sh\n")
     (root / "bin" / "tool").chmod(0o755)
     (root / "link").symlink_to(outside)

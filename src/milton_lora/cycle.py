@@ -12,6 +12,8 @@ Decisions:
 - Only evaluation moves an adapter to `candidate`; production needs a person's yes (or
   `--promote-if-candidate`, the person's yes given in advance). What asking looks like is the caller's
   (`CycleUI`); without a way to ask, nothing is promoted and the log says how to promote.
+- `--from-production` with a tainted production (it learned a forgotten conversation) trains from new
+  weights instead: the retrain without the forgotten data that `memory forget` points to.
 """
 
 from __future__ import annotations
@@ -164,7 +166,7 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
     from milton_lora.evaluate.plan import EvalRequest
     from milton_lora.evaluate.runner import evaluate_run
     from milton_lora.export import export_training_data
-    from milton_lora.train.launch import plan_training, train_and_register
+    from milton_lora.train.launch import plan_training, production_is_tainted, train_and_register
 
     summary = stage(settings, log, ui, "export",
                     lambda: export_training_data(settings.memory_db, settings.export_dir, request.days,
@@ -174,7 +176,9 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
     ui.exported(summary)
 
     def train() -> TrainResult:
-        plan = plan_training(settings, request.config, None, request.from_production)
+        # A tainted production learned what was forgotten: the cycle retrains from new weights instead.
+        from_production = request.from_production and not production_is_tainted(settings)
+        plan = plan_training(settings, request.config, None, from_production)
         check_trains_on_export(settings, plan.train_file)
         log.run_id = plan.run_id
         write_log(settings, log)

@@ -35,6 +35,7 @@ from pathlib import Path
 from milton_lora import __version__
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_files, sha256_bytes
+from milton_lora.lineage import ExportLineage, Seen, keep_lines
 from milton_lora.memory import Conversation, MemoryStore
 from milton_lora.redact import Redactor, in_context
 from milton_lora.settings import EXPORT_METADATA, EXPORT_TEST, EXPORT_TRAIN
@@ -74,6 +75,7 @@ class ExportSummary:
     skipped: list[str] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    lineage: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # lineage.ExportLineage
     tool_version: str = __version__
 
     def as_dict(self) -> dict[str, object]:
@@ -122,13 +124,16 @@ def export_training_data(
 ) -> ExportSummary:
     """Read the window from the store, redact, split, and (unless `dry_run`) write the three files."""
     now = now or datetime.now(timezone.utc)
-    in_window, since = _window(store_path, days, now)
+    in_window, since, seen = _window(store_path, days, now)
     selection = _select(in_window, options or ExportOptions())
     kept = [conversation for conversation, _ in selection.kept]
     redacted, counts = _redact([turns for _, turns in selection.kept], redactor or Redactor())
     lines: dict[str, list[str]] = {"train": [], "test": []}
+    lineage = ExportLineage()
     for conversation, messages in zip(kept, redacted, strict=True):
-        lines[split_of(conversation.key)].append(json.dumps({"messages": messages}, ensure_ascii=False))
+        split = split_of(conversation.key)
+        lines[split].append(json.dumps({"messages": messages}, ensure_ascii=False))
+        getattr(lineage, split).append(seen[conversation.key])
     names = {"train": EXPORT_TRAIN, "test": EXPORT_TEST}
     payloads = {names[split]: "".join(line + "\n" for line in rows).encode() for split, rows in lines.items()}
 
@@ -150,6 +155,7 @@ def export_training_data(
         skipped=selection.skipped,
         redactions=dict(sorted(counts.items())),
         files={name: sha256_bytes(data) for name, data in payloads.items()},
+        lineage=lineage.model_dump(),
     )
     if not dry_run:
         metadata = json.dumps(summary.as_dict(), indent=2).encode() + b"\n"
@@ -166,7 +172,7 @@ def review_export(
     options: ExportOptions | None = None,
 ) -> ExportReview:
     """What an export of the same window would redact, each redaction in context; writes nothing."""
-    in_window, _ = _window(store_path, days, now or datetime.now(timezone.utc))
+    in_window, _, _ = _window(store_path, days, now or datetime.now(timezone.utc))
     selection = _select(in_window, options or ExportOptions())
     messages = [
         (conversation, index, turn) for conversation, turns in selection.kept for index, turn in enumerate(turns)
@@ -183,8 +189,11 @@ def review_export(
     return ExportReview(len(selection.kept), len(messages), dict(sorted(counts.items())), items)
 
 
-def _window(store_path: Path, days: int | None, now: datetime) -> tuple[list[Conversation], datetime | None]:
-    """The conversations active in the last `days` days (all without `days`), and where the window starts."""
+def _window(
+    store_path: Path, days: int | None, now: datetime
+) -> tuple[list[Conversation], datetime | None, dict[str, Seen]]:
+    """The conversations active in the last `days` days (all without `days`), where the window starts, and
+    each one's keyed hashes (by conversation key) for the export's lineage."""
     if days is not None and days <= 0:
         raise MiltonError(f"--days must be a positive number of days, got {days}")
     if not store_path.exists():
@@ -192,10 +201,11 @@ def _window(store_path: Path, days: int | None, now: datetime) -> tuple[list[Con
     since = now - timedelta(days=days) if days is not None else None
     with MemoryStore(store_path) as store:
         in_window = store.conversations(since)
+        seen = {c.key: Seen(identity=store.identity_hash(c.key), version=store.version_hash(c)) for c in in_window}
     if not in_window:
         window = f"the last {days} days" if days is not None else "the store"
         raise MiltonError(f"{store_path}: no conversations in {window}; widen --days or import more history")
-    return in_window, since
+    return in_window, since, seen
 
 
 @dataclass
@@ -263,3 +273,35 @@ def _redact(conversations: list[list[Turn]], redactor: Redactor) -> tuple[list[l
             messages.append({"role": turn["role"], "content": result.text})
         redacted.append(messages)
     return redacted, counts
+
+
+def rewrite_without(output_dir: Path, forgotten: set[str]) -> int | None:
+    """Take the forgotten conversations' lines out of the export in `output_dir` (files, counts, sha256 and
+    lineage in metadata.json rewritten together); returns how many lines went, None when the export has no
+    lineage to find them by (an export made before lineage was recorded)."""
+    metadata_path = output_dir / EXPORT_METADATA
+    if not metadata_path.exists():
+        return 0
+    metadata = json.loads(metadata_path.read_text())
+    lineage = ExportLineage.model_validate(metadata.get("lineage") or {})
+    files: dict[Path, bytes] = {}
+    removed = messages = 0
+    for split, name in (("train", EXPORT_TRAIN), ("test", EXPORT_TEST)):
+        path = output_dir / name
+        lines = path.read_text().splitlines() if path.exists() else []
+        kept = keep_lines(lines, getattr(lineage, split), forgotten)
+        if kept is None:
+            return None
+        removed += len(lines) - len(kept[0])
+        messages += sum(len(json.loads(line)["messages"]) for line in kept[0])
+        setattr(lineage, split, kept[1])
+        files[path] = "".join(line + "\n" for line in kept[0]).encode()
+        metadata[f"{split}_conversations"] = len(kept[0])
+        metadata["files"][name] = sha256_bytes(files[path])
+    if removed:
+        metadata["conversations_exported"] -= removed
+        metadata["messages_exported"] = messages
+        metadata["lineage"] = lineage.model_dump()
+        files[metadata_path] = json.dumps(metadata, indent=2).encode() + b"\n"
+        atomic_write_files(files)
+    return removed

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text
+from milton_lora.lineage import Lineage
 from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA
 
 RECORD_VERSION = 2
@@ -116,6 +117,7 @@ class TrainingRecord(_Section):
     oom_retries: list[dict[str, Any]] = []
     init_from: InitFrom | None = None
     replay: Replay | None = None
+    lineage: Lineage = Lineage()  # what the weights learned, as keyed hashes (`milton_lora.lineage`)
 
     @property
     def base_model(self) -> Path | None:

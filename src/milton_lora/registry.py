@@ -64,6 +64,14 @@ class ExportRecord(BaseModel):
     base: str | None = None  # the base it runs on there: a GGUF file, or the Modelfile's FROM
 
 
+class Taint(BaseModel):
+    """Why an adapter may no longer be promoted: it learned conversations that were forgotten since."""
+
+    reason: str
+    at: str
+    conversations: int  # how many forgotten conversations its lineage holds
+
+
 class Entry(BaseModel):
     run_id: str
     status: Status
@@ -77,6 +85,7 @@ class Entry(BaseModel):
     pass_rate: float | None = None
     history: list[Transition] = Field(default_factory=list)
     exports: list[ExportRecord] = Field(default_factory=list)
+    tainted: Taint | None = None
 
     def latest_export(self, fmt: str) -> ExportRecord | None:
         return next((record for record in reversed(self.exports) if record.format == fmt), None)
@@ -309,6 +318,11 @@ class Registry:
             return previous
 
     def check_promotable(self, entry: Entry, force: bool, max_lora_rank: int) -> None:
+        if entry.tainted is not None:  # no flag lifts this: the weights hold what the person asked to forget
+            raise MiltonError(
+                f"{entry.run_id} is tainted ({entry.tainted.reason}, {entry.tainted.at}) and cannot be promoted; "
+                "train a new adapter without it (`milton-lora cycle`)"
+            )
         if entry.status == "production":
             raise MiltonError(f"{entry.run_id} is already in production")
         if entry.status != "candidate" and not force:
@@ -343,6 +357,31 @@ class Registry:
             entry.exports = [e for e in entry.exports if e.path != record.path] + [record]
             entry.updated_at = record.created_at
             return entry
+
+    def mark_tainted(self, run_ids: dict[str, int], reason: str) -> list[Entry]:
+        """Mark each adapter tainted (run id -> how many forgotten conversations it learned); returns them."""
+        at = now_iso()
+        with self._changing() as data:
+            marked = []
+            for run_id, count in run_ids.items():
+                entry = self._entry(data, run_id)
+                entry.tainted = Taint(reason=reason, at=at, conversations=count)
+                entry.updated_at = at
+                marked.append(entry)
+            return marked
+
+    def newest_untainted(self, exclude: str | None = None) -> Entry | None:
+        """The newest adapter that is not tainted and has passed evaluation (or served before): where a
+        tainted production can go back to."""
+        data = self.load()
+        fit = [
+            e
+            for e in data.newest_first()
+            if e.tainted is None
+            and e.run_id != exclude
+            and (e.status == "candidate" or e.run_id in data.production_stack)
+        ]
+        return fit[0] if fit else None
 
     def archive(self, run_id: str, command: str, note: str | None = None) -> Entry:
         with self._changing() as data:
@@ -380,7 +419,7 @@ def _rollback_plan(data: RegistryFile) -> tuple[Entry | None, Entry]:
     stack = list(data.production_stack)
     if current is not None and stack and stack[-1] == current.run_id:
         stack.pop()
-    candidates = [run_id for run_id in reversed(stack) if run_id in data.adapters]
+    candidates = [r for r in reversed(stack) if r in data.adapters and data.adapters[r].tainted is None]
     if not candidates:
-        raise MiltonError("nothing to roll back to: no earlier production adapter in the registry")
+        raise MiltonError("nothing to roll back to: no earlier untainted production adapter in the registry")
     return current, data.adapters[candidates[0]]

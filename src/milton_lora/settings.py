@@ -26,6 +26,8 @@ RUN_HEALTH = "health.json"
 # The conversations a run trained on (the export's train split plus any replay), kept so that a later
 # `--from-production` run can replay them after the export has been overwritten.
 RUN_TRAIN_DATA = "train.jsonl"
+# Which conversation each line of that file is (`lineage.LineMap`: keyed hashes), rewritten with it by a forget.
+RUN_TRAIN_LINEAGE = "train_lineage.json"
 # Where a `--from-production` run started (production's adapter and the replay drawn), written when it
 # starts, so that `train --resume` records the same `init_from` and `replay` in the adapter's metadata.json.
 RUN_INIT_FROM = "init_from.json"

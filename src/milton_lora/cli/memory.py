@@ -1,4 +1,4 @@
-"""`milton-lora memory import|stats|add`: the local conversation store."""
+"""`milton-lora memory import|stats|add|forget`: the local conversation store."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from milton_lora.cli.common import (
     console,
     print_rows,
     print_warning,
+    registry_of,
     settings_of,
 )
 from milton_lora.errors import MiltonError
 
 if TYPE_CHECKING:
+    from milton_lora.forgetting import ForgetReport
     from milton_lora.memory.imports import ImportReport
 
 
@@ -30,13 +32,17 @@ def memory_import(
     fmt: Annotated[str, typer.Option("--format", help="auto, chatgpt, claude or openai.")] = "auto",
     strict: Annotated[bool, typer.Option("--strict", help="Import nothing if any record is bad.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the import report as JSON.")] = False,
+    include_forgotten: Annotated[
+        bool, typer.Option("--include-forgotten", help="Bring back conversations `memory forget` removed.")
+    ] = False,
 ) -> None:
-    """Import conversation history into the memory store (idempotent; bad records are skipped and listed)."""
+    """Import conversation history into the memory store (idempotent; bad records are skipped and listed;
+    forgotten conversations stay forgotten unless --include-forgotten)."""
     from milton_lora.memory import MemoryStore
     from milton_lora.memory.imports import import_file
 
     settings = settings_of(ctx)
-    with MemoryStore(settings.memory_db) as store:
+    with MemoryStore(settings.memory_db, include_forgotten=include_forgotten) as store:
         report = import_file(store, path, fmt, strict=strict)
     if as_json:
         console.print_json(json.dumps(report.as_dict(), ensure_ascii=False))
@@ -61,6 +67,7 @@ def import_rows(report: ImportReport) -> list[tuple[str, object]]:
         ("stripped: hidden turns", counts.hidden_turns_stripped),
         ("stripped: citation markers", counts.citation_markers_stripped),
         ("skipped: stored copy is newer", report.stored_is_newer),
+        ("skipped: forgotten (memory forget)", report.forgotten),
         ("skipped: empty conversations", counts.empty_conversations_skipped),
         ("skipped: repeated in file", report.repeated_in_file),
         ("skipped: bad records", len(report.problems)),
@@ -107,3 +114,82 @@ def memory_add(
             "milton", conversation, Message(role, text, datetime.now(timezone.utc)), title=title
         )
     console.print(f"Added {role} turn to conversation {conversation} (#{conversation_id})")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.replace(tzinfo=moment.tzinfo or timezone.utc)
+
+
+@memory_app.command("forget")
+def memory_forget(
+    ctx: typer.Context,
+    ids: Annotated[list[str] | None, typer.Argument(help="Conversation numbers or keys (source:source_id).")] = None,
+    search: Annotated[str | None, typer.Option(help="Conversations whose title or any turn holds TEXT.")] = None,
+    source: Annotated[str | None, typer.Option(help="Conversations from one source (chatgpt, claude, ...).")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Conversations started on or after this date.")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Conversations started before this date.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be forgotten; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before forgetting what a search matched.")] = False,
+) -> None:
+    """Forget conversations everywhere they went: the store (no bytes left), exports, runs' training data;
+    adapters that learned them are marked tainted. A re-import does not bring them back."""
+    from milton_lora.forgetting import forget_everywhere
+    from milton_lora.memory import MemoryStore
+    from milton_lora.memory.forget import ForgetQuery, select_conversations
+
+    query = ForgetQuery(tuple(ids or ()), search, source, _utc(since), _utc(until))
+    settings = settings_of(ctx)
+    with MemoryStore(settings.memory_db) as store:
+        chosen = select_conversations(store, query)
+    rows = [(str(c.id), f"{c.key}  {c.created_at:%Y-%m-%d}  {len(c.messages)} turns  {c.title[:50]}") for c in chosen]
+    print_rows(f"{'Would forget' if dry_run else 'Forgetting'} {len(chosen)} conversation(s)", rows, value_header="")
+    if dry_run or not chosen:
+        return
+    if not yes and not ids and not typer.confirm(f"Forget these {len(chosen)} conversation(s) for good?"):
+        raise typer.Abort()
+    report = forget_everywhere(settings, chosen)
+    print_forget_report(report)
+
+
+def print_forget_report(report: ForgetReport) -> None:
+    console.print(f"Forgot {report.forgotten} conversation(s); the store keeps only a keyed hash of each.")
+    for path in report.rewritten:
+        console.print(f"  rewrote {path} without them", highlight=False)
+    for path in report.deleted:
+        console.print(f"  deleted {path} (it held their text and no lineage to rewrite it by)", highlight=False)
+    if report.tainted:
+        console.print(f"Tainted (learned them; can no longer be promoted): {', '.join(report.tainted)}")
+    if report.production_tainted:
+        back = (
+            f"{report.rollback_command}   # back to {report.rollback_to}, the newest untainted adapter, or"
+            if report.rollback_command
+            else "no untainted adapter to go back to;"
+        )
+        print_warning(f"production {report.production_tainted} learned a forgotten conversation and is tainted.")
+        console.print(f"  Fix: {back}\n       milton-lora cycle   # retrains from new weights without it", markup=False)
+    for path in report.leftovers:
+        print_warning(f"{path} still holds forgotten text (not a file milton-lora rewrites); delete or edit it")
+
+
+@memory_app.command("lineage")
+def memory_lineage(
+    ctx: typer.Context,
+    conversation: Annotated[str, typer.Argument(help="A conversation key (source:source_id), forgotten or not.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the adapters as JSON.")] = False,
+) -> None:
+    """Which adapters learned a conversation (ids and dates, no text), also after it was forgotten."""
+    from milton_lora.forgetting import adapters_that_learned
+    from milton_lora.memory import MemoryStore
+
+    settings = settings_of(ctx)
+    with MemoryStore(settings.memory_db) as store:
+        key = store.key_of(conversation)
+        identity = store.identity_hash(key)
+        forgotten = store.is_forgotten(identity)
+    found = adapters_that_learned(registry_of(settings), identity)
+    if as_json:
+        rows = [{"run_id": r, "created_at": c, "how": h} for r, c, h in found]
+        console.print_json(json.dumps({"conversation": key, "forgotten": forgotten, "adapters": rows}))
+        return
+    title = f"Adapters that met {key}" + (" (forgotten)" if forgotten else "")
+    print_rows(title, [(r, f"{c[:19]}  {h}") for r, c, h in found] or [("none", "")], value_header="")

@@ -16,6 +16,7 @@ from milton_lora.cli.app import app
 from milton_lora.cli.common import (
     confirm_or_abort,
     console,
+    print_rows,
     print_warning,
     registry_of,
     serve_config_of,
@@ -173,7 +174,8 @@ def show_registry(registry: Registry, as_json: bool) -> None:
     if as_json:
         rows = [
             {"run_id": e.run_id, "status": e.status, "created_at": e.created_at, "pass_rate": e.pass_rate,
-             "is_production": e.status == "production", "note": latest_note(e)}
+             "is_production": e.status == "production", "note": latest_note(e),
+             "tainted": e.tainted.model_dump() if e.tainted else None}
             for e in entries
         ]  # fmt: skip
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -183,8 +185,10 @@ def show_registry(registry: Registry, as_json: bool) -> None:
         table.add_column(column)
     for e in entries:
         status = f"★ {e.status}" if e.status == "production" else e.status
+        status += " (tainted)" if e.tainted else ""
         rate = "-" if e.pass_rate is None else f"{e.pass_rate:.1%}"
-        table.add_row(e.run_id, status, e.created_at.replace("T", " ")[:19], rate, Text(latest_note(e) or ""))
+        note = f"tainted: {e.tainted.reason} ({e.tainted.at[:19]})" if e.tainted else latest_note(e) or ""
+        table.add_row(e.run_id, status, e.created_at.replace("T", " ")[:19], rate, Text(note))
     console.print(table if entries else "No adapters registered yet; train one with milton-lora train")
 
 
@@ -216,3 +220,32 @@ def print_server_news(news: ServerNews) -> None:
         console.print(news.message)
     else:
         print_warning(news.message)
+
+
+@app.command("lineage")
+def lineage_command(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The adapter (a run id, latest, latest-candidate, production).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole lineage (keyed hashes) as JSON.")] = False,
+) -> None:
+    """What an adapter learned from: its export, replay and parent, as counts and keyed hashes (no text)."""
+    from milton_lora.forgetting import lineage_of
+
+    registry = registry_of(settings_of(ctx))
+    run_id = registry.resolve(run_id)
+    lineage = lineage_of(registry, run_id)
+    if as_json:
+        sys.stdout.write(json.dumps({"run_id": run_id, **lineage.model_dump()}, indent=2) + "\n")
+        return
+    entry = registry.get(run_id)
+    rows = [
+        ("export made", lineage.export_created_at or "-"),
+        ("trained on", f"{len(lineage.train) - lineage.replayed} conversations from the export"),
+        ("replayed", f"{lineage.replayed} conversations from {lineage.parent or '-'}"),
+        ("continued from", lineage.parent or "new weights"),
+        ("inherited", f"{len(lineage.inherited)} conversations its parent learned"),
+        ("learned in all", f"{len(lineage.learned())} conversations"),
+        ("evaluated on", f"{len(lineage.test)} held-out conversations"),
+        ("tainted", f"{entry.tainted.reason} ({entry.tainted.at[:19]})" if entry.tainted else "no"),
+    ]
+    print_rows(f"Lineage of {run_id}", rows)

@@ -7,8 +7,11 @@ ISO-8601 UTC strings.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -49,6 +52,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE messages ADD COLUMN attachments TEXT NOT NULL DEFAULT '[]';
     """,
+    # 4: forgetting. The home's secret keys the hashes that name conversations in tombstones and lineage;
+    # a tombstone is such a hash (never text), so a re-import does not bring the conversation back.
+    """
+    CREATE TABLE home_secret (id INTEGER PRIMARY KEY CHECK (id = 1), key BLOB NOT NULL);
+    CREATE TABLE tombstones (
+        identity TEXT PRIMARY KEY,
+        forgotten_at TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -64,10 +77,15 @@ def from_iso(text: str) -> datetime:
 
 
 class MemoryStore:
-    """One SQLite file of conversations. Use as a context manager or call `close()`."""
+    """One SQLite file of conversations. Use as a context manager or call `close()`.
 
-    def __init__(self, path: Path):
+    Forgotten conversations (a tombstone holds their identity hash) are skipped on insert, unless the store
+    is opened with `include_forgotten=True`, which lifts the tombstone of what it inserts.
+    """
+
+    def __init__(self, path: Path, include_forgotten: bool = False):
         self.path = path
+        self.include_forgotten = include_forgotten
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, timeout=30)
@@ -139,7 +157,7 @@ class MemoryStore:
             conversation.messages.append(_message(*message))
         return conversation
 
-    def replace_conversation(self, conversation: Conversation) -> int:
+    def replace_conversation(self, conversation: Conversation) -> int | None:
         """Swap a stored conversation for a newer version of it; call inside `transaction()`."""
         self._db.execute(
             "DELETE FROM conversations WHERE source = ? AND source_id = ?",
@@ -147,8 +165,14 @@ class MemoryStore:
         )
         return self.insert_conversation(conversation)
 
-    def insert_conversation(self, conversation: Conversation) -> int:
-        """Insert a conversation with its messages; call inside `transaction()`."""
+    def insert_conversation(self, conversation: Conversation) -> int | None:
+        """Insert a conversation with its messages; call inside `transaction()`. A forgotten one is not
+        inserted (None) unless the store was opened with `include_forgotten`."""
+        identity = self.identity_hash(conversation.key)
+        if self.include_forgotten:
+            self._db.execute("DELETE FROM tombstones WHERE identity = ?", (identity,))
+        elif self.is_forgotten(identity):
+            return None
         cursor = self._db.execute(
             "INSERT INTO conversations (source, source_id, title, created_at) VALUES (?, ?, ?, ?)",
             (conversation.source, conversation.source_id, conversation.title, to_iso(conversation.created_at)),
@@ -179,8 +203,9 @@ class MemoryStore:
             rows,
         )
 
-    def append_message(self, source: str, source_id: str, message: Message, title: str = "") -> int:
-        """Append one turn to a conversation, creating it on first use; returns the conversation id."""
+    def append_message(self, source: str, source_id: str, message: Message, title: str = "") -> int | None:
+        """Append one turn to a conversation, creating it on first use; returns the conversation id (None when
+        the conversation was forgotten)."""
         with self.transaction():
             row = self._db.execute(
                 "SELECT id FROM conversations WHERE source = ? AND source_id = ?", (source, source_id)
@@ -217,6 +242,62 @@ class MemoryStore:
             result[conversation_id].messages.append(_message(*message))
         return list(result.values())
 
+    # --- forgetting -------------------------------------------------------------------------------
+
+    def _home_key(self) -> bytes:
+        row = self._db.execute("SELECT key FROM home_secret WHERE id = 1").fetchone()
+        if row is None:
+            with self._db:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO home_secret (id, key) VALUES (1, ?)", (secrets.token_bytes(32),)
+                )
+            row = self._db.execute("SELECT key FROM home_secret WHERE id = 1").fetchone()
+        return bytes(row[0])
+
+    def keyed_hash(self, *parts: str) -> str:
+        """HMAC-SHA256 under this home's secret: a name for private text that cannot be guessed back from it."""
+        return hmac.new(self._home_key(), "\x00".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def identity_hash(self, conversation_key: str) -> str:
+        """The keyed hash of a conversation's identity (`source:source_id`): what tombstones and lineage hold."""
+        return self.keyed_hash("identity", conversation_key)
+
+    def version_hash(self, conversation: Conversation) -> str:
+        """The keyed hash of a conversation's content (its turns as stored): which version training saw."""
+        turns = json.dumps([(m.role, m.content) for m in conversation.messages], ensure_ascii=False)
+        return self.keyed_hash("version", conversation.key, turns)
+
+    def key_of(self, name: str) -> str:
+        """A conversation's key from its store number or its key (a forgotten one only by key)."""
+        if name.isdigit():
+            row = self._db.execute("SELECT source, source_id FROM conversations WHERE id = ?", (int(name),)).fetchone()
+            if row is None:
+                raise MiltonError(f"no stored conversation #{name}; a forgotten one is named by its key source:id")
+            return f"{row[0]}:{row[1]}"
+        if ":" not in name:
+            raise MiltonError(f"'{name}' is neither a conversation number nor a key like chatgpt:ID")
+        return name
+
+    def is_forgotten(self, identity: str) -> bool:
+        return self._db.execute("SELECT 1 FROM tombstones WHERE identity = ?", (identity,)).fetchone() is not None
+
+    def tombstones(self) -> dict[str, str]:
+        """Every forgotten conversation's identity hash -> when it was forgotten."""
+        return dict(self._db.execute("SELECT identity, forgotten_at FROM tombstones").fetchall())
+
+    def delete_forever(self, conversations: list[Conversation], reason: str, when: datetime) -> None:
+        """Delete `conversations`, leave a tombstone for each, and leave none of their bytes in the file:
+        secure_delete zeroes freed pages, the WAL is checkpointed and truncated, and VACUUM rewrites the file."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO tombstones (identity, forgotten_at, reason) VALUES (?, ?, ?)",
+                [(self.identity_hash(c.key), to_iso(when), reason) for c in conversations],
+            )
+            self._db.executemany("DELETE FROM conversations WHERE id = ?", [(c.id,) for c in conversations])
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def stats(self) -> dict[str, object]:
         conversations = self._db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
         messages, first, last = self._db.execute(
@@ -231,6 +312,7 @@ class MemoryStore:
             "last_message_at": last,
             "by_source": by_source,
             "by_role": by_role,
+            "forgotten": self._db.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0],
             "schema_version": self.schema_version,
             "path": str(self.path),
         }

@@ -59,6 +59,12 @@ def plan_training(settings: Settings, config: Path | None, resume: str | None, f
     return plan
 
 
+def production_is_tainted(settings: Settings) -> bool:
+    """Whether the production adapter learned a forgotten conversation (then nothing may continue it)."""
+    production = Registry.of(settings).load().production()
+    return production is not None and production.tainted is not None
+
+
 def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> TrainResult:
     """Train; on the main process register the adapter as `training` (other ranks return empty metadata)."""
     result = run_training(plan, resume=resume)

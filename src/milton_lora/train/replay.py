@@ -9,6 +9,9 @@ Decisions:
   else the train file its metadata names if that file still has the recorded sha256. Neither: an error.
 - Older conversations that the new export already holds (the same conversation, or an earlier, shorter
   copy of one) are not replayed, nor any that is in the new held-out split.
+- Production tainted (it learned a forgotten conversation) is never continued: refused with what to do.
+- The replayed conversations' lineage comes from production's run (`train_lineage.json`, line for line);
+  the new run inherits everything production learned.
 - `replay_fraction` x the new train conversations are drawn (seeded by the config's `seed`, kept in file
   order); fewer when fewer older ones are left.
 """
@@ -25,9 +28,10 @@ from milton_lora.chat.conversations import Conversation, read_conversations
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import sha256_file
+from milton_lora.lineage import LineMap, Seen
 from milton_lora.record import TrainingRecord, read_record
 from milton_lora.registry import Registry
-from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, RUN_TRAIN_DATA
+from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class InitFromProduction:
     replay_source: Path
     replay_pool: int
     replay: list[Conversation]
+    replay_lineage: list[Seen]  # which conversation each replayed one is (empty when production's run lacks it)
+    inherited: list[Seen]  # what production learned, inherited by the run that continues it
 
     def describe(self) -> str:
         return (
@@ -63,6 +69,10 @@ class InitFromProduction:
                 "source": str(self.replay_source),
                 "source_sha256": sha256_file(self.replay_source),
             },
+            "continued": {
+                "replay": [s.model_dump() for s in self.replay_lineage],
+                "inherited": [s.model_dump() for s in self.inherited],
+            },
         }
 
 
@@ -74,6 +84,12 @@ def plan_from_production(registry: Registry, config: TrainConfig, base_model: Pa
         raise MiltonError(
             "--from-production: no adapter is in production; train and promote one first (a cycle without "
             "--from-production)"
+        )
+    if production.tainted is not None:
+        raise MiltonError(
+            f"--from-production: production {production.run_id} is tainted ({production.tainted.reason}); it "
+            "learned forgotten conversations, so nothing may continue it: train without --from-production "
+            "(`milton-lora cycle` does so by itself)"
         )
     registry.check_integrity(production)
     adapter_dir = registry.path_of(production.adapter_path)
@@ -87,9 +103,12 @@ def plan_from_production(registry: Registry, config: TrainConfig, base_model: Pa
     _check_same_lora(production.run_id, _read_json(adapter_dir / ADAPTER_CONFIG), config)
     source = replay_source(registry.run_dir(production.run_id), record, production.run_id)
     new_train = read_conversations(train_file)
-    pool = older_only(read_conversations(source), new_train + read_conversations(test_file))
+    older = read_conversations(source)
+    pool = older_only(older, new_train + read_conversations(test_file))
     wanted = min(round(config.replay_fraction * len(new_train)), len(pool))
     chosen = sorted(random.Random(config.seed).sample(range(len(pool)), wanted))
+    lines = _line_map(source, len(older))
+    line_of = {id(conversation): index for index, conversation in enumerate(older)}
     return InitFromProduction(
         run_id=production.run_id,
         adapter_dir=adapter_dir,
@@ -98,7 +117,18 @@ def plan_from_production(registry: Registry, config: TrainConfig, base_model: Pa
         replay_source=source,
         replay_pool=len(pool),
         replay=[pool[i] for i in chosen],
+        replay_lineage=[lines[line_of[id(pool[i])]] for i in chosen] if lines else [],
+        inherited=record.lineage.learned(),
     )
+
+
+def _line_map(source: Path, count: int) -> list[Seen]:
+    """Which conversation each line of the replay source is, when its run kept that (and it still matches)."""
+    path = source.with_name(RUN_TRAIN_LINEAGE)
+    if source.name != RUN_TRAIN_DATA or not path.exists():
+        return []
+    lines = LineMap.model_validate_json(path.read_text()).lines
+    return lines if len(lines) == count else []
 
 
 def replay_source(run_dir: Path, record: TrainingRecord, run_id: str) -> Path:

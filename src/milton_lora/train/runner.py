@@ -30,10 +30,11 @@ from milton_lora.chat.masks import TokenizedSplit, tokenize_split
 from milton_lora.chat.tokenizer import load_tokenizer
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
-from milton_lora.fileio import atomic_write_text, sha256_file, staged_new_directory
+from milton_lora.fileio import atomic_write_files, atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.libraries import library_versions, quiet_libraries
+from milton_lora.lineage import ExportLineage, Lineage, LineMap
 from milton_lora.record import TrainingRecord, write_record
-from milton_lora.settings import EXPORT_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA
+from milton_lora.settings import EXPORT_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
@@ -116,9 +117,42 @@ def starting_point(plan: TrainPlan) -> dict[str, Any]:
     return json.loads(recorded.read_text()) if recorded.exists() else {}
 
 
-def keep_training_conversations(plan: TrainPlan, conversations: list[Conversation]) -> None:
+def keep_training_conversations(plan: TrainPlan, conversations: list[Conversation], resume: bool) -> None:
+    """Keep the run's conversations and, line for line, which conversation each is (a resumed run keeps both)."""
+    if resume and (plan.run_dir / RUN_TRAIN_LINEAGE).exists():
+        return
     lines = (json.dumps({"messages": messages}, ensure_ascii=False) + "\n" for messages in conversations)
-    atomic_write_text(plan.run_dir / RUN_TRAIN_DATA, "".join(lines))
+    replay = plan.init_from.replay_lineage if plan.init_from else []
+    line_map = LineMap(lines=[*export_lineage(plan).train, *replay])
+    if len(line_map.lines) != len(conversations):  # an export made before lineage was recorded
+        line_map = LineMap()
+    atomic_write_files(
+        {
+            plan.run_dir / RUN_TRAIN_DATA: "".join(lines).encode(),
+            plan.run_dir / RUN_TRAIN_LINEAGE: line_map.model_dump_json(indent=2).encode(),
+        }
+    )
+
+
+def export_lineage(plan: TrainPlan) -> ExportLineage:
+    """The export's splits, line for line (empty for an export made before lineage was recorded)."""
+    path = plan.train_file.parent / EXPORT_METADATA
+    recorded = json.loads(path.read_text()).get("lineage") if path.exists() else None
+    return ExportLineage.model_validate(recorded or {})
+
+
+def run_lineage(plan: TrainPlan, start: dict[str, Any]) -> Lineage:
+    """What the adapter saw: its kept lines (export train split, then replay), the held-out split, its parent."""
+    line_map = LineMap.model_validate_json((plan.run_dir / RUN_TRAIN_LINEAGE).read_text())
+    continued = start.get("continued") or {}
+    return Lineage(
+        export_created_at=export_metadata_of(plan).get("created_at"),
+        train=line_map.lines,
+        replayed=len(continued.get("replay") or []),
+        test=export_lineage(plan).test,
+        parent=(start.get("init_from") or {}).get("run_id"),
+        inherited=continued.get("inherited") or [],
+    )
 
 
 def tokenize_plan_data(plan: TrainPlan, tokenizer: Any, conversations: list[Conversation]
@@ -261,7 +295,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     train, test = tokenize_plan_data(plan, tokenizer, conversations)
     main_process = PartialState().is_main_process
     if main_process:
-        keep_training_conversations(plan, conversations)
+        keep_training_conversations(plan, conversations, resume)
         if plan.init_from is not None:
             atomic_write_text(plan.run_dir / RUN_INIT_FROM, json.dumps(plan.init_from.record(), indent=2) + "\n")
     writer = SummaryWriter(log_dir=str(plan.run_dir / "logs")) if main_process else None
@@ -344,6 +378,7 @@ def build_record(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[st
     runtime = output.metrics.get("train_runtime")
     training_only = runtime - eval_seconds if runtime else None
     trainable, total = trainer.model.get_nb_trainable_parameters()
+    start = starting_point(plan)
     return TrainingRecord.model_validate({
         "run_id": plan.run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -378,7 +413,8 @@ def build_record(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[st
         },
         "trainable_parameters": trainable,
         "total_parameters": total,
-        **starting_point(plan),
+        **{key: value for key, value in start.items() if key in ("init_from", "replay")},
+        "lineage": run_lineage(plan, start),
     })  # fmt: skip
 
 
@@ -393,9 +429,13 @@ def mean_logged_loss(history: list[dict[str, Any]]) -> float | None:
     return total / steps if steps else None
 
 
+def export_metadata_of(plan: TrainPlan) -> dict[str, Any]:
+    path = plan.train_file.parent / EXPORT_METADATA
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def data_provenance(plan: TrainPlan, train: TokenizedSplit, test: TokenizedSplit) -> dict[str, Any]:
-    export_metadata_path = plan.train_file.parent / EXPORT_METADATA
-    export_metadata = json.loads(export_metadata_path.read_text()) if export_metadata_path.exists() else {}
+    export_metadata = export_metadata_of(plan)
     return {
         "train_file": str(plan.train_file),
         "test_file": str(plan.test_file),

@@ -52,6 +52,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     stored_is_newer: int = 0
+    forgotten: int = 0
     messages_imported: int = 0
     repeated_in_file: int = 0
     counts: ParseCounts = field(default_factory=ParseCounts)
@@ -71,6 +72,7 @@ class ImportReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "stored_is_newer": self.stored_is_newer,
+            "forgotten": self.forgotten,
             "messages_imported": self.messages_imported,
             **self.counts.as_dict(),
             "repeated_in_file": self.repeated_in_file,
@@ -178,7 +180,9 @@ def _first_in_file(
 def _store(store: MemoryStore, conversation: Conversation, report: ImportReport) -> None:
     stored = store.stored(conversation.source, conversation.source_id)
     if stored is None:
-        store.insert_conversation(conversation)
+        if store.insert_conversation(conversation) is None:
+            report.forgotten += 1  # `memory forget` left a tombstone; --include-forgotten brings it back
+            return
         report.imported += 1
     elif stored.fingerprint() == conversation.fingerprint():
         report.unchanged += 1

@@ -1,0 +1,157 @@
+"""Forgetting a conversation everywhere it went: the store, the export, every run's kept training data, and
+the adapters that learned it (tainted in the registry). `milton-lora memory forget` and the dashboard call
+`forget_everywhere`; `adapters_that_learned` / `lineage_of` answer the lineage questions.
+
+Decisions:
+- Files are rewritten line by line through their lineage (keyed hashes); a file made before lineage was
+  recorded cannot be rewritten that way, so if it holds a forgotten turn's text it is deleted (a run's kept
+  data: replay from that run then says it is gone; the export: `milton-lora export` makes a new one).
+- Adapters keep their weights (the registry's history and a rollback need them) but a tainted adapter can
+  never be promoted or continued; production tainted is reported with the two ways out: roll back to the
+  newest untainted adapter, or `milton-lora cycle` (which then trains from new weights).
+- Last, every file under the home up to 64 MiB is searched for the forgotten turns' text (turns of 24
+  characters or more: shorter ones are too common to mean anything); what still holds one is reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from milton_lora.export import rewrite_without
+from milton_lora.fileio import atomic_write_files
+from milton_lora.lineage import Lineage, LineMap, keep_lines
+from milton_lora.memory import Conversation, MemoryStore
+from milton_lora.memory.forget import forget_conversations
+from milton_lora.record import read_record
+from milton_lora.registry import Registry
+from milton_lora.settings import RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE, Settings
+
+MIN_TEXT = 24
+MAX_SCANNED = 64 << 20
+
+
+@dataclass
+class ForgetReport:
+    """What a forget did, and what the person should do next."""
+
+    forgotten: int
+    rewritten: list[Path] = field(default_factory=list)
+    deleted: list[Path] = field(default_factory=list)
+    tainted: list[str] = field(default_factory=list)
+    production_tainted: str | None = None
+    rollback_to: str | None = None
+    rollback_command: str | None = None
+    leftovers: list[Path] = field(default_factory=list)
+
+
+def forget_everywhere(
+    settings: Settings, conversations: list[Conversation], reason: str = "memory forget"
+) -> ForgetReport:
+    """Forget `conversations` in the store and everywhere their text or weights went (see the module's doc)."""
+    texts = turn_texts(conversations)
+    with MemoryStore(settings.memory_db) as store:
+        forget_conversations(store, conversations, reason, datetime.now(timezone.utc))
+        forgotten = set(store.tombstones())
+    report = ForgetReport(forgotten=len(conversations))
+    removed = rewrite_without(settings.export_dir, forgotten)
+    if removed:
+        report.rewritten.append(settings.export_dir)
+    elif removed is None and _holds_any(settings.export_dir, texts):
+        report.deleted += _delete_files(settings.export_dir)
+    for run_dir in sorted(p for p in settings.runs_dir.glob("*") if (p / RUN_TRAIN_DATA).exists()):
+        _rewrite_run_data(run_dir, forgotten, texts, report)
+    registry = Registry.of(settings)
+    report.tainted = taint_adapters(registry, forgotten, f"{reason}: learned a forgotten conversation")
+    production = registry.load().production()
+    if production is not None and production.tainted is not None:
+        report.production_tainted = production.run_id
+        fallback = registry.newest_untainted(exclude=production.run_id)
+        if fallback is not None:
+            report.rollback_to = fallback.run_id
+            report.rollback_command = (
+                "milton-lora promote --rollback"
+                if fallback.status == "archived"
+                else f"milton-lora promote {fallback.run_id} --to-production"
+            )
+    report.leftovers = files_holding(settings.home, texts)
+    return report
+
+
+def turn_texts(conversations: list[Conversation]) -> set[bytes]:
+    """The turns' text as files hold it: as written, and as JSON writes it (escaped newlines and quotes)."""
+    turns = [m.content for c in conversations for m in c.messages if len(m.content) >= MIN_TEXT]
+    return {t.encode() for t in turns} | {json.dumps(t, ensure_ascii=False)[1:-1].encode() for t in turns}
+
+
+def _rewrite_run_data(run_dir: Path, forgotten: set[str], texts: set[bytes], report: ForgetReport) -> None:
+    data, map_path = run_dir / RUN_TRAIN_DATA, run_dir / RUN_TRAIN_LINEAGE
+    lines = data.read_text().splitlines()
+    line_map = LineMap.model_validate_json(map_path.read_text()) if map_path.exists() else LineMap()
+    kept = keep_lines(lines, line_map.lines, forgotten)
+    if kept is None:
+        if _holds_any(run_dir, texts, only=data):
+            data.unlink()
+            report.deleted.append(data)
+        return
+    if len(kept[0]) == len(lines):
+        return
+    atomic_write_files(
+        {
+            data: "".join(line + "\n" for line in kept[0]).encode(),
+            map_path: LineMap(lines=kept[1]).model_dump_json(indent=2).encode(),
+        }
+    )
+    report.rewritten.append(data)
+
+
+def taint_adapters(registry: Registry, forgotten: set[str], reason: str) -> list[str]:
+    """Mark tainted every registered, not yet tainted adapter whose lineage learned a forgotten conversation."""
+    found = {}
+    for entry in registry.load().adapters.values():
+        if entry.tainted is None:
+            learned = lineage_of(registry, entry.run_id).learned_identities() & forgotten
+            if learned:
+                found[entry.run_id] = len(learned)
+    return [e.run_id for e in registry.mark_tainted(found, reason)] if found else []
+
+
+def lineage_of(registry: Registry, run_id: str) -> Lineage:
+    """The lineage an adapter's training record holds (empty for an adapter trained before lineage existed, or
+    made elsewhere)."""
+    record = read_record(registry.adapter_dir(run_id))
+    return record.lineage if record is not None else Lineage()
+
+
+def adapters_that_learned(registry: Registry, identity: str) -> list[tuple[str, str, str]]:
+    """(run id, created at, how it met the conversation) for every registered adapter whose lineage holds it."""
+    found = []
+    for entry in registry.load().newest_first():
+        role = lineage_of(registry, entry.run_id).role_of(identity)
+        if role is not None:
+            found.append((entry.run_id, entry.created_at, role))
+    return found
+
+
+def files_holding(root: Path, texts: set[bytes]) -> list[Path]:
+    """Files under `root` (up to 64 MiB each) whose bytes hold any of `texts`."""
+    return [p for p in sorted(root.rglob("*")) if _holds_any(p, texts, only=p)] if texts else []
+
+
+def _holds_any(folder: Path, texts: set[bytes], only: Path | None = None) -> bool:
+    paths = [only] if only is not None else list(folder.glob("*"))
+    for path in paths:
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_SCANNED:
+            data = path.read_bytes()
+            if any(text in data for text in texts):
+                return True
+    return False
+
+
+def _delete_files(folder: Path) -> list[Path]:
+    deleted = [p for p in folder.glob("*") if p.is_file()]
+    for path in deleted:
+        path.unlink()
+    return deleted
