@@ -130,7 +130,7 @@ def test_list_table_and_json(registry: Registry, adapters: list[str], cli) -> No
     rows = json.loads(cli("promote", "--list", "--json").stdout)
     assert [r["run_id"] for r in rows] == adapters
     assert [r["is_production"] for r in rows] == [False, True, False]
-    assert set(rows[0]) == {"run_id", "status", "created_at", "pass_rate", "is_production", "note"}
+    assert set(rows[0]) == {"run_id", "status", "created_at", "pass_rate", "is_production", "note", "tainted"}
     table = cli("promote", "--list").stdout
     assert "★ production" in table and "95.0%" in table
 
@@ -280,3 +280,19 @@ def test_latest_resolves_for_eval_and_report(trained_home: Path, tmp_path: Path,
     report = cli("--home", str(home), "report", "latest")
     assert report.exit_code == 0, report.stderr
     assert "kept for the record" in (home / "runs" / run_id / "report.html").read_text()
+
+
+def test_tainted_adapters_are_never_promoted_and_rollback_passes_them(
+    registry: Registry, adapters: list[str], cli
+) -> None:
+    a, b, c = adapters
+    for run_id in adapters:
+        assert cli("promote", run_id, "--to-production", "--force").exit_code == 0
+    registry.mark_tainted({b: 1, c: 2}, "memory forget: learned a forgotten conversation")
+    assert registry.newest_untainted(exclude=c).run_id == a
+    refused = cli("promote", b, "--to-production", "--force")
+    assert refused.exit_code == 1 and f"{b} is tainted" in refused.stderr
+    table = cli("promote", "--list")
+    assert "(tainted)" in table.stdout and "tainted:" in table.stdout  # status and note columns
+    back = cli("promote", "--rollback", "--force")
+    assert back.exit_code == 0 and f"{c} → {a}" in back.stdout
