@@ -221,6 +221,8 @@ def test_capture_appends_served_conversations(served_home: tuple[Path, str]) -> 
         follow = [*first, {"role": "assistant", "content": reply.choices[0].message.content},
                   {"role": "user", "content": "Thanks"}]  # fmt: skip
         running.client().chat.completions.create(model="milton", messages=follow, max_tokens=6)
+        private = [{"role": "user", "content": "Do not keep this one"}]
+        running.client().chat.completions.create(model="milton", messages=private, max_tokens=6, store=False)
     finally:
         running.stop()
     with MemoryStore(home / "memory" / "milton.db") as store:
@@ -289,3 +291,40 @@ def test_vllm_proxy_adds_the_alias(shared_server: Server, shared_home: tuple[Pat
         answered = proxy.post("/v1/chat/completions", json=body)
         assert answered.status_code == 200 and answered.json()["model"] == versioned
         assert proxy.get("/v1/models").json()["data"]
+
+
+def test_capture_keeps_apart_what_shares_an_opening_and_never_brings_back_a_forgotten_one(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from milton_lora.serve.runtime import capture_to_memory
+
+    db = tmp_path / "milton.db"
+    capture = capture_to_memory(db)
+    opening = [{"role": "user", "content": "Plan my week"}]
+    capture(opening, "Sure: Monday gym.")
+    first = [
+        *opening,
+        {"role": "assistant", "content": "Sure: Monday gym."},
+        {"role": "user", "content": "And Tuesday?"},
+    ]
+    capture(first, "Tuesday: dentist.")
+    capture(opening, "Happy to: start with sleep.")  # another chat that opens the same way
+    other = [*opening, {"role": "assistant", "content": "Sure: Monday gym."}, {"role": "user", "content": "Cancel it"}]
+    capture(other, "Cancelled.")  # branches off the first after its first reply
+    capture(first, "Tuesday: dentist.")  # the same request again (a retry) changes nothing
+    with MemoryStore(db) as store:
+        stored = {tuple(m.content for m in c.messages) for c in store.conversations()}
+        assert stored == {
+            ("Plan my week", "Sure: Monday gym.", "And Tuesday?", "Tuesday: dentist."),
+            ("Plan my week", "Happy to: start with sleep."),
+            ("Plan my week", "Sure: Monday gym.", "Cancel it", "Cancelled."),
+        }
+        grown = next(
+            c for c in store.conversations() if len(c.messages) == 4 and c.messages[2].content == "And Tuesday?"
+        )
+        store.delete_forever([grown], "test", datetime.now(timezone.utc))
+    capture(
+        [*first, {"role": "assistant", "content": "Tuesday: dentist."}, {"role": "user", "content": "Wed?"}], "Rest."
+    )
+    with MemoryStore(db) as store:
+        assert not any(m.content == "And Tuesday?" for c in store.conversations() for m in c.messages)

@@ -118,6 +118,7 @@ def create_app(engine: Engine, config: ServeConfig, adapters_root: Path, api_key
             deadline = time.monotonic() + config.request_timeout_s
             await run_in_threadpool(_ensure_loaded, engine, body.model, find_adapter)
             messages = body.conversation()
+            keep = capture if body.store else None  # `"store": false`: the client asked not to be remembered
             generation = await run_in_threadpool(engine.begin, body.model, messages, body.budget(), deadline,
                                                  body.stream)  # fmt: skip
         except BaseException:
@@ -125,13 +126,13 @@ def create_app(engine: Engine, config: ServeConfig, adapters_root: Path, api_key
             raise
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
-            events = _sse(reply_id, created, body, generation, lambda text: _capture(capture, messages, text))
+            events = _sse(reply_id, created, body, generation, lambda text: _capture(keep, messages, text))
             return _GenerationResponse(events, generation, slots.free)
         try:
             reply = await _finished(generation, request)
         finally:
             slots.free()
-        await run_in_threadpool(_capture, capture, messages, reply.text)
+        await run_in_threadpool(_capture, keep, messages, reply.text)
         message = {"role": "assistant", "content": reply.text}
         return {
             "id": reply_id, "object": "chat.completion", "created": created, "model": body.model,

@@ -72,6 +72,8 @@ class ChatRequest(BaseModel):
             raise ValueError("tool calls are not supported by this server")
         return value
 
+    store: bool = True  # OpenAI's field: false asks not to be captured into memory (also the hot swap's ping)
+
     @field_validator("messages")
     @classmethod
     def _ends_with_user(cls, messages: list[ChatMessage]) -> list[ChatMessage]:

@@ -129,22 +129,41 @@ def base_model_for(config: ServeConfig, settings: Settings, production: Entry | 
 
 
 def capture_to_memory(db: Path) -> Any:
-    """A capture hook that stores each served conversation (grown versions replace shorter ones)."""
+    """A capture hook that stores each served conversation. A later request that continues it (its turns
+    start with the stored ones) replaces it with the grown version; a different conversation that only
+    shares an opening is stored apart. A conversation named by its opening turns is found again through
+    every prefix of the request, so one that `memory forget` removed is not captured back when the client
+    resends it."""
     from milton_lora.memory import Conversation, MemoryStore, Message
 
     def capture(messages: list[dict[str, str]], reply: str) -> None:
-        first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), 0)
-        key = hashlib.sha256(json.dumps(messages[: first_user + 1]).encode()).hexdigest()[:24]
         now = datetime.now(timezone.utc)
         turns = [Message(m["role"], m["content"], now) for m in messages] + [Message("assistant", reply, now)]
+        prefixes = [served_id(turns[:end]) for end in range(1, len(turns) + 1)]
+        first_user = next((m["content"] for m in messages if m["role"] == "user"), messages[0]["content"])
         with MemoryStore(db) as store, store.transaction():
-            known = store.message_count("milton-serve", key)
-            if known is None or known < len(turns):
-                store.replace_conversation(
-                    Conversation("milton-serve", key, messages[first_user]["content"][:80], now, turns)
-                )
+            if any(store.is_forgotten(store.identity_hash(f"{SERVED}:{p}")) for p in prefixes):
+                return
+            grown = next((p for p in reversed(prefixes) if _continues(store.stored(SERVED, p), turns)), None)
+            if grown is None or (store.message_count(SERVED, grown) or 0) < len(turns):
+                store.replace_conversation(Conversation(SERVED, grown or prefixes[-1], first_user[:80], now, turns))
 
     return capture
+
+
+SERVED = "milton-serve"
+
+
+def served_id(turns: list[Any]) -> str:
+    """A served conversation's id: a hash of the turns it had when first captured."""
+    return hashlib.sha256(json.dumps([(t.role, t.content) for t in turns]).encode()).hexdigest()[:24]
+
+
+def _continues(stored: Any, turns: list[Any]) -> bool:
+    """Whether `turns` begin with every turn of the stored conversation (None: nothing stored)."""
+    if stored is None or len(stored.messages) > len(turns):
+        return False
+    return all((a.role, a.content) == (b.role, b.content) for a, b in zip(stored.messages, turns, strict=False))
 
 
 # --- background --------------------------------------------------------------------------------

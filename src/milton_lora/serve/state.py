@@ -88,7 +88,8 @@ def hot_swap(settings: Settings, registry: Registry, api_key: str | None, timeou
             _call(client, "/v1/load_lora_adapter",
                   {"lora_name": target, "lora_path": str(registry.path_of(production.adapter_path))})  # fmt: skip
             _call(client, "/v1/chat/completions",
-                  {"model": target, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1})  # fmt: skip
+                  {"model": target, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1,
+                   "store": False})  # fmt: skip
             _call(client, "/admin/alias", {"lora_name": target})
         stale = [name for name in loaded if "@" in name and name != target]
         for name in stale:  # the old version, and any a killed swap loaded but never served
