@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from milton_lora.memory.importers import import_file
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import sha256_file
@@ -15,7 +16,6 @@ from milton_lora.forgetting import taint_adapters
 from milton_lora.lineage import Lineage, Seen, keep_lines
 from milton_lora.memory import Conversation, MemoryStore, Message
 from milton_lora.memory.forget import ForgetQuery, select_conversations
-from milton_lora.memory.importers import import_file
 from milton_lora.registry import Registry
 from milton_lora.settings import Settings
 
