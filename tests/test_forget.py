@@ -102,6 +102,7 @@ def test_forget_asks_on_a_search_and_rewrites_the_export_through_its_lineage(hom
         assert SECRET not in path.read_text()
         assert len(path.read_text().splitlines()) == after[f"{split}_conversations"] == len(after["lineage"][split])
         assert after["files"][path.name] == sha256_file(path)
+    assert not any(SECRET in p.read_text() for p in settings.export_dir.glob("*"))
     stats = json.loads(cli("memory", "stats", "--json").stdout)
     assert stats["forgotten"] == 1 and stats["conversations"] == 12
 
@@ -133,3 +134,16 @@ def test_keep_lines_needs_a_lineage_that_covers_the_file() -> None:
     a, b = Seen(identity="a", version="1"), Seen(identity="b", version="2")
     assert keep_lines(["x", "y"], [a, b], {"a"}) == (["y"], [b])
     assert keep_lines(["x", "y"], [a], {"a"}) is None
+
+
+def test_a_json_lines_file_quoting_forgotten_text_loses_those_lines_and_others_are_named(home: Path, cli) -> None:
+    assert cli("memory", "import", str(openai_file(home.parent / "e.jsonl", {"gone": SECRET}))).exit_code == 0
+    judged = home / "runs" / "lora_20261101_000001" / "judgements.jsonl"
+    judged.parent.mkdir(parents=True)
+    judged.write_text(json.dumps({"prompt": SECRET, "winner": "adapter"}) + "\n" + json.dumps({"prompt": "x"}) + "\n")
+    notes = home / "notes.txt"
+    notes.write_text(f"copied by hand: {SECRET}\n")
+    done = cli("memory", "forget", "openai:gone")
+    assert done.exit_code == 0, done.stderr
+    assert judged.read_text() == json.dumps({"prompt": "x"}) + "\n" and f"rewrote {judged}" in done.stdout
+    assert f"{notes} still holds forgotten text" in " ".join(done.stderr.split())

@@ -10,7 +10,9 @@ Decisions:
   never be promoted or continued; production tainted is reported with the two ways out: roll back to the
   newest untainted adapter, or `milton-lora cycle` (which then trains from new weights).
 - Last, every file under the home up to 64 MiB is searched for the forgotten turns' text (turns of 24
-  characters or more: shorter ones are too common to mean anything); what still holds one is reported.
+  characters or more: shorter ones are too common to mean anything). A JSON-lines file that holds one
+  (an evaluation's `judgements.jsonl` quotes held-out prompts) loses those lines; anything else that still
+  holds one is reported, for the person to delete.
 """
 
 from __future__ import annotations
@@ -76,8 +78,23 @@ def forget_everywhere(
                 if fallback.status == "archived"
                 else f"milton-lora promote {fallback.run_id} --to-production"
             )
-    report.leftovers = files_holding(settings.home, texts)
+    for path in files_holding(settings.home, texts):
+        if path.suffix == ".jsonl" and _drop_lines_holding(path, texts):
+            report.rewritten.append(path)
+        else:
+            report.leftovers.append(path)
     return report
+
+
+def _drop_lines_holding(path: Path, texts: set[bytes]) -> bool:
+    """Rewrite a JSON-lines file (a run's judgements, a kept file without lineage) without the lines that hold
+    forgotten text; False when that would not remove it (it spans lines)."""
+    kept = [line for line in path.read_bytes().splitlines(keepends=True) if not any(t in line for t in texts)]
+    data = b"".join(kept)
+    if any(t in data for t in texts):
+        return False
+    atomic_write_files({path: data})
+    return True
 
 
 def turn_texts(conversations: list[Conversation]) -> set[bytes]:
