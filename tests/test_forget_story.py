@@ -69,6 +69,8 @@ def test_forget_one_conversation_everywhere_it_went(home: Path, tiny_model_dir: 
     listed = json.loads(cli("promote", "--list", "--json").stdout)
     assert {row["run_id"] for row in listed if row["tainted"]} == {a, b}
     assert json.loads(cli("memory", "lineage", target.key, "--json").stdout)["forgotten"] is True
+    assert cli("report", b).exit_code == 0
+    assert "Tainted, cannot be promoted" in (home / "runs" / b / "report.html").read_text()
 
     # The weekly cycle retrains from new weights without it, although asked to continue production.
     third = cli("cycle", "--days", "30", "--config", "lora_light.yaml", "--from-production", *FAST)

@@ -116,7 +116,9 @@ def _marker(marker: dict[str, Any], x: str, pad: int, height: int) -> str:
             "</g>")  # fmt: skip
 
 
-def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None) -> str:
+def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None,
+                 taint: str | None = None) -> str:  # fmt: skip
+    """The page; `taint` (why the registry marked the adapter tainted) is shown first, as a warning."""
     if not run_dir.exists():
         raise MiltonError(f"{run_dir}: no such run; train it first")
     training = read_record(adapter_dir)
@@ -125,6 +127,8 @@ def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None
     losses = {name: scalars[tag] for name, tag in (("train loss", "train/loss"), ("eval loss", "eval/loss"))
               if tag in scalars}  # fmt: skip
     noted = f'<p class="note"><b>Latest note:</b> {escape(note)}</p>' if note else ""
+    if taint:
+        noted = f'<p class="note"><b>Tainted, cannot be promoted:</b> {escape(taint)}</p>' + noted
     body = [f"<h1>Milton LoRA run {escape(run_id)}</h1>", noted, _training_summary(training), _health(health),
             "<h2>Loss curves</h2>", line_chart(losses, "loss (assistant tokens)", markers=health.get("signals")),
             line_chart({"learning rate": scalars.get("train/learning_rate", [])}, "learning rate")]  # fmt: skip
@@ -133,9 +137,10 @@ def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None
             f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
 
 
-def write_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None) -> Path:
+def write_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None,
+                 taint: str | None = None) -> Path:  # fmt: skip
     path = run_dir / "report.html"
-    atomic_write_text(path, build_report(run_id, run_dir, adapter_dir, note))
+    atomic_write_text(path, build_report(run_id, run_dir, adapter_dir, note, taint))
     return path
 
 

@@ -49,7 +49,9 @@ def report(
     registry = registry_of(settings_of(ctx))
     if not registry.is_stopped_run(run_id):
         run_id = registry.resolve(run_id)
-    path = write_report(run_id, registry.run_dir(run_id), registry.adapter_dir(run_id), registry.note_of(run_id))
+    tainted = registry.load().adapters.get(run_id)
+    taint = f"{tainted.tainted.reason} ({tainted.tainted.at})" if tainted and tainted.tainted else None
+    path = write_report(run_id, registry.run_dir(run_id), registry.adapter_dir(run_id), registry.note_of(run_id), taint)
     console.print(f"Report written to {path}")
 
 
