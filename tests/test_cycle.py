@@ -118,7 +118,7 @@ def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_di
         key: metadata[key] for key in ("init_from", "replay")
     }
     assert metadata["lineage"]["parent"] == run_id and metadata["lineage"]["replayed"] == replay["count"]
-    assert started["lineage"]["replay"] == metadata["lineage"]["train"][-replay["count"] :]
+    assert started["continued"]["replay"] == metadata["lineage"]["train"][-replay["count"] :]
     assert registry_of(home).get(new_id).history[0].command.endswith("--from-production")
 
     # Asked on a terminal: "n" keeps it a candidate, "y" promotes it, through the same promotion as `promote`.

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from milton_lora.memory.importers import import_file
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import sha256_file
@@ -16,6 +15,7 @@ from milton_lora.forgetting import taint_adapters
 from milton_lora.lineage import Lineage, Seen, keep_lines
 from milton_lora.memory import Conversation, MemoryStore, Message
 from milton_lora.memory.forget import ForgetQuery, select_conversations
+from milton_lora.memory.imports import import_file
 from milton_lora.registry import Registry
 from milton_lora.settings import Settings
 
@@ -118,7 +118,7 @@ def test_adapters_are_tainted_through_their_own_and_inherited_lineage(settings: 
     for run_id, lineage in lineages.items():
         folder = settings.adapters_dir / run_id
         folder.mkdir(parents=True)
-        (folder / "metadata.json").write_text(json.dumps({"lineage": lineage.model_dump()}))
+        (folder / "metadata.json").write_text(json.dumps({"run_id": run_id, "lineage": lineage.model_dump()}))
         (folder / "adapter_model.safetensors").write_bytes(b"weights")
         registry.register(run_id, None, "test")
     assert taint_adapters(registry, {forgotten.identity}, "forgot") == ["lora_20261101_000001", "lora_20261101_000002"]
