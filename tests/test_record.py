@@ -33,12 +33,12 @@ def test_a_record_without_a_version_reads_as_version_one(tmp_path: Path) -> None
 
 
 def test_keys_from_a_newer_writer_survive_a_rewrite(tmp_path: Path) -> None:
-    newer = {**VERSION_ONE, "schema_version": RECORD_VERSION + 1, "lineage": {"train": ["h1"]},
+    newer = {**VERSION_ONE, "schema_version": RECORD_VERSION + 1, "provenance": {"train": ["h1"]},
              "results": {**VERSION_ONE["results"], "best_step": 20}}  # fmt: skip
     (tmp_path / "metadata.json").write_text(json.dumps(newer))
     write_record(tmp_path, read_record(tmp_path))
     again = json.loads((tmp_path / "metadata.json").read_text())
-    assert again["lineage"] == {"train": ["h1"]} and again["results"]["best_step"] == 20
+    assert again["provenance"] == {"train": ["h1"]} and again["results"]["best_step"] == 20
     assert again["schema_version"] == RECORD_VERSION + 1
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Seen(BaseModel):
     """One conversation as a file held it: its identity and the content version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")  # a newer writer's keys survive a rewrite
 
     identity: str
     version: str
@@ -31,7 +31,7 @@ class Seen(BaseModel):
 class ExportLineage(BaseModel):
     """What an export's `metadata.json` records: its splits' conversations, line for line."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")  # a newer writer's keys survive a rewrite
 
     train: list[Seen] = Field(default_factory=list)
     test: list[Seen] = Field(default_factory=list)
@@ -42,7 +42,7 @@ class Lineage(BaseModel):
     the held-out split it was measured on, and the production adapter it continued from with what that one
     learned."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")  # a newer writer's keys survive a rewrite
 
     export_created_at: str | None = None
     train: list[Seen] = Field(default_factory=list)
@@ -77,7 +77,7 @@ class Lineage(BaseModel):
 class LineMap(BaseModel):
     """The conversation of each line of a kept data file (a run's `train.jsonl`), in line order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")  # a newer writer's keys survive a rewrite
 
     lines: list[Seen] = Field(default_factory=list)
 
