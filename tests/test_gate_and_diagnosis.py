@@ -1,8 +1,9 @@
-"""The promotion gate (criteria, gate.yaml) and the evaluation's diagnosis (poor metrics, worse than base,
-degenerate answers), on results built from real benchmark outcomes."""
+"""The promotion gate (criteria, gate.yaml) and the evaluation's diagnosis (little learned, worse than base,
+degenerate answers, one direction for all of them), on results built from real benchmark outcomes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,9 +72,9 @@ def test_without_auto_promote_a_passing_gate_promotes_nothing() -> None:
 def test_gate_yaml_is_optional_validated_and_read(tmp_path: Path) -> None:
     assert load_gate(tmp_path / "missing.yaml") == GateConfig()
     path = tmp_path / "gate.yaml"
-    path.write_text("min_pass_rate: 0.5\nno_category_below_opponent: false\ndiagnosis: {max_perplexity: 8}\n")
+    path.write_text("min_pass_rate: 0.5\nno_category_below_opponent: false\ndiagnosis: {min_loss_gain: 0.1}\n")
     gate = load_gate(path)
-    assert gate.min_pass_rate == 0.5 and gate.min_win_rate == 0.5 and gate.diagnosis.max_perplexity == 8
+    assert gate.min_pass_rate == 0.5 and gate.min_win_rate == 0.5 and gate.diagnosis.min_loss_gain == 0.1
     bench = benchmarks([("memory_retrieval", True, True), ("code_execution", False, True)])
     assert decide(gate, bench, None, PRODUCTION, True).passed  # 50% and the category rule off
     path.write_text("min_pass_rate: 1.5\nmin_winrate: 0.6\n")
@@ -83,7 +84,9 @@ def test_gate_yaml_is_optional_validated_and_read(tmp_path: Path) -> None:
 
 
 FACTS = TrainingFacts(run_id="lora_1", config_path="training/configs/lora_default.yaml", learning_rate=2e-4,
-                      num_epochs=3, max_steps=-1, lora_r=16, window_days=30, train_examples=120)  # fmt: skip
+                      num_epochs=3, max_steps=-1, lora_r=16, window_days=30, train_examples=120, min_steps=40,
+                      global_steps=60, best_step=60, stop_reason="completed")  # fmt: skip
+PEAKED = replace(FACTS, best_step=24, global_steps=42, stop_reason="early_stopping")
 GOOD_SANITY = [SanityAnswer(id="plan", messages=[{"role": "user", "content": "Plan my Saturday"}],
                             adapter="Groceries at 10, a run at 16, dinner at 19.", opponent="Sure.")]  # fmt: skip
 
@@ -96,29 +99,60 @@ def scores(loss: float, accuracy: float) -> Scores:
 
 def test_good_metrics_and_answers_need_no_explanation() -> None:
     assert diagnose(scores(0.9, 0.8), scores(1.2, 0.7), GOOD_SANITY, DiagnosisThresholds(), FACTS, "base") == []
+    # A 135M model's chat perplexity is far above 3 and its token accuracy below 75%: judged against its base.
+    assert diagnose(scores(1.45, 0.5), scores(4.22, 0.3), GOOD_SANITY, DiagnosisThresholds(), FACTS, "base") == []
 
 
-def test_poor_metrics_name_the_guides_fixes_with_this_runs_values() -> None:
-    (finding,) = diagnose(scores(1.5, 0.6), scores(2.0, 0.5), GOOD_SANITY, DiagnosisThresholds(), FACTS, "base")
-    assert finding.signal == "poor held-out metrics"
-    assert finding.observed == "perplexity 4.48 > 3.0; token accuracy 60% < 75%"
-    fixes = " | ".join(finding.fixes)
-    assert "milton-lora export --days 60" in fixes and "120 conversations" in fixes
-    assert "learning_rate in training/configs/lora_default.yaml: 0.0002 → 0.0001" in fixes
-    assert "num_epochs in training/configs/lora_default.yaml: 3 → 4" in fixes
-    assert "tensorboard --logdir runs/lora_1/logs" in fixes
-    assert "the base model alone is at perplexity 7.39" in finding.causes[0]
+def test_little_learned_while_still_improving_recommends_training_longer() -> None:
+    (finding,) = diagnose(scores(1.98, 0.6), scores(2.0, 0.5), GOOD_SANITY, DiagnosisThresholds(), FACTS, "base")
+    assert finding.signal == "little learned"
+    assert finding.observed.startswith("held-out eval loss 1.9800 vs the base model's 2.0000: 1.0% lower, less than "
+                                       "min_loss_gain 2%; held-out loss lowest at step 60 of 60")  # fmt: skip
+    assert finding.fixes[0] == "recommended: num_epochs in training/configs/lora_default.yaml: 3 → 4"
+    assert finding.fixes[1] == "or: learning_rate in training/configs/lora_default.yaml: 0.0002 → 0.0004"
+    assert (
+        "milton-lora export --days 60" in finding.fixes[2]
+        and "120 conversations" in finding.fixes[2]
+    )
+    assert "tensorboard --logdir runs/lora_1/logs" in finding.fixes[3]
+    at_the_floor = replace(FACTS, global_steps=40)
+    (finding,) = diagnose(scores(1.98, 0.6), scores(2.0, 0.5), GOOD_SANITY, DiagnosisThresholds(), at_the_floor, "base")
+    assert finding.fixes[0] == "recommended: min_steps in training/configs/lora_default.yaml: 40 → 80"
+
+
+def test_little_learned_after_an_early_peak_recommends_more_data_not_epochs() -> None:
+    (finding,) = diagnose(scores(1.98, 0.6), scores(2.0, 0.5), GOOD_SANITY, DiagnosisThresholds(), PEAKED, "base")
+    assert finding.fixes[0].startswith("recommended: export more days")
+    assert not any("num_epochs" in fix for fix in finding.fixes)
 
 
 def test_thresholds_come_from_the_diagnosis_section() -> None:
-    lenient = DiagnosisThresholds(max_perplexity=5.0, min_token_accuracy=0.5)
-    assert diagnose(scores(1.5, 0.6), scores(2.0, 0.5), GOOD_SANITY, lenient, FACTS, "base") == []
+    lenient = DiagnosisThresholds(min_loss_gain=0.0)
+    assert diagnose(scores(1.98, 0.6), scores(2.0, 0.5), GOOD_SANITY, lenient, FACTS, "base") == []
 
 
 def test_an_adapter_worse_than_its_base_is_always_flagged() -> None:
-    (finding,) = diagnose(scores(0.5, 0.9), scores(0.4, 0.92), GOOD_SANITY, DiagnosisThresholds(), FACTS, "base")
+    (finding,) = diagnose(scores(0.5, 0.9), scores(0.4, 0.92), GOOD_SANITY, DiagnosisThresholds(), PEAKED, "base")
     assert finding.signal == "worse than its base model" and "+0.1000" in finding.observed
-    assert any("fewer num_epochs" in fix for fix in finding.fixes) and any("lora_r" in f for f in finding.fixes)
+    assert "lowest at step 24 of 42" in finding.observed
+    assert finding.fixes[0] == "recommended: learning_rate in training/configs/lora_default.yaml: 0.0002 → 0.0001"
+    assert finding.fixes[1] == "or: lora_r in training/configs/lora_default.yaml: 16 → 8"
+
+
+@pytest.mark.parametrize("facts", [FACTS, PEAKED], ids=["improving", "peaked"])
+@pytest.mark.parametrize("losses", [(3.39, 2.84), (1.98, 2.0), (1.0, 2.0)], ids=["worse", "little", "good"])
+def test_the_advice_never_points_both_ways(facts: TrainingFacts, losses: tuple[float, float]) -> None:
+    """The demo's case in the issue: worse than the base, with looping answers; the summary advised both more and
+    fewer epochs. Whatever the curve, one summary now holds one direction and every finding leads with one change."""
+    sanity = [SanityAnswer(id="loop", messages=[{"role": "user", "content": "Hi"}], adapter="M. " * 30,
+                           opponent="Hello! How can I help?")]  # fmt: skip
+    findings = diagnose(scores(losses[0], 0.5), scores(losses[1], 0.5), sanity, DiagnosisThresholds(), facts, "base")
+    fixes = [fix for finding in findings for fix in finding.fixes]
+    more = any("→ 0.0004" in fix or "num_epochs" in fix or "min_steps" in fix for fix in fixes)
+    less = any("→ 0.0001" in fix or "lora_r" in fix for fix in fixes)
+    assert not (more and less), fixes
+    assert all(sum(fix.startswith("recommended: ") for fix in f.fixes) == 1 for f in findings)
+    assert all(f.fixes[0].startswith("recommended: ") for f in findings)
 
 
 def test_degenerate_answers_are_recognized() -> None:

@@ -29,7 +29,7 @@ from milton_lora.train.health import (
     last_good_checkpoint,
 )
 from milton_lora.train.oom import smaller_batch
-from milton_lora.train.runner import micro_batching
+from milton_lora.train.schedule import micro_batching
 
 SHIPPED = REPO / "training" / "configs"
 CONFIG = TrainConfig(base_model_path="m", num_epochs=3, lora_r=16, learning_rate=2e-4, warmup_steps=10)

@@ -40,16 +40,30 @@ class TrainConfig(StrictModel):
         description="Linear layers that get LoRA weights.",
     )
     learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate.")
-    num_epochs: float = Field(3, gt=0, description="Epochs over train_file (ignored when max_steps > 0).")
-    per_device_train_batch_size: int = Field(
-        4, ge=1, description="Sequences per micro-batch; with packing, packed rows of max_seq_length tokens."
+    num_epochs: float = Field(
+        3, gt=0, description="Epochs over train_file (ignored when max_steps > 0; raised to reach min_steps)."
     )
-    gradient_accumulation_steps: int = Field(4, ge=1, description="Micro-batches per optimizer step.")
+    min_steps: int = Field(
+        40,
+        ge=0,
+        description="At least this many optimizer steps: a small export gets a smaller effective batch, then more "
+        "epochs (0: off; an explicit max_steps wins).",
+    )
+    per_device_train_batch_size: int = Field(
+        4,
+        ge=1,
+        description="Sequences per micro-batch; with packing, packed rows of max_seq_length tokens (at most: "
+        "see min_steps).",
+    )
+    gradient_accumulation_steps: int = Field(
+        4, ge=1, description="Micro-batches per optimizer step (at most: see min_steps)."
+    )
     bf16: bool = Field(True, description="bf16 mixed precision; falls back to fp32 with a warning without support.")
     lr_scheduler_type: Literal[
         "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
     ] = Field("cosine", description="transformers scheduler name.")
-    warmup_steps: int = Field(10, ge=0, description="Linear warmup steps.")
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0, description="Linear warmup, as a share of the optimizer steps.")
+    warmup_steps: int | None = Field(None, ge=0, description="Linear warmup steps (set: wins over warmup_ratio).")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     train_file: str | None = Field(None, description="Training split (default: the export's train.jsonl).")
     test_file: str | None = Field(None, description="Held-out split (default: the export's test.jsonl).")
@@ -66,8 +80,16 @@ class TrainConfig(StrictModel):
 
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: use num_epochs).")
     seed: int = Field(42, description="Seed for data order and LoRA init.")
-    eval_steps: int = Field(0, ge=0, description="Evaluate every N steps (0: once per epoch).")
-    save_steps: int = Field(0, ge=0, description="Checkpoint every N steps (0: once per epoch).")
+    evals_per_run: int = Field(
+        8, ge=1, description="Held-out loss evaluations spread over the run (when eval_steps is 0)."
+    )
+    eval_steps: int = Field(0, ge=0, description="Evaluate every N steps (0: evals_per_run times per run).")
+    early_stopping_patience: int = Field(
+        3, ge=0, description="Stop after this many evaluations without a better held-out loss (0: never)."
+    )
+    save_steps: int = Field(
+        0, ge=0, description="Checkpoint every N steps (0: at each evaluation, else once per epoch)."
+    )
     save_total_limit: int = Field(3, ge=1, description="Checkpoints kept.")
     logging_steps: int = Field(1, ge=1, description="Log train/loss every N steps.")
     packing: bool = Field(True, description="Padding-free packing (per-conversation attention, exact loss).")

@@ -72,6 +72,25 @@ class Results(_Section):
     final_eval_loss: float | None = None
     tokens_seen: int = 0
     tokens_per_second: float | None = None
+    best_step: int | None = None  # the step whose checkpoint is the adapter (lowest held-out loss)
+    best_eval_loss: float | None = None
+    base_eval_loss: float | None = None  # the base model's held-out loss, measured by the run before its first step
+    stop_reason: str | None = None  # completed or early_stopping (`train/outcome.py`)
+    stop_message: str | None = None
+
+
+class TrainingSchedule(_Section):
+    """The schedule the run trained with, sized to its data (`train/schedule.py`)."""
+
+    optimizer_steps: int
+    steps_per_epoch: int
+    rows_per_epoch: int
+    rows_per_step: int
+    tokens_per_step: int
+    peak_learning_rate: float
+    warmup_steps: int | None = None
+    eval_steps: int | None = None
+    changes: list[str] = []
 
 
 class InitFrom(_Section):
@@ -111,6 +130,7 @@ class TrainingRecord(_Section):
     libraries: dict[str, str | None] = {}
     timings: Timings = Timings()
     results: Results = Results()
+    schedule: TrainingSchedule | None = None
     trainable_parameters: int | None = None
     total_parameters: int | None = None
     health: dict[str, Any] | None = None

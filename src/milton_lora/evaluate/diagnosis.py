@@ -1,10 +1,20 @@
-"""Evaluation that explains itself: poor held-out metrics and degenerate sanity answers, their likely
-causes, and the commands or config keys that address them.
+"""Evaluation that explains itself: a held-out loss that is no better than the base model's, degenerate sanity
+answers, their likely causes, and the config keys that address them.
 
-Held-out metrics are poor above `max_perplexity` or below `min_token_accuracy` (`gate.yaml`,
-`diagnosis:`); an adapter whose held-out loss is worse than its base model's is always flagged.
-A sanity answer is degenerate when it is empty, repeats itself, or echoes the prompt back. Advice
-names the values the run was trained with (from the adapter's `metadata.json`) when they are known.
+The held-out verdict reads the curves training recorded (the adapter's `metadata.json`: steps run, the step
+whose checkpoint became the adapter, why training ended) against the base model's held-out loss, never
+against an absolute perplexity (a 135M model's perplexity on chat is never near 3; an 8B model's is):
+
+- worse than the base (the adapter's held-out loss above the base model's): it learned the training
+  conversations instead of the person; train LESS hard: `learning_rate` halved first.
+- little learned (less than `min_loss_gain` below the base's, `gate.yaml` `diagnosis:`): if the held-out
+  loss was still falling at the last step, train MORE (`min_steps` or `num_epochs` up first); if it had
+  peaked earlier (the best checkpoint was kept), more data is what helps, not other epochs.
+
+Every finding lists its recommended change first (the key and the new value), then alternatives, and all
+findings share the one direction the curves gave: a summary never advises more and fewer epochs at once,
+and a repetitive answer after too little training points at generation, not at the learning rate.
+A sanity answer is degenerate when it is empty, repeats itself, or echoes the prompt back.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ _MIN_CHARS_FOR_COMPRESSION = 40
 _MAX_COMPRESSION_RATIO = 0.3  # text that compresses this well is a few characters over and over
 _ECHO_SIMILARITY = 0.8
 _MIN_ECHO_CHARS = 12  # a short prompt ("Go") may start a real answer
+LESS, MORE = "less", "more"  # the one direction of a diagnosis: train less hard, or longer
+RECOMMENDED = "recommended: "
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,10 @@ class TrainingFacts:
     window_days: int | None = None
     train_examples: int | None = None
     train_file: str | None = None
+    min_steps: int | None = None
+    global_steps: int | None = None
+    best_step: int | None = None
+    stop_reason: str | None = None
 
     @classmethod
     def from_record(cls, run_id: str, record: TrainingRecord | None) -> TrainingFacts:
@@ -55,11 +71,27 @@ class TrainingFacts:
             record.data.export_window_days,
             record.data.train_examples,
             record.data.train_file,
+            record.config_value("min_steps"),
+            record.results.global_steps,
+            record.results.best_step,
+            record.results.stop_reason,
         )
 
     @property
     def config(self) -> str:
         return self.config_path or "your training config"
+
+    @property
+    def still_improving(self) -> bool:
+        """The held-out loss was lowest at the last step (or training recorded no curve)."""
+        if self.best_step is None or self.global_steps is None:
+            return self.stop_reason != "early_stopping"
+        return self.best_step >= self.global_steps
+
+    def curve(self) -> str:
+        if self.best_step is None or self.global_steps is None:
+            return ""
+        return f"held-out loss lowest at step {self.best_step} of {self.global_steps} (that checkpoint is the adapter)"
 
     def export_more(self) -> str:
         days = self.window_days * 2 if self.window_days else 90
@@ -70,21 +102,24 @@ class TrainingFacts:
     def lower_learning_rate(self) -> str:
         if self.learning_rate is None:
             return f"lower learning_rate in {self.config}"
-        return f"lower learning_rate in {self.config}: {self.learning_rate:g} → {self.learning_rate / 2:g}"
+        return f"learning_rate in {self.config}: {self.learning_rate:g} → {self.learning_rate / 2:g}"
 
-    def more_epochs(self) -> str:
+    def higher_learning_rate(self) -> str:
+        if self.learning_rate is None:
+            return f"raise learning_rate in {self.config}"
+        return f"learning_rate in {self.config}: {self.learning_rate:g} → {self.learning_rate * 2:g}"
+
+    def train_longer(self) -> str:
         if self.max_steps and self.max_steps > 0:
-            return f"train longer: max_steps {self.max_steps} → {self.max_steps * 2} (or -1 to use num_epochs)"
+            return f"max_steps in {self.config}: {self.max_steps} → {self.max_steps * 2}"
+        if self.min_steps and self.global_steps and self.global_steps <= self.min_steps:
+            return f"min_steps in {self.config}: {self.min_steps} → {self.min_steps * 2}"
         now = f": {self.num_epochs:g} → {self.num_epochs + 1:g}" if self.num_epochs else ""
-        return f"more num_epochs in {self.config}{now}"
-
-    def fewer_epochs(self) -> str:
-        now = f": {self.num_epochs:g} → {max(1.0, self.num_epochs - 1):g}" if self.num_epochs else ""
-        return f"fewer num_epochs in {self.config}{now}"
+        return f"num_epochs in {self.config}{now}"
 
     def lower_rank(self) -> str:
         now = f": {self.lora_r} → {max(1, self.lora_r // 2)}" if self.lora_r else ""
-        return f"a lower lora_r in {self.config}{now}"
+        return f"lora_r in {self.config}{now}"
 
     def curves(self) -> str:
         return f"compare train and eval loss: tensorboard --logdir runs/{self.run_id}/logs"
@@ -98,66 +133,66 @@ def diagnose(
     facts: TrainingFacts,
     opponent: str,
 ) -> list[Finding]:
-    findings = [
-        f
-        for f in (poor_metrics(adapter, base, thresholds, facts), worse_than_base(adapter, base, facts))
-        if f is not None
-    ]
-    return findings + degenerate_answers(sanity, facts, opponent)
+    """The held-out verdict first (it sets the direction), then the degenerate answers, advised the same way."""
+    verdict = held_out_verdict(adapter, base, thresholds, facts)
+    direction = verdict[1] if verdict else None
+    return ([verdict[0]] if verdict else []) + degenerate_answers(sanity, facts, opponent, direction)
 
 
-def poor_metrics(
-    adapter: Scores, base: Scores, thresholds: DiagnosisThresholds, facts: TrainingFacts
-) -> Finding | None:
-    poor = []
-    if adapter.perplexity is not None and adapter.perplexity > thresholds.max_perplexity:
-        poor.append(f"perplexity {adapter.perplexity:.2f} > {thresholds.max_perplexity:.1f}")
-    if adapter.token_accuracy is not None and adapter.token_accuracy < thresholds.min_token_accuracy:
-        poor.append(f"token accuracy {adapter.token_accuracy:.0%} < {thresholds.min_token_accuracy:.0%}")
-    if not poor:
+def held_out_verdict(adapter: Scores, base: Scores, thresholds: DiagnosisThresholds,
+                     facts: TrainingFacts) -> tuple[Finding, str | None] | None:  # fmt: skip
+    """The finding about the adapter's held-out loss against the base model's, and the direction it gives."""
+    if adapter.eval_loss is None or base.eval_loss is None:
         return None
-    causes = [
-        "too few conversations to learn your style from",
-        "too few training steps to converge",
-        "a learning rate too high to settle (loss jumps around)",
-    ]
-    if base.perplexity is not None and adapter.perplexity is not None and adapter.perplexity < base.perplexity:
-        causes.insert(
-            0,
-            f"the base model alone is at perplexity {base.perplexity:.2f}: the adapter improved on it, "
-            "but not enough yet",
+    gain = base.eval_loss - adapter.eval_loss
+    curve = [facts.curve()] if facts.curve() else []
+    compared = f"held-out eval loss {adapter.eval_loss:.4f} vs the base model's {base.eval_loss:.4f}"
+    if gain < 0:
+        finding = Finding(
+            signal="worse than its base model",
+            observed=f"{compared} (+{-gain:.4f})" + (f"; {curve[0]}" if curve else ""),
+            causes=[
+                "a learning rate too high for this much data: it learned the training conversations by heart "
+                "before it learned their style",
+                "held-out conversations unlike the training ones (a short export window)",
+            ],
+            fixes=_recommend(facts.lower_learning_rate(), facts.lower_rank(), facts.export_more(), facts.curves()),
         )
-    return Finding(
-        signal="poor held-out metrics",
-        observed="; ".join(poor),
-        causes=causes,
-        fixes=[facts.export_more(), facts.more_epochs(), facts.lower_learning_rate(), facts.curves()],
-    )
-
-
-def worse_than_base(adapter: Scores, base: Scores, facts: TrainingFacts) -> Finding | None:
-    if adapter.eval_loss is None or base.eval_loss is None or adapter.eval_loss <= base.eval_loss:
+        return finding, LESS
+    if gain >= thresholds.min_loss_gain * base.eval_loss:
         return None
-    return Finding(
-        signal="worse than its base model",
-        observed=f"held-out eval loss {adapter.eval_loss:.4f} vs the base model's {base.eval_loss:.4f} "
-        f"(+{adapter.eval_loss - base.eval_loss:.4f})",
+    observed = (f"{compared}: {gain / base.eval_loss:.1%} lower, less than min_loss_gain "
+                f"{thresholds.min_loss_gain:.0%}" + (f"; {curve[0]}" if curve else ""))  # fmt: skip
+    if facts.still_improving:
+        finding = Finding(
+            signal="little learned",
+            observed=observed,
+            causes=[
+                "too few optimizer steps: the held-out loss was still falling when training ended",
+                "a learning rate too low to move the adapter in this many steps",
+            ],
+            fixes=_recommend(facts.train_longer(), facts.higher_learning_rate(), facts.export_more(), facts.curves()),
+        )
+        return finding, MORE
+    finding = Finding(
+        signal="little learned",
+        observed=observed,
         causes=[
-            "overfitting: it learned the training conversations by heart (eval loss rises while train loss falls)",
-            "a learning rate too high (loss spikes)",
-            "held-out conversations unlike the training ones (a short export window)",
+            "too little data: the held-out loss stopped improving early, and the best checkpoint was kept",
+            "conversations too varied for a small adapter to find their common style",
         ],
-        fixes=[
-            facts.fewer_epochs(),
-            facts.lower_learning_rate(),
-            facts.lower_rank(),
-            facts.export_more(),
-            facts.curves(),
-        ],
+        fixes=_recommend(facts.export_more(), facts.lower_learning_rate(), facts.curves()),
     )
+    return finding, None
 
 
-def degenerate_answers(sanity: list[SanityAnswer], facts: TrainingFacts, opponent: str) -> list[Finding]:
+def _recommend(first: str, *alternatives: str) -> list[str]:
+    """The fixes of a finding: the one recommended change, then the alternatives."""
+    return [RECOMMENDED + first, *(f"or: {alternative}" for alternative in alternatives)]
+
+
+def degenerate_answers(sanity: list[SanityAnswer], facts: TrainingFacts, opponent: str,
+                       direction: str | None = None) -> list[Finding]:  # fmt: skip
     kinds = {"empty": is_empty, "repetitive": is_repetitive, "echoing the prompt": is_echo}
     findings = []
     for kind, test in kinds.items():
@@ -177,7 +212,7 @@ def degenerate_answers(sanity: list[SanityAnswer], facts: TrainingFacts, opponen
                 signal=f"sanity answers {kind}",
                 observed=f"{len(hits)} of {len(sanity)} sanity answers {kind}: {', '.join(s.id for s in hits)}",
                 causes=causes,
-                fixes=_degenerate_fixes(kind, facts),
+                fixes=_degenerate_fixes(kind, facts, direction),
             )
         )
     return findings
@@ -189,7 +224,7 @@ _DEGENERATE_CAUSES = {
         "training and generation disagree on the chat template's end-of-turn token",
     ],
     "repetitive": [
-        "a learning rate too high or too many epochs: the model collapsed onto a phrase",
+        "a learning rate too high: the model collapsed onto a phrase of the training conversations",
         "the base model's end-of-turn token is not among its stop tokens, so it never stops",
     ],
     "echoing the prompt": [
@@ -199,23 +234,23 @@ _DEGENERATE_CAUSES = {
 }
 
 
-def _degenerate_fixes(kind: str, facts: TrainingFacts) -> list[str]:
+def _degenerate_fixes(kind: str, facts: TrainingFacts, direction: str | None) -> list[str]:
+    """What addresses a degenerate answer, in the held-out verdict's direction (never its opposite)."""
     export = facts.train_file or "the training split"
+    stop_tokens = "check eos_token_id in the base model's generation_config.json (README: Troubleshooting)"
     if kind == "empty":
-        return [
+        return _recommend(
             f"look for empty assistant turns in {export}, re-export, train again",
             "check the base model's chat template ends assistant turns the way its generation_config stops",
-        ]
+        )
     if kind == "repetitive":
-        return [
-            facts.lower_learning_rate(),
-            facts.fewer_epochs(),
-            "check eos_token_id in the base model's generation_config.json (README: Troubleshooting)",
-        ]
-    return [
+        if direction == MORE:  # too little training cannot have collapsed it: generation does not stop
+            return _recommend(stop_tokens, facts.curves())
+        return _recommend(facts.lower_learning_rate(), facts.lower_rank(), stop_tokens)
+    return _recommend(
         f"look for assistant turns that copy the user's in {export} (milton-lora memory stats shows sources)",
         "point base_model_path at the instruct model whose chat template you train with",
-    ]
+    )
 
 
 def is_empty(answer: str, prompt: str) -> bool:

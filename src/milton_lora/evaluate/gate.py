@@ -17,10 +17,11 @@ from milton_lora.evaluate.result import Benchmarks, Criterion, GateDecision, Hea
 
 
 class DiagnosisThresholds(StrictModel):
-    """When held-out metrics are called poor (the documented workflow's rule of thumb)."""
+    """When the adapter is said to have learned too little: relative to its base model, whatever the model's size."""
 
-    max_perplexity: float = Field(3.0, gt=1.0, description="Perplexity above this is poor.")
-    min_token_accuracy: float = Field(0.75, ge=0.0, le=1.0, description="Token accuracy below this is poor.")
+    min_loss_gain: float = Field(
+        0.02, ge=0.0, lt=1.0, description="Held-out loss this share below the base model's, at least."
+    )
 
 
 class GateConfig(StrictModel):

@@ -25,6 +25,7 @@ from milton_lora.train.attention import attention_implementation, flash_attn_ins
 from milton_lora.train.lora_kernel import FUSED, lora_kernel
 from milton_lora.train.loss import loss_kernel, triton_installed
 from milton_lora.train.replay import InitFromProduction
+from milton_lora.train.schedule import Schedule
 from milton_lora.train.tuning import CheckpointingChoice, choose_checkpointing, cpu_threads, free_memory_bytes
 
 
@@ -53,6 +54,8 @@ class TrainPlan:
     threads: int
     warnings: list[str] = field(default_factory=list)
     init_from: InitFromProduction | None = None  # --from-production
+    schedule: Schedule | None = None  # sized to the tokenized data (`runner.size_schedule`)
+    prepared: Any = field(default=None, repr=False)  # the tokenized data it was sized on (`runner.Prepared`)
 
     def rows(self) -> list[tuple[str, str]]:
         c = self.config
@@ -61,9 +64,19 @@ class TrainPlan:
             ("base model", str(self.base_model)),
             ("train / test conversations", f"{self.train_conversations} / {self.test_conversations}"),
             ("LoRA", f"r={c.lora_r} alpha={c.lora_alpha} dropout={c.lora_dropout} on {', '.join(c.target_modules)}"),
-            ("batch", f"{c.per_device_train_batch_size} x {c.gradient_accumulation_steps} accumulation"),
-            ("schedule", f"lr {c.learning_rate} {c.lr_scheduler_type}, warmup {c.warmup_steps}"),
-            ("length", f"{c.num_epochs} epochs" if c.max_steps <= 0 else f"{c.max_steps} steps"),
+            *(
+                self.schedule.rows()
+                if self.schedule
+                else [
+                    ("batch", f"{c.per_device_train_batch_size} x {c.gradient_accumulation_steps} accumulation"),
+                    (
+                        "length",
+                        f"{c.num_epochs:g} epochs (at least {c.min_steps} steps)"
+                        if c.max_steps <= 0
+                        else f"{c.max_steps} steps",
+                    ),
+                ]
+            ),
             (
                 "device",
                 ("CUDA" if self.cuda else "CPU") + f", {self.precision}" + (", 4-bit base" if c.load_in_4bit else ""),

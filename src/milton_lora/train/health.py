@@ -13,6 +13,9 @@ and raises signals, each with the step and the config keys that address it:
 - overfitting: eval loss rising at OVERFIT_EVALS evaluations in a row, at least OVERFIT_MIN_RISE above its
   best, while the train loss fell; the signal's step is the best evaluation, where overfitting started.
 - plateau: the train loss fell by less than PLATEAU_MIN_DROP over the first epoch.
+- worse than base: at the end, the held-out loss of the checkpoint written as the adapter (the best one,
+  `train/outcome.py`) is above the base model's own on the same split: the adapter makes the model worse
+  at the person's unseen conversations, whatever its train loss says.
 
 Only a non-finite value stops a run; the others are flagged in the progress line, the end summary,
 the adapter's `metadata.json` (`health`) and the report's loss chart. The monitor is rebuilt from the
@@ -35,8 +38,9 @@ from milton_lora.config import TrainConfig
 from milton_lora.settings import RUN_HEALTH
 
 NON_FINITE, SPIKE, DIVERGENCE, OVERFITTING, PLATEAU = "non_finite", "spike", "divergence", "overfitting", "plateau"
+WORSE_THAN_BASE = "worse_than_base"
 NAMES = {NON_FINITE: "non-finite loss", SPIKE: "spike", DIVERGENCE: "divergence", OVERFITTING: "overfitting",
-         PLATEAU: "no progress"}  # fmt: skip
+         PLATEAU: "no progress", WORSE_THAN_BASE: "worse than base"}  # fmt: skip
 
 SPIKE_WINDOW = 20  # logged losses the running median is taken over
 SPIKE_MIN_HISTORY = 5  # no spike is called before this many finite losses
@@ -126,6 +130,20 @@ class HealthMonitor:
         counts = Counter(signal.kind for signal in self.signals)
         return ", ".join(f"{n} {NAMES[kind]}s" if n > 1 else NAMES[kind] for kind, n in counts.items()) or "ok"
 
+    def compare_with_base(self, adapter_loss: float | None, base_loss: float | None, step: int | None) -> None:
+        """The end-of-run check: the adapter's held-out loss against the base model's (both measured by the run)."""
+        if adapter_loss is None or base_loss is None or adapter_loss <= base_loss:
+            return
+        c = self.config
+        where = f"step {step}'s checkpoint, the best" if step is not None else "the final weights"
+        self.signals.append(Signal(
+            WORSE_THAN_BASE, step or self.last_finite_step(),
+            f"held-out loss {adapter_loss:.4f} ({where}) is above the base model's {base_loss:.4f}: the adapter "
+            "does worse than no adapter on conversations it did not see",
+            f"lower learning_rate ({c.learning_rate:g} -> {c.learning_rate / 2:g}) or lora_r ({c.lora_r} -> "
+            f"{max(c.lora_r // 2, 1)}); more data helps too (export --days)",
+        ))  # fmt: skip
+
     def last_finite_step(self) -> int:
         return self.losses[-1].step if self.losses else 0
 
@@ -140,7 +158,7 @@ class HealthMonitor:
         return Signal(
             NON_FINITE, step, f"{what} at step {step}",
             f"the run diverged: lower learning_rate ({c.learning_rate:g} -> {c.learning_rate / 10:g}), "
-            f"raise warmup_steps ({c.warmup_steps} -> {max(2 * c.warmup_steps, 10)}), keep max_grad_norm "
+            f"raise warmup_steps ({more_warmup(c)}), keep max_grad_norm "
             f"({c.max_grad_norm:g}) and start a new run",
         )  # fmt: skip
 
@@ -178,7 +196,7 @@ class HealthMonitor:
             f"loss diverging at step {point.step}: running median {running:.4f}, {running / best:.1f}x its best "
             f"{best:.4f}",
             f"lower learning_rate ({c.learning_rate:g} -> {c.learning_rate / 4:g}) and raise warmup_steps "
-            f"({c.warmup_steps} -> {max(2 * c.warmup_steps, 10)}); check TensorBoard for the spikes before it",
+            f"({more_warmup(c)}); check TensorBoard for the spikes before it",
         )  # fmt: skip
 
     def _plateau(self, point: Point) -> Signal | None:
@@ -236,6 +254,11 @@ class HealthMonitor:
             f"{max(c.lora_r // 2, 1)}) or learning_rate ({c.learning_rate:g} -> {c.learning_rate / 2:g}); more "
             "data helps too (export --days)"
         )
+
+
+def more_warmup(config: TrainConfig) -> str:
+    warmup = config.warmup_steps or 0
+    return f"{warmup} -> {max(2 * warmup, 10)}"
 
 
 def far_above(value: float, reference: float, factor: float) -> bool:

@@ -16,13 +16,14 @@ from milton_lora.registry import Registry, validate_run_id
 from milton_lora.settings import Settings
 from milton_lora.train.checks import TrainPlan, claim_run_id, make_plan, new_run_id, resolve_config_path
 from milton_lora.train.replay import plan_from_production
-from milton_lora.train.runner import RUN_CONFIG, TrainResult, run_training
+from milton_lora.train.runner import RUN_CONFIG, TrainResult, run_training, size_schedule
 
 
 def plan_training(settings: Settings, config: Path | None, resume: str | None, from_production: bool = False,
                   claim: bool = True) -> TrainPlan:  # fmt: skip
     """Resolve the config (or the interrupted run's), pick the run id, run every safety check; with
-    `from_production`, check that production can be continued and choose the conversations to replay.
+    `from_production`, check that production can be continued and choose the conversations to replay; size the
+    schedule to the tokenized data (`milton_lora.train.schedule`).
 
     `claim` reserves a new run's id by creating its runs folder (a dry run only looks); a plan that fails
     its checks gives the id back."""
@@ -52,11 +53,11 @@ def plan_training(settings: Settings, config: Path | None, resume: str | None, f
         if from_production:
             plan.init_from = plan_from_production(Registry.of(settings), plan.config, plan.base_model,
                                                   plan.train_file, plan.test_file)  # fmt: skip
+        return size_schedule(plan, resume is not None)
     except MiltonError:
         if claimed is not None:
             (settings.runs_dir / claimed).rmdir()
         raise
-    return plan
 
 
 def production_is_tainted(settings: Settings) -> bool:

@@ -13,7 +13,7 @@ fits, so `train --resume` continues with it.
 
 The run stops with the guide's advice instead when the batch cannot shrink: it is 1, or packing already
 feeds one packed row per forward pass (a smaller per_device_train_batch_size would only move work into
-accumulation, see `runner.micro_batching`), or the run has several processes, whose ranks would have to
+accumulation, see `schedule.micro_batching`), or the run has several processes, whose ranks would have to
 change together.
 """
 
@@ -31,7 +31,7 @@ from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.train.checks import TrainPlan
 
-# (rows per forward pass, forward passes per optimizer step) of a config: `runner.micro_batching`.
+# (rows per forward pass, forward passes per optimizer step) of a config: `schedule.micro_batching`.
 Batching = Callable[[TrainConfig], tuple[int, int]]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -28,12 +28,11 @@ import yaml
 from milton_lora.chat.conversations import Conversation, read_conversations
 from milton_lora.chat.masks import TokenizedSplit, tokenize_split
 from milton_lora.chat.tokenizer import load_tokenizer
-from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_files, atomic_write_text, sha256_file, staged_new_directory
 from milton_lora.libraries import library_versions, quiet_libraries
 from milton_lora.lineage import ExportLineage, Lineage, LineMap
-from milton_lora.record import TrainingRecord, write_record
+from milton_lora.record import TrainingRecord, TrainingSchedule, write_record
 from milton_lora.settings import EXPORT_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
@@ -41,10 +40,23 @@ from milton_lora.train.health import HealthCallback
 from milton_lora.train.lora_kernel import FUSED, install_fused_lora
 from milton_lora.train.loss import CHUNKED, install_labelled_head
 from milton_lora.train.oom import Fitted, train_within_memory
+from milton_lora.train.outcome import base_model_loss, outcome_of
 from milton_lora.train.progress import EvaluationClock, RichProgressCallback
+from milton_lora.train.schedule import micro_batching, resolve_schedule
 
 RUN_CONFIG = "config.yaml"
 LOADER_WORKERS = 1
+BASE_PREFIX = "eval_base"  # the base model's held-out metrics: eval_base_loss, eval/base_loss in TensorBoard
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The conversations a run trains on, tokenized, with the tokenizer that did it."""
+
+    tokenizer: Any
+    conversations: list[Conversation]
+    train: TokenizedSplit
+    test: TokenizedSplit
 
 
 @dataclass
@@ -165,25 +177,49 @@ def tokenize_plan_data(plan: TrainPlan, tokenizer: Any, conversations: list[Conv
     return train, test
 
 
-def micro_batching(config: TrainConfig) -> tuple[int, int]:
-    """(rows per forward pass, forward passes per optimizer step).
+def prepare_data(plan: TrainPlan, resume: bool) -> Prepared:
+    tokenizer = load_tokenizer(plan.base_model)
+    conversations = training_conversations(plan, resume)
+    return Prepared(tokenizer, conversations, *tokenize_plan_data(plan, tokenizer, conversations))
 
-    Packed rows are fed one per forward pass and the batch size becomes accumulation: the same
-    tokens per optimizer step and the same gradient (tests check accumulation against one batch),
-    but attention runs over one row of max_seq_length tokens instead of the whole flattened batch,
-    which SDPA's per-document mask would otherwise compute densely (1.5x faster measured on CPU).
-    """
-    if config.packing:
-        return 1, config.per_device_train_batch_size * config.gradient_accumulation_steps
-    return config.per_device_train_batch_size, config.gradient_accumulation_steps
+
+def size_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
+    """The plan with its schedule sized to the data it trains on (`milton_lora.train.schedule`): the resolved
+    values replace the config's, and the tokenized data travel with it to `run_training`."""
+    quiet_libraries()
+    prepared = prepare_data(plan, resume)
+    train, config = prepared.train, plan.config
+    rows = packed_rows(train, config.max_seq_length) if config.packing else len(train.examples)
+    schedule = resolve_schedule(config, rows, train.tokens, train.labelled_tokens, bool(prepared.test.examples))
+    return replace(plan, config=schedule.config, schedule=schedule, prepared=prepared,
+                   warnings=plan.warnings + schedule.warnings)  # fmt: skip
+
+
+def packed_rows(split: TokenizedSplit, max_length: int) -> int:
+    """Rows TRL's best-fit-decreasing packing makes of the split (the packing itself, on the lengths alone)."""
+    from datasets import Dataset
+    from trl.data_utils import pack_dataset
+
+    lengths = Dataset.from_dict({"input_ids": [example["input_ids"] for example in split.examples]})
+    return len(pack_dataset(lengths, max_length, strategy="bfd"))
 
 
 def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
+    """TRL's arguments for the plan's (resolved) config. With a held-out split, checkpoints are saved at each
+    evaluation and the one with the lowest held-out loss is loaded at the end (`load_best_model_at_end`), which
+    early stopping needs too; `save_steps` set to a multiple of eval_steps saves less often."""
     from trl import SFTConfig
 
     c = plan.config
-    eval_strategy = ("steps" if c.eval_steps else "epoch") if has_eval else "no"
     micro_batch, accumulation = micro_batching(c)
+    if has_eval:
+        save_every = c.save_steps if c.save_steps and c.save_steps % c.eval_steps == 0 else c.eval_steps
+        eval_and_save: dict[str, Any] = {"eval_strategy": "steps", "eval_steps": c.eval_steps, "save_strategy":
+                                         "steps", "save_steps": save_every, "load_best_model_at_end": True,
+                                         "metric_for_best_model": "eval_loss", "greater_is_better": False}  # fmt: skip
+    else:
+        eval_and_save = {"eval_strategy": "no", "save_strategy": "steps" if c.save_steps else "epoch",
+                         "save_steps": c.save_steps or 500}  # fmt: skip
     return SFTConfig(
         output_dir=str(plan.run_dir / "checkpoints"),
         learning_rate=c.learning_rate,
@@ -193,15 +229,12 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
         per_device_eval_batch_size=micro_batch,
         gradient_accumulation_steps=accumulation,
         lr_scheduler_type=c.lr_scheduler_type,
-        warmup_steps=c.warmup_steps,
+        warmup_steps=c.warmup_steps or 0,
         max_grad_norm=c.max_grad_norm,
         bf16=plan.precision == "bf16",
         gradient_checkpointing=plan.checkpointing.enabled,
         gradient_checkpointing_kwargs={"use_reentrant": False} if plan.checkpointing.enabled else None,
-        eval_strategy=eval_strategy,
-        eval_steps=c.eval_steps or None,
-        save_strategy="steps" if c.save_steps else "epoch",
-        save_steps=c.save_steps or 500,
+        **eval_and_save,
         save_total_limit=c.save_total_limit,
         logging_steps=c.logging_steps,
         logging_first_step=True,
@@ -276,7 +309,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     import torch
     from accelerate import PartialState
     from torch.utils.tensorboard import SummaryWriter
-    from transformers import PrinterCallback
+    from transformers import EarlyStoppingCallback, PrinterCallback
     from transformers.integrations import TensorBoardCallback
 
     quiet_libraries()
@@ -290,9 +323,10 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     plan.run_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.time()
-    tokenizer = load_tokenizer(plan.base_model)
-    conversations = training_conversations(plan, resume)
-    train, test = tokenize_plan_data(plan, tokenizer, conversations)
+    if plan.schedule is None:
+        plan = size_schedule(plan, resume)
+    prepared: Prepared = plan.prepared
+    tokenizer, conversations, train, test = prepared.tokenizer, prepared.conversations, prepared.train, prepared.test
     main_process = PartialState().is_main_process
     if main_process:
         keep_training_conversations(plan, conversations, resume)
@@ -303,13 +337,19 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     clock = EvaluationClock()
     callbacks: list[Any] = [TensorBoardCallback(writer)] if writer else []
     callbacks += [health, clock]
+    if test.examples and plan.config.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(plan.config.early_stopping_patience))
     progress = RichProgressCallback(health=health.monitor) if show_progress and main_process else None
     callbacks += [progress] if progress else []
+
+    base_loss: list[float] = []
 
     def start(attempt: TrainPlan) -> Any:
         atomic_write_text(attempt.run_dir / RUN_CONFIG, yaml.safe_dump(attempt.config.model_dump(), sort_keys=False))
         trainer = build_trainer(attempt, load_base_model(attempt), tokenizer, train, test, callbacks)
         trainer.remove_callback(PrinterCallback)  # raw log dicts; the progress bar and summary replace them
+        if test.examples and not base_loss:  # once per run, also when an out-of-memory error restarts it
+            base_loss.append(base_model_loss(trainer, BASE_PREFIX))
         return trainer
 
     fitted = train_fitting_memory(plan, start, checkpoint, progress, main_process)
@@ -318,6 +358,11 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
         stop_unhealthy_run(plan, health, writer)
     eval_seconds = clock.seconds
     final_eval = final_evaluation(trainer) if test.examples else {}
+    state = trainer.state
+    outcome = outcome_of(state.log_history, state.global_step, state.max_steps, state.best_global_step,
+                         plan.config.early_stopping_patience if test.examples else 0,
+                         base_loss[0] if base_loss else None)  # fmt: skip
+    health.monitor.compare_with_base(final_eval.get("eval_loss"), outcome.base_eval_loss, outcome.best_step)
     train_seconds = time.time() - started
     if writer is None:
         return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, None)
@@ -325,6 +370,8 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     record = build_record(plan, trainer, output, final_eval, train, test, train_seconds, eval_seconds)
     record.health = health.monitor.record()
     record.oom_retries = [retry.as_dict() for retry in fitted.retries]
+    record.results = record.results.model_copy(update=outcome.as_dict())
+    record.schedule = TrainingSchedule(**plan.schedule.record()) if plan.schedule else None
     with staged_new_directory(plan.adapter_dir) as staging:
         trainer.model.save_pretrained(staging)
         write_record(staging, record)
@@ -359,13 +406,12 @@ def stop_unhealthy_run(plan: TrainPlan, health: HealthCallback, writer: Any) -> 
 
 
 def final_evaluation(trainer: Any) -> dict[str, float]:
-    """The held-out metrics of the final weights: those of the evaluation `train()` ran at its last step (every
-    eval strategy evaluates there), else a new evaluation."""
+    """The held-out metrics of the weights written as the adapter: those of the evaluation `train()` ran at the
+    best checkpoint's step (loaded at the end), or at its last step, else a new evaluation."""
     state = trainer.state
-    last = next((log for log in reversed(state.log_history) if "eval_loss" in log), None)
-    if last is not None and last.get("step") == state.global_step:
-        return last
-    return trainer.evaluate()
+    step = state.best_global_step or state.global_step
+    logged = next((log for log in reversed(state.log_history) if "eval_loss" in log and log.get("step") == step), None)
+    return logged if logged is not None else trainer.evaluate()
 
 
 def build_record(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float], train: TokenizedSplit,
