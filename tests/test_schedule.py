@@ -3,13 +3,23 @@ on scripted sizes and curves: no model needed."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import math
+from pathlib import Path
 
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from helpers import REPO, copy_home
 from milton_lora.config import TrainConfig, load_model
+from milton_lora.demo.samples import write_cpu_config
 from milton_lora.settings import shipped
 from milton_lora.train.health import WORSE_THAN_BASE, HealthMonitor
 from milton_lora.train.outcome import COMPLETED, EARLY_STOPPED, outcome_of
 from milton_lora.train.schedule import MAX_EPOCHS, resolve_schedule
+
+SHIPPED = REPO / "training" / "configs"
 
 
 def default(**overrides: object) -> TrainConfig:
@@ -128,3 +138,37 @@ def test_an_adapter_worse_than_its_base_is_not_ok() -> None:
     assert record["status"] == "warnings" and record["signals"][-1]["kind"] == WORSE_THAN_BASE
     assert "3.3900" in record["signals"][-1]["message"] and "2.8400" in record["signals"][-1]["message"]
     assert monitor.summary() == "worse than base"
+
+
+def test_a_real_run_writes_its_best_checkpoint_and_stops_early(trained_home: Path, tmp_path: Path,
+                                                               tiny_model_dir: Path, cli) -> None:  # fmt: skip
+    """The tiny model at a learning rate that overshoots: the held-out loss turns up, patience 1 stops the run,
+    and the adapter written is the lowest held-out loss's checkpoint, judged against the base model's loss."""
+    home = copy_home(trained_home, tmp_path / "home")
+    write_cpu_config(home / "training/configs/es.yaml", tiny_model_dir, SHIPPED / "lora_default.yaml",
+                     run_name_prefix="es", max_steps=-1, num_epochs=1, min_steps=24, learning_rate=0.05,
+                     early_stopping_patience=1, evals_per_run=6)  # fmt: skip
+    dry = cli("--home", str(home), "train", "--config", "es.yaml", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "optimizer steps" in dry.stdout and "tokens per step" in dry.stdout and "peak 0.05" in dry.stdout
+    result = cli("--home", str(home), "train", "--config", "es.yaml")
+    assert result.exit_code == 0, result.stderr
+    (adapter,) = list((home / "adapters").glob("es_*"))
+    metadata = json.loads((adapter / "metadata.json").read_text())
+    results, schedule = metadata["results"], metadata["schedule"]
+    assert schedule["optimizer_steps"] >= 24 and schedule["eval_steps"] == math.ceil(schedule["optimizer_steps"] / 6)
+    state = json.loads((home / "runs" / adapter.name / "checkpoints" / f"checkpoint-{results['global_steps']}" /
+                        "trainer_state.json").read_text())  # fmt: skip
+    evals = {log["step"]: log["eval_loss"] for log in state["log_history"] if "eval_loss" in log}
+    best = min(evals, key=evals.__getitem__)
+    assert results["best_step"] == best and results["final_eval_loss"] == evals[best]
+    assert results["stop_reason"] == "early_stopping" and results["global_steps"] < schedule["optimizer_steps"]
+    assert list(evals)[-1] == results["global_steps"] and evals[results["global_steps"]] > evals[best]
+    written = load_file(adapter / "adapter_model.safetensors")
+    kept = load_file(home / "runs" / adapter.name / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors")
+    assert written.keys() == kept.keys() and all(torch.equal(written[k], kept[k]) for k in written)
+    base_loss = results["base_eval_loss"]
+    assert base_loss > 0 and any(s["kind"] == "worse_than_base" for s in metadata["health"]["signals"]) == (
+        evals[best] > base_loss
+    )
+    assert "held-out loss" in result.stdout and "early stopping at step" in result.stdout

@@ -167,7 +167,8 @@ def _training_summary(training: TrainingRecord | None) -> str:
     results = training.results
     rows = [("base model", training.base_model_path), ("LoRA", f"r={training.config_value('lora_r')} "
             f"alpha={training.config_value('lora_alpha')}"), ("steps", results.global_steps),
-            ("final eval loss", results.final_eval_loss), ("tokens/s", results.tokens_per_second),
+            ("held-out loss", results.final_eval_loss), ("base model's held-out loss", results.base_eval_loss),
+            ("ended", results.stop_message), ("tokens/s", results.tokens_per_second),
             ("trainable parameters", training.trainable_parameters)]  # fmt: skip
     return _table(["", ""], [[escape(str(k)), escape(str(v))] for k, v in rows])
 
@@ -179,7 +180,10 @@ def _health(health: dict[str, Any]) -> str:
     rows = [[escape(s["kind"].replace("_", " ")), str(s["step"]), escape(s["message"]), escape(s["advice"])]
             for s in health["signals"]]  # fmt: skip
     if not rows:
-        return '<p class="pass">Training health: ok (no non-finite loss, spike, divergence, overfitting, plateau).</p>'
+        return (
+            '<p class="pass">Training health: ok (no non-finite loss, spike, divergence, overfitting, plateau; '
+            "held-out loss below the base model's).</p>"
+        )
     stopped = ""
     if health["status"] == "stopped":
         stopped = (f'<p class="fail">Stopped: no adapter was written; last good checkpoint: '

@@ -68,7 +68,8 @@ def print_training_summary(record: TrainingRecord, adapter_dir: Path, run_dir: P
     rows = [
         ("steps", str(results.global_steps)),
         ("final train loss", loss(results.final_train_loss)),
-        ("final eval loss", loss(results.final_eval_loss)),
+        ("held-out loss", f"{loss(results.final_eval_loss)} (base model: {loss(results.base_eval_loss)})"),
+        ("ended", results.stop_message or "-"),
         ("tokens seen", f"{results.tokens_seen:,} ({results.tokens_per_second or 0:,} tok/s)"),
         ("trainable parameters", f"{record.trainable_parameters or 0:,} of {record.total_parameters or 0:,}"),
         ("time", f"{record.timings.train_seconds} s"),
