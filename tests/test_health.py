@@ -32,7 +32,8 @@ from milton_lora.train.oom import smaller_batch
 from milton_lora.train.schedule import micro_batching
 
 SHIPPED = REPO / "training" / "configs"
-CONFIG = TrainConfig(base_model_path="m", num_epochs=3, lora_r=16, learning_rate=2e-4, warmup_steps=10)
+CONFIG = TrainConfig(base_model_path="m", num_epochs=3, lora_r=16, learning_rate=2e-4, warmup_steps=10,
+                     early_stopping_patience=0)  # fmt: skip
 
 
 def feed(losses: list[float], evals: dict[int, float] | None = None, steps_per_epoch: int = 1000,
@@ -109,6 +110,12 @@ def test_eval_rising_while_train_falls_is_overfitting_from_the_best_evaluation()
     assert "1.3000 at step 60 -> 1.4500 at step 120" in signal.message
     assert "num_epochs: 3 -> 1" in signal.advice and "lora_r (16 -> 8)" in signal.advice
     assert "learning_rate (0.0002 -> 0.0001)" in signal.advice
+
+
+def test_with_early_stopping_overfitting_is_the_cure_not_a_finding() -> None:
+    config = CONFIG.model_copy(update={"early_stopping_patience": 3})
+    monitor = feed(descending(120), evals={30: 1.40, 60: 1.30, 90: 1.36, 120: 1.45}, config=config)
+    assert OVERFITTING not in {s.kind for s in monitor.signals}
 
 
 def test_overfitting_advice_names_max_steps_when_the_run_is_counted_in_steps() -> None:
@@ -201,9 +208,12 @@ def _config(home: Path, tiny_model_dir: Path, name: str, **overrides: object) ->
 
 def test_an_absurd_learning_rate_stops_the_run_with_a_clear_error(trained_home: Path, tmp_path: Path,
                                                                    tiny_model_dir: Path, cli) -> None:  # fmt: skip
-    """lr 1e30: weights overflow and the loss turns nan at the first step past warmup (step 1 has lr 0)."""
+    """lr 1e30: weights overflow and the loss turns nan at the first step past warmup (step 1 has lr 0). Without a
+    held-out split (whose evaluations would see the nan first), the train loss is what catches it."""
     home = copy_home(trained_home, tmp_path / "home")
-    config = _config(home, tiny_model_dir, "absurd", learning_rate=1e30, warmup_steps=3, save_steps=1, max_steps=8)
+    (home / "no_test.jsonl").write_text("")
+    config = _config(home, tiny_model_dir, "absurd", learning_rate=1e30, warmup_steps=3, save_steps=1, max_steps=8,
+                     test_file="no_test.jsonl")  # fmt: skip
     result = cli("--home", str(home), "train", "--config", config)
 
     assert result.exit_code == 1 and "Traceback" not in result.stderr

@@ -12,6 +12,8 @@ and raises signals, each with the step and the config keys that address it:
   least MIN_RISE above it), i.e. the loss went up and stayed up.
 - overfitting: eval loss rising at OVERFIT_EVALS evaluations in a row, at least OVERFIT_MIN_RISE above its
   best, while the train loss fell; the signal's step is the best evaluation, where overfitting started.
+  Only with `early_stopping_patience: 0`: otherwise the run stops there by itself and its best checkpoint
+  is the adapter (`train/outcome.py`), which is the cure, not a finding.
 - plateau: the train loss fell by less than PLATEAU_MIN_DROP over the first epoch.
 - worse than base: at the end, the held-out loss of the checkpoint written as the adapter (the best one,
   `train/outcome.py`) is above the base model's own on the same split: the adapter makes the model worse
@@ -223,7 +225,9 @@ class HealthMonitor:
         if self.evals and self.evals[-1].step == point.step:
             return None  # the final evaluation repeats the last scheduled one
         self.evals.append(point)
-        if any(s.kind == OVERFITTING for s in self.signals) or len(self.evals) < OVERFIT_EVALS:
+        if self.config.early_stopping_patience or len(self.evals) < OVERFIT_EVALS:
+            return None
+        if any(s.kind == OVERFITTING for s in self.signals):
             return None
         recent = self.evals[-OVERFIT_EVALS:]
         best = min(self.evals, key=lambda p: p.value)
@@ -250,7 +254,8 @@ class HealthMonitor:
         else:
             shorter = f"num_epochs: {c.num_epochs:g} -> {max(round(best.epoch, 1), 0.1):g}"
         return (
-            f"train less ({shorter}, where eval loss was best), or lower lora_r ({c.lora_r} -> "
+            f"set early_stopping_patience (0 -> 3) to stop there and keep the best checkpoint; or train less "
+            f"({shorter}, where eval loss was best), or lower lora_r ({c.lora_r} -> "
             f"{max(c.lora_r // 2, 1)}) or learning_rate ({c.learning_rate:g} -> {c.learning_rate / 2:g}); more "
             "data helps too (export --days)"
         )
