@@ -110,10 +110,7 @@ def test_little_learned_while_still_improving_recommends_training_longer() -> No
                                        "min_loss_gain 2%; held-out loss lowest at step 60 of 60")  # fmt: skip
     assert finding.fixes[0] == "recommended: num_epochs in training/configs/lora_default.yaml: 3 → 4"
     assert finding.fixes[1] == "or: learning_rate in training/configs/lora_default.yaml: 0.0002 → 0.0004"
-    assert (
-        "milton-lora export --days 60" in finding.fixes[2]
-        and "120 conversations" in finding.fixes[2]
-    )
+    assert "milton-lora export --days 60" in finding.fixes[2] and "120 conversations" in finding.fixes[2]
     assert "tensorboard --logdir runs/lora_1/logs" in finding.fixes[3]
     at_the_floor = replace(FACTS, global_steps=40)
     (finding,) = diagnose(scores(1.98, 0.6), scores(2.0, 0.5), GOOD_SANITY, DiagnosisThresholds(), at_the_floor, "base")
