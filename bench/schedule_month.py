@@ -193,14 +193,16 @@ def main() -> None:
         print(f"{name:>16}: {value}")
     result = run_training(plan, show_progress=False)
     trained = time.time() - started
-    results, history = result.metadata["results"], json.loads(
+    assert result.record is not None
+    results = result.record.results
+    history = json.loads(
         (max((result.run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
          / "trainer_state.json").read_text())["log_history"]  # fmt: skip
     evals = [(log["step"], round(log["eval_loss"], 4)) for log in history if "eval_loss" in log]
-    print(f"held-out loss: base {results['base_eval_loss']:.4f}, adapter {results['final_eval_loss']:.4f} "
-          f"(best step {results['best_step']}); final train loss {results['final_train_loss']:.4f}")  # fmt: skip
+    print(f"held-out loss: base {results.base_eval_loss:.4f}, adapter {results.final_eval_loss:.4f} "
+          f"(best step {results.best_step}); final train loss {results.final_train_loss:.4f}")  # fmt: skip
     print(f"evaluations (step, loss): {evals}")
-    print(f"ended: {results['stop_message']}; health: {result.metadata['health']['status']}; {trained:.0f} s")
+    print(f"ended: {results.stop_message}; health: {result.record.health_status}; {trained:.0f} s")
 
     model, tokenizer = load_for_inference(base)
     prompts = [[{"role": "user", "content": p}] for p in NEW_PROMPTS + GENERAL]
