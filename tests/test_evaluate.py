@@ -63,8 +63,11 @@ def test_documented_command_line_compares_with_the_base_and_holds_a_weak_adapter
     assert [c["name"] for c in gate["criteria"]] == ["benchmark pass rate", "categories vs base"]
     assert not gate["passed"] and not gate["criteria"][0]["passed"]
     assert "held: benchmark pass rate" in result.stdout and "Gate: training → candidate" in result.stdout
-    assert "poor held-out metrics" in [f["signal"] for f in metrics["diagnosis"]]  # a tiny model is far from 3.0
-    assert "What to look at" in result.stdout and "milton-lora export --days 60" in result.stdout
+    # judged against its base model, not against an absolute perplexity a tiny model is always far from
+    signals = [f["signal"] for f in metrics["diagnosis"]]
+    gain = 1 - metrics["adapter"]["eval_loss"] / metrics["base"]["eval_loss"]
+    assert ("little learned" in signals) == (gain < 0.02) and "worse than its base model" not in signals
+    assert ("What to look at" in result.stdout) == bool(signals)
     assert {"load", "held_out_metrics", "sanity", "benchmarks", "total"} <= set(metrics["timings"])
     assert metrics["head_to_head"] is None and not (run_dir / "judgements.jsonl").exists()
     sanity = json.loads((run_dir / "sanity_responses.json").read_text())
