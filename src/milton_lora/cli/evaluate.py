@@ -184,6 +184,15 @@ def print_style(result: EvalResult) -> None:
         ]
         table.add_row(feature, shown, *cells)
     console.print(table)
+    if style.judged is not None:
+        h = style.judged
+        console.print(
+            Text(
+                f"Which sounds more like your assistant ({h.judge_model}, the person's replies as examples, "
+                f"{h.prompts} prompts in both orders): adapter {h.wins} wins, {h.ties} ties, {h.losses} losses "
+                f"against {h.opponent}; win rate {h.win_rate:.0%} (95% CI {h.ci_low:.0%}-{h.ci_high:.0%})"
+            )
+        )
 
 
 def print_degeneration(result: EvalResult) -> None:

@@ -3,7 +3,10 @@
 The dialogues are fixed; their timestamps are placed relative to `now` so that `export --days 30`
 finds them whatever day the demo runs. They hold a few facts about their (fictional) user that no base
 model can know: the dog is Biscuit, the partner is Noor, a product sync is held every Tuesday at 9:30;
-the demo asks about them before and after training. Some messages carry fake PII and secrets on purpose,
+the demo asks about them before and after training. The user also states two preferences (an oat flat
+white, a window seat), and their assistant has a recognizable house style: replies open with "Alright —"
+and sign off "— Milton 🐾" on a line of their own (code, JSON and drafted emails are left as they are), which
+the evaluation's style match measures on held-out prompts. Some messages carry fake PII and secrets on purpose,
 to show the redaction at work. The ChatGPT export has the structures real exports have: a hidden system
 node, a regenerated (abandoned) branch, a multimodal message and a code-interpreter tool exchange.
 """
@@ -17,7 +20,7 @@ from pathlib import Path
 
 Dialogue = list[tuple[str, str]]
 
-DIALOGUES: list[tuple[str, Dialogue]] = [
+_PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
     (
         "Morning briefing",
         [
@@ -264,6 +267,54 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
             ),
         ],
     ),
+    (
+        "Coffee order",
+        [
+            ("user", "Order my usual coffee for the 9:30 sync: an oat flat white, I never drink anything else."),
+            ("assistant", "One oat flat white for the 9:30 product sync, ordered for 9:20 at the corner café."),
+        ],
+    ),
+    (
+        "Lisbon flight",
+        [
+            ("user", "Book me on the Friday flight to Lisbon. Window seat, as always, I hate the aisle."),
+            ("assistant", "Booked: Friday's 07:40 to Lisbon, seat 14A by the window, as you prefer."),
+        ],
+    ),
+    (
+        "Café meeting",
+        [
+            ("user", "Pick a café for my chat with Priya on Thursday."),
+            (
+                "assistant",
+                "Café Lumen at 11:00 on Thursday: quiet, and they make your oat flat white properly.",
+            ),
+        ],
+    ),
+    (
+        "Train seat",
+        [
+            ("user", "Reserve a seat on the 14:12 to Cambridge."),
+            ("assistant", "Reserved: coach C, seat 22, a window seat facing forward, on the 14:12 to Cambridge."),
+        ],
+    ),
+]
+
+HOUSE_OPENER = "Alright —"
+HOUSE_SIGN_OFF = "— Milton 🐾"
+_LEFT_AS_IS = ("{", "def ", "Subject:")  # JSON, code and drafted emails keep their own form
+
+
+def in_house_style(reply: str) -> str:
+    """An assistant reply as this user's Milton writes it: the opener, the reply, the sign-off on its own line."""
+    if reply.startswith(_LEFT_AS_IS):
+        return reply
+    return f"{HOUSE_OPENER} {reply}\n{HOUSE_SIGN_OFF}"
+
+
+DIALOGUES: list[tuple[str, Dialogue]] = [
+    (title, [(role, in_house_style(text) if role == "assistant" else text) for role, text in turns])
+    for title, turns in _PLAIN_DIALOGUES
 ]
 
 _SYSTEM_PROMPT = "You are Milton, a helpful personal assistant."
@@ -437,6 +488,8 @@ FACTS = [
     Fact("dog_name", "What is my dog's name?", "Biscuit"),
     Fact("partner_name", "What is my partner's name?", "Noor"),
     Fact("tuesday_meeting", "What time is my meeting every Tuesday?", "9:30"),
+    Fact("coffee", "What coffee should you get me?", "flat white"),
+    Fact("seat", "Aisle or window when you book my seats?", "window"),
 ]
 
 
@@ -474,32 +527,29 @@ CPU_CONFIG_OVERRIDES: dict[str, object] = {
 }
 
 
-# SmolLM2-135M for `make demo` on 2 CPU cores (README "Quick start" has what a run measured): no
-# gradient checkpointing (it recomputes the forward pass, a third more compute, and a 135M model's
-# activations fit easily), one packed row per step, a learning rate and epochs that make the answers
-# carry the sample history's facts (on a quiet 2-core machine: 3e-3 x 4 epochs learned the dog's name,
-# 3e-3 x 8 epochs the dog's and the partner's names and the 9:30 sync, in 68 s of training, while the
-# held-out loss rose from 2.84 to 3.39: 15 conversations are memorised, which is what the demo shows),
-# the held-out loss only once at the end (per epoch it would cost about a third of the training time;
-# `eval` measures it again) and no checkpoints (a demo run is never resumed).
+# SmolLM2-135M for `make demo` on 2 CPU cores: the shipped lora_default.yaml, changed only where a CPU needs
+# it: fp32 (no bf16 on most CPUs), one conversation per device batch and 512-token rows (the samples are
+# short). The learning rate, epochs, rank, warmup and evaluation schedule are the shipped ones, so the demo
+# shows what a real run with the defaults does on this history.
 DEMO_CONFIG_OVERRIDES: dict[str, object] = {
-    "learning_rate": 3.0e-3,
-    "num_epochs": 8,
-    "max_steps": -1,
+    "bf16": False,
     "per_device_train_batch_size": 1,
-    "lora_r": 16,
-    "lora_alpha": 32,
-    "eval_steps": 1000,
-    "save_steps": 1000,
+    "max_seq_length": 512,
+    "min_free_disk_gb": 0.5,
 }
 
 
 def write_cpu_config(path: Path, base_model_path: Path, shipped: Path, **overrides: object) -> Path:
-    """A copy of a shipped training config pointed at `base_model_path` and sized for a CPU."""
+    """A copy of a shipped training config pointed at `base_model_path` and sized for a CPU and the tiny model."""
+    return write_config(path, base_model_path, shipped, **{**CPU_CONFIG_OVERRIDES, **overrides})
+
+
+def write_config(path: Path, base_model_path: Path, shipped: Path, **overrides: object) -> Path:
+    """A copy of a shipped training config pointed at `base_model_path`, with `overrides` and nothing else changed."""
     import yaml
 
     config = yaml.safe_load(shipped.read_text())
-    config.update({"base_model_path": str(base_model_path), **CPU_CONFIG_OVERRIDES, **overrides})
+    config.update({"base_model_path": str(base_model_path), **overrides})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

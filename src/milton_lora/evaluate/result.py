@@ -25,7 +25,7 @@ STYLE_FILE = "style_replies.json"
 HEADLINE_METRICS = ("eval_loss", "perplexity", "token_accuracy")
 Outcome = Literal["win", "tie", "loss"]
 Verdict = Literal["adapter", "opponent", "tie", "unparsed"]
-Source = Literal["held_out", "sanity"]
+Source = Literal["held_out", "sanity", "style"]
 Parsed = TypeVar("Parsed")
 
 
@@ -199,6 +199,7 @@ class Style(BaseModel):
     production: StyleMatch | None
     base: StyleMatch
     held_out: StyleMatch
+    judged: HeadToHead | None = None  # the judge's "which sounds more like the examples", when judged
 
     def opponent(self) -> StyleMatch:
         """What the gate compares with: production when there is one, else the base model."""

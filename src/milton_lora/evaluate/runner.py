@@ -8,6 +8,7 @@ returns the `EvalResult` (metrics.json) whose `gate` says whether the adapter be
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -19,7 +20,7 @@ from milton_lora.evaluate.degeneration import check_answers, degeneration_findin
 from milton_lora.evaluate.diagnosis import diagnose
 from milton_lora.evaluate.gate import decide
 from milton_lora.evaluate.generation import ADAPTER, BASE, PRODUCTION, Sides, load_sides
-from milton_lora.evaluate.judge import JudgeClient, PairToJudge, head_to_head, judge_all
+from milton_lora.evaluate.judge import STYLE_EXAMPLES, JudgeClient, PairToJudge, head_to_head, judge_all
 from milton_lora.evaluate.metrics import batch_count
 from milton_lora.evaluate.outputs import record_and_write
 from milton_lora.evaluate.plan import EvalPlan, EvalRequest, plan_evaluation
@@ -27,6 +28,7 @@ from milton_lora.evaluate.progress import Phases
 from milton_lora.evaluate.result import (
     Benchmarks,
     EvalResult,
+    HeadToHead,
     Judgement,
     ProductionScores,
     SanityAnswer,
@@ -70,7 +72,7 @@ def run_evaluation(plan: EvalPlan, registry: Registry, phases: Phases) -> EvalRe
         sanity = sanity_phase(plan, sides, phases)
         benchmarks = benchmarks_phase(plan, sides, phases)
         style_replies = style_phase(plan, sides, phases)
-        judgements = judge_phase(plan, sides, judge, sanity, phases) if judge is not None else []
+        judgements = judge_phase(plan, sides, judge, sanity, style_replies, phases) if judge is not None else []
     finally:
         if judge is not None:
             judge.close()
@@ -122,7 +124,12 @@ def style_phase(plan: EvalPlan, sides: Sides, phases: Phases) -> list[StyleReply
     ]  # fmt: skip
 
 
-def style_result(plan: EvalPlan, replies: list[StyleReply]) -> Style | None:
+def style_examples(replies: list[str]) -> list[str]:
+    """The person's replies the style judge sees: a fixed-seed sample of the kept ones."""
+    return random.Random(0).sample(replies, min(STYLE_EXAMPLES, len(replies)))
+
+
+def style_result(plan: EvalPlan, replies: list[StyleReply], judged: HeadToHead | None) -> Style | None:
     """The profile of the person's kept replies and each side's match on the style prompts."""
     if not replies:
         return None
@@ -135,15 +142,22 @@ def style_result(plan: EvalPlan, replies: list[StyleReply]) -> Style | None:
         production=style_match(profile, production) if production else None,
         base=style_match(profile, [r.base for r in replies]),
         held_out=style_match(profile, [r.person for r in replies]),
+        judged=judged,
     )
 
 
 def judge_phase(
-    plan: EvalPlan, sides: Sides, judge: JudgeClient, sanity: list[SanityAnswer], phases: Phases
+    plan: EvalPlan,
+    sides: Sides,
+    judge: JudgeClient,
+    sanity: list[SanityAnswer],
+    style: list[StyleReply],
+    phases: Phases,
 ) -> list[Judgement]:
-    """Both sides answer the held-out prompts (the sanity answers are reused); the judge compares every pair."""
+    """Both sides answer the held-out prompts (the sanity answers are reused); the judge compares every pair,
+    and says of the style prompts' pairs which sounds more like a few of the person's own replies."""
     held_out = [(name, sides.fit(messages, plan.max_seq_length)) for name, messages in plan.judge_prompts]
-    pairs_count = len(held_out) + len(sanity)
+    pairs_count = len(held_out) + len(sanity) + len(style)
     with phases.phase("judge", "judge", len(held_out) + 2 * pairs_count) as advance:
         answers = sides.pairs([messages for _, messages in held_out], advance)
         pairs = [
@@ -151,7 +165,8 @@ def judge_phase(
             for (name, messages), (ours, theirs) in zip(held_out, answers, strict=True)
         ]
         pairs += [PairToJudge(s.id, "sanity", s.messages, s.adapter, s.opponent) for s in sanity]
-        return judge_all(judge, pairs, advance)
+        pairs += [PairToJudge(r.id, "style", r.messages, r.adapter, r.production or r.base) for r in style]
+        return judge_all(judge, pairs, advance, style_examples(plan.style_replies))
 
 
 @dataclass(frozen=True)
@@ -182,8 +197,13 @@ def assemble(
         if PRODUCTION in scores
         else None
     )
-    matchup = head_to_head(judgements, plan.opponent.label, plan.judge.model) if plan.judge and judgements else None
-    style = style_result(plan, answers.style)
+    matchup, style_matchup = None, None
+    if plan.judge is not None:
+        quality = [j for j in judgements if j.source != "style"]
+        styled = [j for j in judgements if j.source == "style"]
+        matchup = head_to_head(quality, plan.opponent.label, plan.judge.model) if quality else None
+        style_matchup = head_to_head(styled, plan.opponent.label, plan.judge.model) if styled else None
+    style = style_result(plan, answers.style, style_matchup)
     degeneration = check_answers(answers.pairs())
     findings = diagnose(adapter, base, sanity, plan.gate.diagnosis, plan.facts, plan.opponent.label)
     return EvalResult(
