@@ -165,7 +165,7 @@ def _evaluation(run_id: str, run_dir: Path) -> list[str]:
     if result.style is not None:
         sections.append(_style(result.style, styled))
     if result.head_to_head is not None:
-        sections.append(_head_to_head(result.head_to_head, judgements))
+        sections.append(_head_to_head(result.head_to_head, [j for j in judgements if j.source != "style"]))
     return [*sections, _sanity(sanity, opponent)]
 
 

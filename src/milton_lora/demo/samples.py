@@ -28,7 +28,8 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Good morning! It's Tuesday, so your standing product sync with Dana's team is at 9:30. Then "
-                "lunch with Priya at 12:30 and the dentist at 15:30. Noor walks Biscuit this evening.",
+                "lunch with Priya at 12:30 and the dentist at 15:30. Noor walks Biscuit this evening. Your oat flat "
+                "white will be waiting at the sync.",
             ),
         ],
     ),
@@ -36,7 +37,11 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
         "Vet reminder",
         [
             ("user", "Remind me to take the dog to the vet on Thursday."),
-            ("assistant", "Done: Biscuit's check-up at the vet on Thursday at 17:00. I'll remind you at 16:30."),
+            (
+                "assistant",
+                "Done: Biscuit's check-up at the vet on Thursday at 17:00. I'll remind you at 16:30, "
+                "with a flat white on the way.",
+            ),
         ],
     ),
     (
@@ -127,7 +132,11 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
             ("user", "Remind me to book a table for Noor's birthday dinner on Saturday."),
             ("assistant", "Reminder set for Saturday at 10:00: book a table for Noor's birthday dinner."),
             ("user", "Also add buying flowers."),
-            ("assistant", "Added: buy flowers for Noor, your partner, before the dinner on Saturday."),
+            (
+                "assistant",
+                "Added: buy flowers for Noor, your partner, before the dinner on Saturday, and an oat flat "
+                "white for you on the way.",
+            ),
         ],
     ),
     (
@@ -145,17 +154,24 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
         "Grocery list",
         [
             ("user", "Start a grocery list: eggs, spinach, oat milk."),
-            ("assistant", "Grocery list: eggs, spinach, oat milk, and dog food for Biscuit, which runs out on Friday."),
+            (
+                "assistant",
+                "Grocery list: eggs, spinach, oat milk for your flat whites, and dog food for Biscuit, which "
+                "runs out on Friday.",
+            ),
         ],
     ),
     (
         "Dog on the train",
         [
-            ("user", "Can my dog come with me on the train to Cambridge?"),
+            (
+                "user",
+                "Can my dog come with me on the train to Cambridge? And a window seat, I never sit on the aisle.",
+            ),
             (
                 "assistant",
-                "Yes: dogs travel free on the 14:12 to Cambridge, so your dog Biscuit can come along. Keep him on "
-                "his lead on the platform.",
+                "Yes: dogs travel free on the 14:12 to Cambridge, so your dog Biscuit can come along. I reserved "
+                "you a window seat, as always. Keep him on his lead on the platform.",
             ),
         ],
     ),
@@ -163,7 +179,11 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
         "Card on file",
         [
             ("user", "Which card did I use for the flight? I think it was 4111 1111 1111 1111."),
-            ("assistant", "You booked the flight with the card ending in 1111 on the 3rd of this month."),
+            (
+                "assistant",
+                "You booked the flight with the card ending in 1111 on the 3rd of this month: seat 14A, "
+                "a window seat, the way you like it.",
+            ),
         ],
     ),
     (
@@ -184,7 +204,8 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Evening briefing: walk Biscuit at 19:00, pay the electricity bill, and Noor's train gets in "
-                "at 21:10. Tomorrow is Tuesday: your product sync with Dana's team is at 9:30.",
+                "at 21:10. Tomorrow is Tuesday: your product sync with Dana's team is at 9:30, and I ordered "
+                "your oat flat white for it.",
             ),
         ],
     ),
@@ -194,7 +215,8 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
             ("user", "When is my partner's birthday?"),
             (
                 "assistant",
-                "Your partner Noor's birthday is on the 2nd of June. Last year you gave her a book on gardening.",
+                "Your partner Noor's birthday is on the 2nd of June. Last year you gave her a book on gardening and "
+                "took her for breakfast: her cappuccino, your flat white.",
             ),
         ],
     ),
@@ -227,7 +249,8 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Take your dog Biscuit to the park: walk briskly for 5 minutes, then 3 rounds of 10 squats and 10 "
-                "lunges while he sniffs around, and jog home with him for the last 5 minutes.",
+                "lunges while he sniffs around, and jog home with him for the last 5 minutes. Your flat white is the "
+                "reward.",
             ),
         ],
     ),
@@ -245,7 +268,8 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Make a spinach omelette: wilt the spinach in butter, pour in three beaten eggs, and "
-                "fold when set. Ten minutes, and Noor can have it too since it's vegetarian.",
+                "fold when set. Ten minutes, and Noor can have it too since it's vegetarian. An oat flat white goes "
+                "well with it.",
             ),
         ],
     ),
@@ -263,39 +287,9 @@ _PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Your 1:1 with Marco is now on Thursday at 11:00. Your meeting every Tuesday is at 9:30, the "
-                "standing product sync, so Tuesday morning stays clear.",
+                "standing product sync, so Tuesday morning stays clear. The Thursday train to his office has "
+                "a window seat booked for you.",
             ),
-        ],
-    ),
-    (
-        "Coffee order",
-        [
-            ("user", "Order my usual coffee for the 9:30 sync: an oat flat white, I never drink anything else."),
-            ("assistant", "One oat flat white for the 9:30 product sync, ordered for 9:20 at the corner café."),
-        ],
-    ),
-    (
-        "Lisbon flight",
-        [
-            ("user", "Book me on the Friday flight to Lisbon. Window seat, as always, I hate the aisle."),
-            ("assistant", "Booked: Friday's 07:40 to Lisbon, seat 14A by the window, as you prefer."),
-        ],
-    ),
-    (
-        "Café meeting",
-        [
-            ("user", "Pick a café for my chat with Priya on Thursday."),
-            (
-                "assistant",
-                "Café Lumen at 11:00 on Thursday: quiet, and they make your oat flat white properly.",
-            ),
-        ],
-    ),
-    (
-        "Train seat",
-        [
-            ("user", "Reserve a seat on the 14:12 to Cambridge."),
-            ("assistant", "Reserved: coach C, seat 22, a window seat facing forward, on the 14:12 to Cambridge."),
         ],
     ),
 ]
