@@ -69,7 +69,7 @@ def evaluate(
     judge_prompts: JudgePrompts = DEFAULTS.judge_prompts,
     judge_max_tokens: JudgeMaxTokens = DEFAULTS.judge_max_tokens,
     allow_remote_judge: AllowRemoteJudge = False,
-    style_prompts: StylePrompts = 24,
+    style_prompts: StylePrompts = DEFAULTS.style_prompts,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout; no tables, no bars.")] = False,
 ) -> None:
     """Evaluate an adapter against production (or the base): held-out metrics, sanity prompts, benchmarks,

@@ -34,7 +34,6 @@ class EvalRequest(EvalOptions):
     test_file: Path | None = None
     base_model: Path | None = None
     mixed_batches: bool = True
-    style_prompts: int = 24
 
 
 @dataclass(frozen=True)
