@@ -165,7 +165,7 @@ def plan_evaluation(settings: Settings, registry: Registry, request: EvalRequest
         mixed_batches=request.mixed_batches,
         warnings=warnings,
     )
-    plan.train_file = train_file_of(record, settings.export_dir / "train.jsonl")
+    plan.train_file = train_file_of(record, settings.export_train_path)
     if request.style_prompts > 0 and plan.train_file is not None:
         plan.style_replies = assistant_replies(read_conversations(plan.train_file))
         plan.style_prompts = style_prompts(held_out, request.style_prompts) if plan.style_replies else []
