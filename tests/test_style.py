@@ -140,3 +140,18 @@ def test_the_gate_holds_an_adapter_whose_style_falls_below_the_opponents():
     assert style_criterion(GateConfig(), better, production).passed
     no_production = style.model_copy(update={"production": None})  # then the base is the opponent
     assert style_criterion(GateConfig(), no_production, Opponent(kind="base")).passed
+
+
+def test_style_prompts_are_held_out_turns_the_persons_assistant_answered():
+    from milton_lora.evaluate.plan import style_prompts
+
+    answered = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Right — hello.\n— M."}]
+    longer = [*answered, {"role": "user", "content": "Time?"}, {"role": "assistant", "content": "Right — 09:30."}]
+    unanswered = [{"role": "user", "content": "Hello?"}]
+    blank = [{"role": "user", "content": "Hm"}, {"role": "assistant", "content": "  "}]
+    chosen = style_prompts([answered, unanswered, longer, blank], limit=5)
+    assert [(p.id, p.messages[-1]["content"], p.reply) for p in chosen] == [
+        ("held_out_1", "Hi", "Right — hello.\n— M."),
+        ("held_out_3", "Time?", "Right — 09:30."),
+    ]
+    assert len(chosen[1].messages) == 3 and len(style_prompts([answered] * 9, limit=4)) == 4
