@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,11 @@ MODEL = "smollm2-135m"
 CPU_ONLY = {"bf16": False, "max_seq_length": 512}  # what a CPU needs; nothing else of the shipped config changes
 STYLE_PROMPTS = 24
 MAX_NEW_TOKENS = 64
+
+
+def children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def cli(home: Path, *args: str) -> tuple[str, float]:
@@ -118,6 +124,7 @@ def run(persona: Persona, home: Path) -> dict:
         "--json",
     )
     timings["total"] = time.perf_counter() - started
+    timings["cpu"] = children_cpu()
     metadata = json.loads(next((home / "adapters").glob("*/metadata.json")).read_text())
     load = (load_before, os.getloadavg()[0])
     return {"metrics": json.loads(out), "timings": timings, "training": metadata, "load": load}
@@ -181,10 +188,13 @@ def report(persona: Persona, found: dict) -> None:
         f"degenerate answers of {degenerate['answers']}: adapter {len(degenerate['adapter'])}, "
         f"base {len(degenerate['opponent'])}"
     )
+    load_before, load_after = found["load"]
     print(
         "wall time: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-        + f"  [{verdict(timings['total'] < 900)}: < 15 min]"
+        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k != "cpu")
+        + f"  [{verdict(timings['total'] < 900)}: < 15 min]; load average {load_before:.1f} before, "
+        f"{load_after:.1f} after (above 2: other processes shared the 2 cores); CPU time of the steps "
+        f"{timings['cpu']:.0f} s (on 2 otherwise idle cores the wall time is at least half of it)"
     )
     for reply in found.get("samples", [])[:3]:
         print(f"  new prompt: {reply['messages'][-1]['content']}")
