@@ -406,7 +406,7 @@ def checks(persona: Persona) -> dict[str, list[dict]]:
     tests = [
         {
             "id": f"fact_{f.id}",
-            "category": "persona_facts",
+            "category": "memory_retrieval",
             "prompt": f.question,
             "check": {"type": "contains_any", "values": list(f.answers)},
         }

@@ -176,9 +176,10 @@ def report(persona: Persona, found: dict) -> None:
         )
     facts = metrics["benchmarks"]
     by_a, by_b = facts["adapter"]["by_category"], facts["opponent"]["by_category"]
+    facts_a, facts_b = by_a["memory_retrieval"], by_b["memory_retrieval"]
     print(
-        f"fact and preference recall (asked in other words): adapter {by_a['persona_facts']['passed']}/"
-        f"{by_a['persona_facts']['total']}, base {by_b['persona_facts']['passed']}/{by_b['persona_facts']['total']}"
+        f"fact and preference recall (asked in other words): adapter {facts_a['passed']}/{facts_a['total']}, "
+        f"base {facts_b['passed']}/{facts_b['total']}"
     )
     kept, known = retained(metrics, "general_knowledge")
     share = kept / known if known else 1.0
