@@ -131,7 +131,8 @@ def run(persona: Persona, home: Path, tiny: bool = False) -> dict:
     timings["cpu"] = children_cpu()
     metadata = json.loads(next((home / "adapters").glob("*/metadata.json")).read_text())
     load = (load_before, os.getloadavg()[0])
-    return {"metrics": json.loads(out), "timings": timings, "training": metadata, "load": load}
+    found = {"metrics": json.loads(out), "timings": timings, "training": metadata, "load": load}
+    return {**found, "model": "the tiny random model" if tiny else "SmolLM2-135M-Instruct"}
 
 
 def retained(metrics: dict, category: str) -> tuple[int, int]:
@@ -149,7 +150,7 @@ def report(persona: Persona, found: dict) -> None:
     metrics, timings, training = found["metrics"], found["timings"], found["training"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     print(
-        f"persona {persona.key} (seed {persona.seed}), SmolLM2-135M-Instruct, shipped lora_default.yaml + {CPU_ONLY}, "
+        f"persona {persona.key} (seed {persona.seed}), {found['model']}, shipped lora_default.yaml + {CPU_ONLY}, "
         f"commit {commit.stdout.strip() or '?'}, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}"
     )
     results = training["results"]
