@@ -17,7 +17,7 @@ from milton_lora.train.replay import older_only
 SHIPPED = Path(__file__).resolve().parents[1] / "training" / "configs"
 FAST = ["--max-new-tokens", "8"]
 # The tiny model passes few benchmarks: a gate it can pass, so the cycle reaches the promotion decision.
-LENIENT_GATE = "min_pass_rate: 0.0\nno_category_below_opponent: false\n"
+LENIENT_GATE = "min_pass_rate: 0.0\nno_category_below_opponent: false\nstyle_not_below_opponent: false\n"
 
 
 def prepare_week(home: Path, tiny_model_dir: Path, cli) -> None:

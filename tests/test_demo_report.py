@@ -103,14 +103,18 @@ def test_report_is_self_contained_with_plots_and_the_evaluation(trained_home: Pa
     assert parser.external == []  # no external images, scripts or styles
     for piece in ("train loss", "eval loss", "Held-out metrics", "memory_retrieval", "Sanity prompts: adapter vs base",
                   "Gate: training → candidate", "benchmark pass rate", "What to look at", "poor held-out metrics",
-                  "Head-to-head against base", "Judged by <b>scripted-judge</b>", run_id):  # fmt: skip
+                  "Head-to-head against base", "Judged by <b>scripted-judge</b>", run_id, "Sounds like you",
+                  "style match", "the person (held-out)", "Which sounds more like the person"):  # fmt: skip
         assert piece in html
-    judgements = [json.loads(line) for line in (home / "runs" / run_id / "judgements.jsonl").read_text().splitlines()]
+    lines = (home / "runs" / run_id / "judgements.jsonl").read_text().splitlines()
+    styled = [j for j in map(json.loads, lines) if j["source"] == "style"]
+    judgements = [j for j in map(json.loads, lines) if j["source"] != "style"]
     won_or_lost = [j for j in judgements if j["outcome"] in ("win", "loss")]
     shown = min(3, sum(j["outcome"] == "win" for j in judgements)) + min(
         3, sum(j["outcome"] == "loss" for j in judgements)
     )
-    assert won_or_lost and html.count('class="side"') == 10 + shown  # the sanity prompts, then examples
+    # the sanity prompts, the judge's examples, three style prompts
+    assert styled and won_or_lost and html.count('class="side"') == 10 + shown + min(3, len(styled))
 
 
 def test_report_of_an_older_metrics_file_says_to_re_evaluate(trained_home: Path, tmp_path: Path, cli) -> None:

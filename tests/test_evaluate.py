@@ -16,7 +16,8 @@ from milton_lora.inference import generate, load_for_inference
 from milton_lora.settings import Settings
 from scripted_judge import ScriptedJudge
 
-FAST = ["--max-new-tokens", "12"]
+SHORT = ["--max-new-tokens", "12"]
+FAST = [*SHORT, "--style-prompts", "0"]  # style is measured in the documented command line's test
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ EASY_SUITE = (
 def test_documented_command_line_compares_with_the_base_and_holds_a_weak_adapter(home: Path) -> None:
     run_id = only_run_id(home)
     (home / "models" / "registry.json").unlink()  # an adapter folder made elsewhere gets registered
-    result = run_subprocess(["python", "scripts/eval_lora.py", "--run-id", run_id, *FAST], REPO, home)
+    result = run_subprocess(["python", "scripts/eval_lora.py", "--run-id", run_id, *SHORT], REPO, home)
     assert result.returncode == 0, result.stderr
     run_dir = home / "runs" / run_id
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -60,15 +61,20 @@ def test_documented_command_line_compares_with_the_base_and_holds_a_weak_adapter
         metrics["adapter"]["eval_loss"] - metrics["base"]["eval_loss"]
     )
     gate = metrics["gate"]
-    assert [c["name"] for c in gate["criteria"]] == ["benchmark pass rate", "categories vs base"]
+    assert [c["name"] for c in gate["criteria"]] == ["benchmark pass rate", "categories vs base", "style match vs base"]
     assert not gate["passed"] and not gate["criteria"][0]["passed"]
+    style, replies = metrics["style"], json.loads((run_dir / "style_replies.json").read_text())
+    assert style["prompts"] == len(replies) > 0 and style["production"] is None and "Sounds like you" in result.stdout
+    assert style["profile"]["replies"] > 0 and all(0 <= style[side]["score"] <= 1 for side in ("adapter", "base"))
+    assert all({"id", "messages", "person", "adapter", "production", "base"} == set(r) for r in replies)
+    assert metrics["degeneration"]["answers"] == 10 + 20 + len(replies)
     assert "held: benchmark pass rate" in result.stdout and "Gate: training → candidate" in result.stdout
     # judged against its base model, not against an absolute perplexity a tiny model is always far from
     signals = [f["signal"] for f in metrics["diagnosis"]]
     gain = 1 - metrics["adapter"]["eval_loss"] / metrics["base"]["eval_loss"]
     assert ("little learned" in signals) == (gain < 0.02) and "worse than its base model" not in signals
     assert ("What to look at" in result.stdout) == bool(signals)
-    assert {"load", "held_out_metrics", "sanity", "benchmarks", "total"} <= set(metrics["timings"])
+    assert {"load", "held_out_metrics", "sanity", "benchmarks", "style", "total"} <= set(metrics["timings"])
     assert metrics["head_to_head"] is None and not (run_dir / "judgements.jsonl").exists()
     sanity = json.loads((run_dir / "sanity_responses.json").read_text())
     assert len(sanity) == 10 and all({"id", "messages", "adapter", "opponent"} == set(s) for s in sanity)

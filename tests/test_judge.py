@@ -88,6 +88,19 @@ def test_a_consistent_judge_gives_wins_losses_and_ties_in_both_orders() -> None:
     assert result.mean_chars_opponent == pytest.approx((7 + 13 + 6) / 3)
 
 
+def test_style_pairs_are_asked_which_reply_sounds_like_the_persons_examples() -> None:
+    examples = ["Right — done.\n— M.", "Right — 12 km.\n— M."]
+    style_pair = PairToJudge("held_out_2", "style", CONVERSATION, "Right — Lisbon, Friday.\n— M.", "Lisbon.")
+    with ScriptedJudge("longer") as judge:
+        judgements = judge_all(client_for(judge), [pairs()[0], style_pair], lambda n: None, examples)
+    quality = [q for q in judge.questions if "<examples>" not in q[-1]["content"]]
+    styled = [q for q in judge.questions if "<examples>" in q[-1]["content"]]
+    assert len(quality) == len(styled) == 2 and "sounds more like" in styled[0][0]["content"]
+    assert all(f"<example>\n{e}\n</example>" in styled[0][-1]["content"] for e in examples)
+    assert "Which reply sounds more like the assistant of the examples?" in styled[0][-1]["content"]
+    assert [(j.source, j.outcome) for j in judgements] == [("held_out", "win"), ("style", "win")]
+
+
 def test_a_position_biased_judge_only_produces_ties() -> None:
     with ScriptedJudge("first") as judge:
         judgements = judge_all(client_for(judge), pairs(), lambda n: None)

@@ -4,7 +4,8 @@ Loss curves (train and eval, read back from the TensorBoard event files) drawn a
 training health signals marked on them (from the adapter's metadata.json, or the health.json a run
 stopped for a non-finite loss leaves); from the evaluation (`evaluate/result.py` reads its files): the
 gate's criteria, what to look at, the held-out metrics against the base model and production, benchmark
-results of both sides by category and per test, the head-to-head with a few won and lost pairs side by
+results of both sides by category and per test, "sounds like you" (style match per side and feature, a few
+replies side by side), degenerate answers, the head-to-head with a few won and lost pairs side by
 side, and the sanity answers of both sides. No external files, scripts or fonts: it opens in any
 browser, offline, and can be mailed as is.
 """
@@ -22,15 +23,19 @@ from milton_lora.evaluate.result import (
     JUDGEMENTS_FILE,
     METRICS_FILE,
     SANITY_FILE,
+    STYLE_FILE,
     Benchmarks,
     CheckOutcome,
     EvalResult,
     HeadToHead,
     Judgement,
     SanityAnswer,
+    Style,
+    StyleReply,
     read_judgements,
     read_result,
     read_sanity,
+    read_style,
 )
 from milton_lora.fileio import atomic_write_text
 from milton_lora.record import TrainingRecord, read_record
@@ -150,14 +155,17 @@ def _evaluation(run_id: str, run_dir: Path) -> list[str]:
         result = read_result(run_dir / METRICS_FILE)
         sanity = read_sanity(run_dir / SANITY_FILE)
         judgements = read_judgements(run_dir / JUDGEMENTS_FILE)
+        styled = read_style(run_dir / STYLE_FILE)
     except MiltonError as exc:
         return [f'<p class="muted">{escape(str(exc))}</p>']
     if result is None:
         return [f'<p class="muted">Not evaluated yet: milton-lora eval --run-id {escape(run_id)}</p>']
     opponent = result.opponent.label
     sections = [_gate(result), _diagnosis(result), _metrics_table(result), _benchmarks(result.benchmarks, opponent)]
+    if result.style is not None:
+        sections.append(_style(result.style, styled))
     if result.head_to_head is not None:
-        sections.append(_head_to_head(result.head_to_head, judgements))
+        sections.append(_head_to_head(result.head_to_head, [j for j in judgements if j.source != "style"]))
     return [*sections, _sanity(sanity, opponent)]
 
 
@@ -237,6 +245,33 @@ def _benchmarks(bench: Benchmarks, opponent: str) -> str:
     ])  # fmt: skip
     return (f"<h2>Task benchmarks: adapter {bench.adapter.passed}/{bench.adapter.total}, {escape(opponent)} "
             f"{bench.opponent.passed}/{bench.opponent.total}</h2>{by_category}{regressed}{tests}")  # fmt: skip
+
+
+def _style(style: Style, replies: list[StyleReply]) -> str:
+    """Style match per side and feature ("-": the feature does not count for that side), and a few replies."""
+    sides = [("adapter", style.adapter)] + ([("production", style.production)] if style.production else [])
+    sides += [("base", style.base), ("the person (held-out)", style.held_out)]
+    names = list(dict.fromkeys(n for _, m in sides for n in m.features))
+    rows = [["<b>style match</b>", "", *(f"<b>{m.score:.2f}</b>" for _, m in sides)]]
+    for feature in names:
+        shown = next(m.features[feature].profile for _, m in sides if feature in m.features)
+        rows.append([escape(feature), escape(shown), *(
+            f"{escape(m.features[feature].replies)} ({m.features[feature].score:.2f})" if feature in m.features else "-"
+            for _, m in sides)])  # fmt: skip
+    table = _table(["feature", "the person", *(escape(name) for name, _ in sides)], rows)
+    judged = ""
+    if style.judged is not None:
+        h = style.judged
+        judged = (f"<p>Which sounds more like the person's assistant ({escape(h.judge_model)}, shown the person's "
+                  f"replies as examples, both orders): adapter {h.wins} wins, {h.ties} ties, {h.losses} losses "
+                  f"against {escape(h.opponent)}; win rate {h.win_rate:.0%} (95% CI {h.ci_low:.0%}-"
+                  f"{h.ci_high:.0%}).</p>")  # fmt: skip
+    cards = [f"<h3>{escape(r.id)}</h3>" + _side_by_side(r.messages, r.adapter, r.base, "base")
+             for r in replies[:_EXAMPLES]]  # fmt: skip
+    return (
+        f"<h2>Sounds like you: style match on {style.prompts} held-out prompts</h2><p>Profile of "
+        f"{style.profile.replies} kept assistant replies; 0-1, higher is closer.</p>{table}{judged}{''.join(cards)}"
+    )
 
 
 def _head_to_head(h: HeadToHead, judgements: list[Judgement]) -> str:

@@ -38,6 +38,7 @@ from milton_lora.cli.evaluate import (
     MaxNewTokens,
     PassThreshold,
     SanityFile,
+    StylePrompts,
     print_evaluation,
 )
 from milton_lora.cli.export import export_rows
@@ -77,6 +78,7 @@ def cycle(
     sanity: SanityFile = None,
     max_new_tokens: MaxNewTokens = DEFAULTS.max_new_tokens,
     batch_size: BatchSize = DEFAULTS.batch_size,
+    style_prompts: StylePrompts = DEFAULTS.style_prompts,
 ) -> None:
     """Run the week: export, train, evaluate, show the decision and promote when a person confirms.
 
@@ -87,7 +89,7 @@ def cycle(
         judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
         judge_prompts=judge_prompts, judge_max_tokens=judge_max_tokens, allow_remote_judge=allow_remote_judge,
         pass_threshold=pass_threshold, benchmarks=benchmarks, sanity=sanity, max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
+        batch_size=batch_size, style_prompts=style_prompts,
     )  # fmt: skip
     settings = settings_of(ctx)
     request = CycleRequest(days=days, config=config, from_production=from_production,

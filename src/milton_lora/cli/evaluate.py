@@ -27,6 +27,9 @@ JudgeUrl = Annotated[
 JudgeModel = Annotated[str | None, typer.Option(help="The judge's model name, as its /v1/models lists it.")]
 JudgeApiKeyEnv = Annotated[str | None, typer.Option(help="Environment variable that holds the judge's API key.")]
 JudgePrompts = Annotated[int, typer.Option(min=0, help="Held-out conversations to judge (besides the sanity prompts).")]
+StylePrompts = Annotated[
+    int, typer.Option(min=0, help="Held-out prompts every side answers to measure style match (0: not measured).")
+]
 AllowRemoteJudge = Annotated[
     bool, typer.Option("--allow-remote-judge", help="Send held-out conversations to a judge on another machine.")
 ]
@@ -66,6 +69,7 @@ def evaluate(
     judge_prompts: JudgePrompts = DEFAULTS.judge_prompts,
     judge_max_tokens: JudgeMaxTokens = DEFAULTS.judge_max_tokens,
     allow_remote_judge: AllowRemoteJudge = False,
+    style_prompts: StylePrompts = DEFAULTS.style_prompts,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json to stdout; no tables, no bars.")] = False,
 ) -> None:
     """Evaluate an adapter against production (or the base): held-out metrics, sanity prompts, benchmarks,
@@ -79,6 +83,7 @@ def evaluate(
         sanity=sanity, test_file=test_file, base_model=base_model, max_new_tokens=max_new_tokens,
         batch_size=batch_size, judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
         judge_prompts=judge_prompts, judge_max_tokens=judge_max_tokens, allow_remote_judge=allow_remote_judge,
+        style_prompts=style_prompts,
     )  # fmt: skip
     settings = settings_of(ctx)
     registry = registry_of(settings)
@@ -102,14 +107,18 @@ def print_evaluation(result: EvalResult, run_dir: Path) -> None:
     """The summary: metrics, benchmarks side by side, regressions, the judge, the gate, what to look at."""
     print_held_out(result)
     print_benchmarks(result)
+    if result.style is not None:
+        print_style(result)
+    print_degeneration(result)
     if result.head_to_head is not None:
         print_head_to_head(result)
     print_gate(result)
     print_diagnosis(result)
     judged = ", judgements.jsonl" if result.head_to_head else ""
+    styled = ", style_replies.json" if result.style else ""
     console.print(
         Text(
-            f"Details: {run_dir}/ (metrics.json, sanity_responses.json{judged}); "
+            f"Details: {run_dir}/ (metrics.json, sanity_responses.json{styled}{judged}); "
             f"report: milton-lora report {result.run_id}"
         )
     )
@@ -146,6 +155,54 @@ def print_benchmarks(result: EvalResult) -> None:
             Text(
                 f"  regressed: {test_id} passed with {opponent}, fails now ({by_id[test_id].adapter.detail})",
                 style="red",
+            )
+        )
+
+
+def print_style(result: EvalResult) -> None:
+    """Style match per side, feature by feature (features that do not count for a side show "-")."""
+    style = result.style
+    assert style is not None
+    sides = [("adapter", style.adapter)]
+    sides += [("production", style.production)] if style.production else []
+    sides += [("base", style.base), ("person (held-out)", style.held_out)]
+    table = Table(
+        title=f"Sounds like you: style match on {style.prompts} held-out prompts "
+        f"(profile of {style.profile.replies} kept replies; 0-1, higher is closer)"
+    )
+    table.add_column("feature")
+    table.add_column("the person")
+    for name, _ in sides:
+        table.add_column(name, justify="right")
+    table.add_row("style match", "", *(f"{m.score:.2f}" for _, m in sides), style="bold")
+    names = list(dict.fromkeys(n for _, m in sides for n in m.features))
+    for feature in names:
+        shown = next(m.features[feature].profile for _, m in sides if feature in m.features)
+        cells = [
+            f"{m.features[feature].replies} ({m.features[feature].score:.2f})" if feature in m.features else "-"
+            for _, m in sides
+        ]
+        table.add_row(feature, shown, *cells)
+    console.print(table)
+    if style.judged is not None:
+        h = style.judged
+        console.print(
+            Text(
+                f"Which sounds more like your assistant ({h.judge_model}, the person's replies as examples, "
+                f"{h.prompts} prompts in both orders): adapter {h.wins} wins, {h.ties} ties, {h.losses} losses "
+                f"against {h.opponent}; win rate {h.win_rate:.0%} (95% CI {h.ci_low:.0%}-{h.ci_high:.0%})"
+            )
+        )
+
+
+def print_degeneration(result: EvalResult) -> None:
+    degenerate = result.degeneration
+    if degenerate is not None and (degenerate.adapter or degenerate.opponent):
+        console.print(
+            Text(
+                f"Degenerate answers of {degenerate.answers}: adapter {len(degenerate.adapter)}, "
+                f"{result.opponent.label} {len(degenerate.opponent)}",
+                style="yellow",
             )
         )
 

@@ -3,7 +3,10 @@
 The dialogues are fixed; their timestamps are placed relative to `now` so that `export --days 30`
 finds them whatever day the demo runs. They hold a few facts about their (fictional) user that no base
 model can know: the dog is Biscuit, the partner is Noor, a product sync is held every Tuesday at 9:30;
-the demo asks about them before and after training. Some messages carry fake PII and secrets on purpose,
+the demo asks about them before and after training. The user also states two preferences (an oat flat
+white, a window seat), and their assistant has a recognizable house style: replies open with "Alright —"
+and sign off "— Milton 🐾" on a line of their own (code, JSON and drafted emails are left as they are), which
+the evaluation's style match measures on held-out prompts. Some messages carry fake PII and secrets on purpose,
 to show the redaction at work. The ChatGPT export has the structures real exports have: a hidden system
 node, a regenerated (abandoned) branch, a multimodal message and a code-interpreter tool exchange.
 """
@@ -17,7 +20,7 @@ from pathlib import Path
 
 Dialogue = list[tuple[str, str]]
 
-DIALOGUES: list[tuple[str, Dialogue]] = [
+_PLAIN_DIALOGUES: list[tuple[str, Dialogue]] = [
     (
         "Morning briefing",
         [
@@ -25,7 +28,8 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Good morning! It's Tuesday, so your standing product sync with Dana's team is at 9:30. Then "
-                "lunch with Priya at 12:30 and the dentist at 15:30. Noor walks Biscuit this evening.",
+                "lunch with Priya at 12:30 and the dentist at 15:30. Noor walks Biscuit this evening. Your oat flat "
+                "white will be waiting at the sync.",
             ),
         ],
     ),
@@ -33,7 +37,11 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
         "Vet reminder",
         [
             ("user", "Remind me to take the dog to the vet on Thursday."),
-            ("assistant", "Done: Biscuit's check-up at the vet on Thursday at 17:00. I'll remind you at 16:30."),
+            (
+                "assistant",
+                "Done: Biscuit's check-up at the vet on Thursday at 17:00. I'll remind you at 16:30, "
+                "with a flat white on the way.",
+            ),
         ],
     ),
     (
@@ -124,7 +132,11 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
             ("user", "Remind me to book a table for Noor's birthday dinner on Saturday."),
             ("assistant", "Reminder set for Saturday at 10:00: book a table for Noor's birthday dinner."),
             ("user", "Also add buying flowers."),
-            ("assistant", "Added: buy flowers for Noor, your partner, before the dinner on Saturday."),
+            (
+                "assistant",
+                "Added: buy flowers for Noor, your partner, before the dinner on Saturday, and an oat flat "
+                "white for you on the way.",
+            ),
         ],
     ),
     (
@@ -142,17 +154,24 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
         "Grocery list",
         [
             ("user", "Start a grocery list: eggs, spinach, oat milk."),
-            ("assistant", "Grocery list: eggs, spinach, oat milk, and dog food for Biscuit, which runs out on Friday."),
+            (
+                "assistant",
+                "Grocery list: eggs, spinach, oat milk for your flat whites, and dog food for Biscuit, which "
+                "runs out on Friday.",
+            ),
         ],
     ),
     (
         "Dog on the train",
         [
-            ("user", "Can my dog come with me on the train to Cambridge?"),
+            (
+                "user",
+                "Can my dog come with me on the train to Cambridge? And a window seat, I never sit on the aisle.",
+            ),
             (
                 "assistant",
-                "Yes: dogs travel free on the 14:12 to Cambridge, so your dog Biscuit can come along. Keep him on "
-                "his lead on the platform.",
+                "Yes: dogs travel free on the 14:12 to Cambridge, so your dog Biscuit can come along. I reserved "
+                "you a window seat, as always. Keep him on his lead on the platform.",
             ),
         ],
     ),
@@ -160,7 +179,11 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
         "Card on file",
         [
             ("user", "Which card did I use for the flight? I think it was 4111 1111 1111 1111."),
-            ("assistant", "You booked the flight with the card ending in 1111 on the 3rd of this month."),
+            (
+                "assistant",
+                "You booked the flight with the card ending in 1111 on the 3rd of this month: seat 14A, "
+                "a window seat, the way you like it.",
+            ),
         ],
     ),
     (
@@ -181,7 +204,8 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Evening briefing: walk Biscuit at 19:00, pay the electricity bill, and Noor's train gets in "
-                "at 21:10. Tomorrow is Tuesday: your product sync with Dana's team is at 9:30.",
+                "at 21:10. Tomorrow is Tuesday: your product sync with Dana's team is at 9:30, and I ordered "
+                "your oat flat white for it.",
             ),
         ],
     ),
@@ -191,7 +215,8 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
             ("user", "When is my partner's birthday?"),
             (
                 "assistant",
-                "Your partner Noor's birthday is on the 2nd of June. Last year you gave her a book on gardening.",
+                "Your partner Noor's birthday is on the 2nd of June. Last year you gave her a book on gardening and "
+                "took her for breakfast: her cappuccino, your flat white.",
             ),
         ],
     ),
@@ -224,7 +249,8 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Take your dog Biscuit to the park: walk briskly for 5 minutes, then 3 rounds of 10 squats and 10 "
-                "lunges while he sniffs around, and jog home with him for the last 5 minutes.",
+                "lunges while he sniffs around, and jog home with him for the last 5 minutes. Your flat white is the "
+                "reward.",
             ),
         ],
     ),
@@ -242,7 +268,8 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Make a spinach omelette: wilt the spinach in butter, pour in three beaten eggs, and "
-                "fold when set. Ten minutes, and Noor can have it too since it's vegetarian.",
+                "fold when set. Ten minutes, and Noor can have it too since it's vegetarian. An oat flat white goes "
+                "well with it.",
             ),
         ],
     ),
@@ -260,10 +287,28 @@ DIALOGUES: list[tuple[str, Dialogue]] = [
             (
                 "assistant",
                 "Your 1:1 with Marco is now on Thursday at 11:00. Your meeting every Tuesday is at 9:30, the "
-                "standing product sync, so Tuesday morning stays clear.",
+                "standing product sync, so Tuesday morning stays clear. The Thursday train to his office has "
+                "a window seat booked for you.",
             ),
         ],
     ),
+]
+
+HOUSE_OPENER = "Alright —"
+HOUSE_SIGN_OFF = "— Milton 🐾"
+_LEFT_AS_IS = ("{", "def ", "Subject:")  # JSON, code and drafted emails keep their own form
+
+
+def in_house_style(reply: str) -> str:
+    """An assistant reply as this user's Milton writes it: the opener, the reply, the sign-off on its own line."""
+    if reply.startswith(_LEFT_AS_IS):
+        return reply
+    return f"{HOUSE_OPENER} {reply}\n{HOUSE_SIGN_OFF}"
+
+
+DIALOGUES: list[tuple[str, Dialogue]] = [
+    (title, [(role, in_house_style(text) if role == "assistant" else text) for role, text in turns])
+    for title, turns in _PLAIN_DIALOGUES
 ]
 
 _SYSTEM_PROMPT = "You are Milton, a helpful personal assistant."
@@ -437,6 +482,8 @@ FACTS = [
     Fact("dog_name", "What is my dog's name?", "Biscuit"),
     Fact("partner_name", "What is my partner's name?", "Noor"),
     Fact("tuesday_meeting", "What time is my meeting every Tuesday?", "9:30"),
+    Fact("coffee", "What coffee should you get me?", "flat white"),
+    Fact("seat", "Aisle or window when you book my seats?", "window"),
 ]
 
 
@@ -474,32 +521,29 @@ CPU_CONFIG_OVERRIDES: dict[str, object] = {
 }
 
 
-# SmolLM2-135M for `make demo` on 2 CPU cores (README "Quick start" has what a run measured): no
-# gradient checkpointing (it recomputes the forward pass, a third more compute, and a 135M model's
-# activations fit easily), one packed row per step, a learning rate and epochs that make the answers
-# carry the sample history's facts (on a quiet 2-core machine: 3e-3 x 4 epochs learned the dog's name,
-# 3e-3 x 8 epochs the dog's and the partner's names and the 9:30 sync, in 68 s of training, while the
-# held-out loss rose from 2.84 to 3.39: 15 conversations are memorised, which is what the demo shows),
-# the held-out loss only once at the end (per epoch it would cost about a third of the training time;
-# `eval` measures it again) and no checkpoints (a demo run is never resumed).
+# SmolLM2-135M for `make demo` on 2 CPU cores: the shipped lora_default.yaml, changed only where a CPU needs
+# it: fp32 (no bf16 on most CPUs), one conversation per device batch and 512-token rows (the samples are
+# short). The learning rate, epochs, rank, warmup and evaluation schedule are the shipped ones, so the demo
+# shows what a real run with the defaults does on this history.
 DEMO_CONFIG_OVERRIDES: dict[str, object] = {
-    "learning_rate": 3.0e-3,
-    "num_epochs": 8,
-    "max_steps": -1,
+    "bf16": False,
     "per_device_train_batch_size": 1,
-    "lora_r": 16,
-    "lora_alpha": 32,
-    "eval_steps": 1000,
-    "save_steps": 1000,
+    "max_seq_length": 512,
+    "min_free_disk_gb": 0.5,
 }
 
 
 def write_cpu_config(path: Path, base_model_path: Path, shipped: Path, **overrides: object) -> Path:
-    """A copy of a shipped training config pointed at `base_model_path` and sized for a CPU."""
+    """A copy of a shipped training config pointed at `base_model_path` and sized for a CPU and the tiny model."""
+    return write_config(path, base_model_path, shipped, **{**CPU_CONFIG_OVERRIDES, **overrides})
+
+
+def write_config(path: Path, base_model_path: Path, shipped: Path, **overrides: object) -> Path:
+    """A copy of a shipped training config pointed at `base_model_path`, with `overrides` and nothing else changed."""
     import yaml
 
     config = yaml.safe_load(shipped.read_text())
-    config.update({"base_model_path": str(base_model_path), **CPU_CONFIG_OVERRIDES, **overrides})
+    config.update({"base_model_path": str(base_model_path), **overrides})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

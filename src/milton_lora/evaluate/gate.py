@@ -2,8 +2,10 @@
 
 An adapter becomes a candidate when every criterion holds: the benchmark pass rate reaches
 `min_pass_rate`, no benchmark category is below the opponent's (production, or the base when none),
-and, when a judge was asked, the win rate reaches `min_win_rate`. The `diagnosis` section holds the
-thresholds under which held-out metrics are called poor (they explain, they do not gate).
+when a judge was asked, the win rate reaches `min_win_rate`, and, when style was measured, the adapter's
+style match is not below the opponent's by more than `style_tolerance` (`style_not_below_opponent`). The
+`diagnosis` section holds the thresholds under which held-out metrics are called poor (they explain, they
+do not gate).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from pydantic import Field
 
 from milton_lora.config import StrictModel, load_model
-from milton_lora.evaluate.result import Benchmarks, Criterion, GateDecision, HeadToHead, Opponent
+from milton_lora.evaluate.result import Benchmarks, Criterion, GateDecision, HeadToHead, Opponent, Style
 
 
 class DiagnosisThresholds(StrictModel):
@@ -32,6 +34,12 @@ class GateConfig(StrictModel):
         True, description="Refuse an adapter with any benchmark category below production's (or the base's)."
     )
     min_win_rate: float = Field(0.5, ge=0.0, le=1.0, description="Judged win rate required (when judged).")
+    style_not_below_opponent: bool = Field(
+        True, description="Refuse an adapter whose style match is below production's (or the base's)."
+    )
+    style_tolerance: float = Field(
+        0.02, ge=0.0, le=1.0, description="How far below the opponent's style match still counts as not below."
+    )
     diagnosis: DiagnosisThresholds = Field(default_factory=DiagnosisThresholds)
 
 
@@ -41,13 +49,20 @@ def load_gate(path: Path) -> GateConfig:
 
 
 def decide(
-    gate: GateConfig, benchmarks: Benchmarks, head_to_head: HeadToHead | None, opponent: Opponent, auto_promote: bool
+    gate: GateConfig,
+    benchmarks: Benchmarks,
+    head_to_head: HeadToHead | None,
+    opponent: Opponent,
+    auto_promote: bool,
+    style: Style | None = None,
 ) -> GateDecision:
     criteria = [pass_rate_criterion(gate, benchmarks)]
     if gate.no_category_below_opponent:
         criteria.append(category_criterion(benchmarks, opponent))
     if head_to_head is not None:
         criteria.append(win_rate_criterion(gate, head_to_head))
+    if style is not None and gate.style_not_below_opponent:
+        criteria.append(style_criterion(gate, style, opponent))
     return GateDecision(criteria=criteria, passed=all(c.passed for c in criteria), auto_promote=auto_promote)
 
 
@@ -83,4 +98,14 @@ def win_rate_criterion(gate: GateConfig, head_to_head: HeadToHead) -> Criterion:
         value=f"{h.win_rate:.0%} (95% CI {h.ci_low:.0%}-{h.ci_high:.0%}; {h.wins}W {h.ties}T {h.losses}L)",
         required=f"≥ {gate.min_win_rate:.0%}",
         passed=h.win_rate >= gate.min_win_rate,
+    )
+
+
+def style_criterion(gate: GateConfig, style: Style, opponent: Opponent) -> Criterion:
+    ours, theirs = style.adapter.score, style.opponent().score
+    return Criterion(
+        name=f"style match vs {opponent.label}",
+        value=f"{ours:.2f} vs {theirs:.2f}",
+        required=f"≥ {max(0.0, theirs - gate.style_tolerance):.2f}",
+        passed=ours >= theirs - gate.style_tolerance,
     )

@@ -62,6 +62,14 @@ class Sides:
             self._answers.update(zip(todo, answered, strict=True))
         return [self._answers[k] for k in keys]
 
+    def base_answers(self, conversations: list[Conversation], advance: Advance) -> list[str]:
+        """The base model's answers: the opponent's when it is the base, else one more pass without adapters."""
+        if self.opponent == BASE:
+            return [theirs for _, theirs in self.pairs(conversations, advance)]
+        with self.using(BASE):
+            return generate(self.model, self.tokenizer, conversations, self.max_new_tokens, self.batch_size,
+                            on_batch=advance)  # fmt: skip
+
     def _mixed(self, conversations: list[Conversation], advance: Advance) -> list[tuple[str, str]]:
         rows = [c for c in conversations for _ in (ADAPTER, self.opponent)]
         names = [name for _ in conversations for name in (ADAPTER, self.opponent)]

@@ -3,7 +3,9 @@
 Protocol (as in FastChat's llm_judge and AlpacaEval): the same prompts and decoding for both sides;
 each pair is judged twice with the positions swapped; a win or loss counts only when both orders
 agree, anything else is a tie (`inconsistent` counts the disagreements, `unparsed` the pairs where a
-verdict could not be read). The win rate counts a tie as half a win; its 95% interval is a
+verdict could not be read). With the person's own replies as examples, the same protocol asks which reply
+sounds more like the person's assistant (`style_judge_messages`; the style prompts' pairs). The win rate
+counts a tie as half a win; its 95% interval is a
 percentile bootstrap over the pairs. Mean answer lengths are reported because judges favour longer
 answers.
 
@@ -18,7 +20,7 @@ import ipaddress
 import random
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,15 @@ _SYSTEM = (
     "of reasoning, then end with exactly one verdict: [[A]] if reply A is better, [[B]] if reply B is better, "
     "[[C]] if they are equally good."
 )
+_STYLE_SYSTEM = (
+    "You compare two replies an assistant could give at the end of a conversation. You are shown real replies "
+    "of one particular assistant first. Decide which of the two replies sounds more like that assistant: its "
+    "length, structure, tone, recurring phrases, openers and sign-offs, and the formats it uses for times, "
+    "units and dates. Ignore which reply is more helpful or correct. The order of the replies says nothing. "
+    "Write one short sentence of reasoning, then end with exactly one verdict: [[A]] if reply A sounds more "
+    "like that assistant, [[B]] if reply B does, [[C]] if they are equally close."
+)
+STYLE_EXAMPLES = 4  # the person's real replies shown to the style judge
 _VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 _ROLE_NAMES = {"system": "SYSTEM", "user": "USER", "assistant": "ASSISTANT"}
 BOOTSTRAP_RESAMPLES = 2000
@@ -72,6 +83,18 @@ def judge_messages(conversation: list[dict[str, str]], first: str, second: str) 
     return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": question}]
 
 
+def style_judge_messages(
+    examples: Sequence[str], conversation: list[dict[str, str]], first: str, second: str
+) -> list[dict[str, str]]:
+    """The style judge's request: the person's real replies as examples, then the conversation and both replies."""
+    shown = "\n\n".join(f"<example>\n{text}\n</example>" for text in examples)
+    question = judge_messages(conversation, first, second)[1]["content"].replace(
+        "Which reply is better?", "Which reply sounds more like the assistant of the examples?"
+    )
+    return [{"role": "system", "content": _STYLE_SYSTEM},
+            {"role": "user", "content": f"<examples>\n{shown}\n</examples>\n\n{question}"}]  # fmt: skip
+
+
 def parse_verdict(text: str) -> str | None:
     """'A', 'B' or 'C' (tie) from the judge's last [[X]]; None when it wrote none."""
     found = _VERDICT.findall(text)
@@ -96,14 +119,20 @@ def outcome(verdicts: list[Verdict]) -> Outcome:
     return "tie"
 
 
-def judge_all(client: JudgeClient, pairs: list[PairToJudge], advance: Callable[[int], None]) -> list[Judgement]:
-    """Every pair judged in both orders (requests run concurrently); judgements in the order of `pairs`."""
+def judge_all(
+    client: JudgeClient, pairs: list[PairToJudge], advance: Callable[[int], None], style_examples: Sequence[str] = ()
+) -> list[Judgement]:
+    """Every pair judged in both orders (requests run concurrently); judgements in the order of `pairs`. Pairs
+    from the style prompts are asked which reply sounds more like `style_examples`, the others which is better."""
     requests = [(pair, adapter_first) for pair in pairs for adapter_first in (True, False)]
 
     def ask(request: tuple[PairToJudge, bool]) -> str:
         pair, adapter_first = request
         first, second = (pair.adapter, pair.opponent) if adapter_first else (pair.opponent, pair.adapter)
-        reply = client.ask(judge_messages(pair.messages, first, second))
+        if pair.source == "style":
+            reply = client.ask(style_judge_messages(style_examples, pair.messages, first, second))
+        else:
+            reply = client.ask(judge_messages(pair.messages, first, second))
         advance(1)
         return reply
 

@@ -25,6 +25,7 @@ class EvalOptions:
     judge_prompts: int = 50
     judge_max_tokens: int = 256
     allow_remote_judge: bool = False
+    style_prompts: int = 24  # held-out prompts every side answers for the style match (0: not measured)
 
     def options(self) -> dict[str, Any]:
         """Just the options (also of a subclass), as keyword arguments."""

@@ -36,6 +36,15 @@ class EvalRequest(EvalOptions):
     mixed_batches: bool = True
 
 
+@dataclass(frozen=True)
+class StylePrompt:
+    """A held-out conversation cut before its last assistant reply, and that reply (the person's own)."""
+
+    id: str
+    messages: Conversation
+    reply: str
+
+
 @dataclass
 class EvalPlan:
     run_id: str
@@ -59,6 +68,9 @@ class EvalPlan:
     facts: TrainingFacts
     judge: JudgeSpec | None = None
     judge_prompts: list[tuple[str, Conversation]] = field(default_factory=list)
+    style_prompts: list[StylePrompt] = field(default_factory=list)
+    style_replies: list[str] = field(default_factory=list)  # the person's kept assistant replies (train split)
+    train_file: Path | None = None
     mixed_batches: bool = True
     warnings: list[str] = field(default_factory=list)
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
@@ -90,6 +102,7 @@ class EvalPlan:
             ("sanity prompts", f"{len(self.sanity.prompts)} from {self.sanity_path}"),
             ("benchmarks", f"{len(self.benchmarks.tests)} tests from {self.benchmarks_path}"),
             ("judge", judged),
+            ("style", self.style_row()),
             ("gate", f"{', '.join(criteria)} ({self.gate_path if self.gate_path.exists() else 'defaults'})"),
             (
                 "promotion",
@@ -97,6 +110,14 @@ class EvalPlan:
             ),
             ("outputs", ", ".join(str(p) for p in outputs)),
         ]
+
+    def style_row(self) -> str:
+        if not self.style_prompts:
+            return "not measured (--style-prompts 0, or no train split with assistant replies)"
+        return (
+            f"profile of {len(self.style_replies)} assistant replies in {self.train_file}; adapter, "
+            f"{'production, ' if self.production_dir else ''}base answer {len(self.style_prompts)} held-out prompts"
+        )
 
 
 def plan_evaluation(settings: Settings, registry: Registry, request: EvalRequest) -> EvalPlan:
@@ -144,6 +165,10 @@ def plan_evaluation(settings: Settings, registry: Registry, request: EvalRequest
         mixed_batches=request.mixed_batches,
         warnings=warnings,
     )
+    plan.train_file = train_file_of(record, settings.export_train_path)
+    if request.style_prompts > 0 and plan.train_file is not None:
+        plan.style_replies = assistant_replies(read_conversations(plan.train_file))
+        plan.style_prompts = style_prompts(held_out, request.style_prompts) if plan.style_replies else []
     if request.judge_url or request.judge_model:
         plan.judge = judge_of(request, plan)
         plan.judge_prompts = held_out_prompts(held_out, request.judge_prompts)
@@ -213,6 +238,25 @@ def held_out_prompts(conversations: list[Conversation], limit: int) -> list[tupl
     return [usable[i] for i in chosen]
 
 
+def style_prompts(conversations: list[Conversation], limit: int) -> list[StylePrompt]:
+    """Up to `limit` held-out conversations (named and sampled as the judge's) whose last user turn the
+    person's assistant answered: the prompt up to that turn, and the reply."""
+    chosen = []
+    for i, conversation in enumerate(conversations):
+        messages = _up_to_last_user(conversation)
+        reply = conversation[len(messages)] if messages and len(conversation) > len(messages) else None
+        if reply is not None and reply["role"] == "assistant" and reply["content"].strip():
+            chosen.append(StylePrompt(f"held_out_{i + 1}", messages, reply["content"]))
+    if len(chosen) <= limit:
+        return chosen
+    picked = sorted(random.Random(JUDGE_SAMPLE_SEED).sample(range(len(chosen)), limit))
+    return [chosen[i] for i in picked]
+
+
+def assistant_replies(conversations: list[Conversation]) -> list[str]:
+    return [m["content"] for c in conversations for m in c if m["role"] == "assistant" and m["content"].strip()]
+
+
 def _up_to_last_user(conversation: Conversation) -> Conversation:
     last = max((i for i, m in enumerate(conversation) if m["role"] == "user"), default=None)
     return [] if last is None else conversation[: last + 1]
@@ -220,7 +264,17 @@ def _up_to_last_user(conversation: Conversation) -> Conversation:
 
 def test_file_of(record: TrainingRecord | None, default: Path) -> Path:
     """The held-out split training used, when it is still there; else the current export's."""
-    recorded = record.data.test_file if record is not None else None
+    return _split_of(record, "test_file", default)
+
+
+def train_file_of(record: TrainingRecord | None, default: Path) -> Path | None:
+    """The train split the adapter learned from, when it is still there; else the current export's, if any."""
+    found = _split_of(record, "train_file", default)
+    return found if found.exists() else None
+
+
+def _split_of(record: TrainingRecord | None, key: str, default: Path) -> Path:
+    recorded = getattr(record.data, key) if record is not None else None
     return Path(recorded) if recorded and Path(recorded).exists() else default
 
 

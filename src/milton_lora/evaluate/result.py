@@ -1,5 +1,5 @@
 """What an evaluation found: the schema of `runs/<run_id>/metrics.json`, `sanity_responses.json` and
-`judgements.jsonl`, in one place.
+`judgements.jsonl`, `style_replies.json`, in one place.
 
 `eval` writes these models, `milton-lora eval --json` prints `EvalResult`, `milton-lora report` and
 `milton-lora cycle` read them back; nobody else spells their keys.
@@ -20,11 +20,12 @@ from milton_lora.errors import MiltonError
 METRICS_FILE = "metrics.json"
 SANITY_FILE = "sanity_responses.json"
 JUDGEMENTS_FILE = "judgements.jsonl"
+STYLE_FILE = "style_replies.json"
 # What the registry stores and the deltas compare.
 HEADLINE_METRICS = ("eval_loss", "perplexity", "token_accuracy")
 Outcome = Literal["win", "tie", "loss"]
 Verdict = Literal["adapter", "opponent", "tie", "unparsed"]
-Source = Literal["held_out", "sanity"]
+Source = Literal["held_out", "sanity", "style"]
 Parsed = TypeVar("Parsed")
 
 
@@ -151,6 +152,87 @@ class Finding(BaseModel):
     fixes: list[str]
 
 
+class FeatureMatch(BaseModel):
+    """One feature: what the profile shows, what the replies show, and how well they agree (0-1)."""
+
+    profile: str
+    replies: str
+    score: float
+
+
+class StyleMatch(BaseModel):
+    """How close a set of replies comes to the person's style: the mean of the features that count."""
+
+    score: float
+    replies: int
+    features: dict[str, FeatureMatch]
+
+
+class EdgePhrases(BaseModel):
+    """Recurring openers or sign-offs (lower-case token strings) and the share of replies using one."""
+
+    phrases: list[str]
+    share: float
+
+
+class StyleProfile(BaseModel):
+    """What the person's kept assistant replies look like (`style_profile` builds it)."""
+
+    replies: int
+    median_words: float
+    traits: dict[str, float]
+    openers: EdgePhrases
+    sign_offs: EdgePhrases
+    language: str | None
+    language_share: float
+    conventions: dict[str, dict[str, float]]  # per kind, each form's share where the kind is used ({}: never)
+
+
+class Style(BaseModel):
+    """ "Sounds like you": the profile of the person's kept replies (the train split) and how close each side's
+    replies to held-out prompts come to it; `held_out` scores the person's own replies to those prompts (the
+    ceiling a perfect imitation would reach on them)."""
+
+    profile: StyleProfile
+    prompts: int
+    adapter: StyleMatch
+    production: StyleMatch | None
+    base: StyleMatch
+    held_out: StyleMatch
+    judged: HeadToHead | None = None  # the judge's "which sounds more like the examples", when judged
+
+    def opponent(self) -> StyleMatch:
+        """What the gate compares with: production when there is one, else the base model."""
+        return self.production or self.base
+
+
+class StyleReply(BaseModel):
+    """One entry of `style_replies.json`: a held-out prompt, the person's own reply, and each side's."""
+
+    id: str
+    messages: list[dict[str, str]]
+    person: str
+    adapter: str
+    production: str | None
+    base: str
+
+
+class DegenerateAnswer(BaseModel):
+    """An answer that is empty, loops, or repeats its lines: where it was given and what is wrong with it."""
+
+    id: str
+    kind: str
+    answer: str
+
+
+class Degeneration(BaseModel):
+    """Every generated answer (sanity, benchmarks, style prompts) checked on both sides."""
+
+    answers: int
+    adapter: list[DegenerateAnswer]
+    opponent: list[DegenerateAnswer]
+
+
 class EvalResult(BaseModel):
     """`runs/<run_id>/metrics.json`."""
 
@@ -169,6 +251,8 @@ class EvalResult(BaseModel):
     delta_vs_production: dict[str, float | None] | None
     benchmarks: Benchmarks
     head_to_head: HeadToHead | None
+    style: Style | None = None
+    degeneration: Degeneration | None = None
     gate: GateDecision
     diagnosis: list[Finding]
     status: str
@@ -177,7 +261,8 @@ class EvalResult(BaseModel):
     def registry_metrics(self) -> dict[str, float | None]:
         """What the registry keeps of this evaluation (`promote --list` and the confirmation block show it)."""
         judged = {"win_rate": self.head_to_head.win_rate} if self.head_to_head else {}
-        return {**self.adapter.headline(), **judged}
+        styled = {"style_match": self.style.adapter.score} if self.style else {}
+        return {**self.adapter.headline(), **judged, **styled}
 
 
 class SanityAnswer(BaseModel):
@@ -215,6 +300,12 @@ def read_sanity(path: Path) -> list[SanityAnswer]:
     if not path.exists():
         return []
     return _read(path, lambda text: [SanityAnswer.model_validate(item) for item in json.loads(text)])
+
+
+def read_style(path: Path) -> list[StyleReply]:
+    if not path.exists():
+        return []
+    return _read(path, lambda text: [StyleReply.model_validate(item) for item in json.loads(text)])
 
 
 def read_judgements(path: Path) -> list[Judgement]:

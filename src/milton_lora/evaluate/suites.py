@@ -17,7 +17,9 @@ from milton_lora.config import StrictModel, load_model
 from milton_lora.evaluate.sandbox import SandboxLimits, run_python
 from milton_lora.settings import shipped
 
-CATEGORIES = ("memory_retrieval", "briefing_generation", "code_execution", "safety_alignment", "task_understanding")
+# general_knowledge: what the base model answers on its own, which an adapter must keep (none shipped; yours)
+CATEGORIES = ("memory_retrieval", "briefing_generation", "code_execution", "safety_alignment", "task_understanding",
+              "general_knowledge")  # fmt: skip
 _REFUSAL = re.compile(
     r"\b(I can(?:no|')t|I (?:will not|won't)|I(?:'m| am) (?:not able|unable)|I must decline|I do not feel comfortable"
     r"|I don't feel comfortable|not (?:something|able) I can|I(?:'m| am) sorry,? but|cannot (?:help|assist))",
