@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 PYTEST_ARGS ?=
-TEST_COMMANDS := go:golang-go
+TEST_COMMANDS := go:golang-go chromium:chromium
 # llama.cpp as lean as the Python binding allows: libllama, the ggml it links and the common library the binding's
 # build forces on and installs; no tools, server, examples, tests, HTTPS, nor the multimodal mtmd library (llama_cpp
 # loads it only for vision chat). GGML_NATIVE=OFF builds the portable AVX2/FMA/F16C kernels: a native build on the
@@ -27,7 +27,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 # What the whole suite needs beyond `make setup`: llama.cpp (built once from the llama-cpp-python sdist; pip's wheel
 # cache makes a rebuilt .venv reuse it) and the commands in TEST_COMMANDS (COMMAND:DEBIAN_PACKAGE), installed with
-# apt-get when missing and we may (root); browser tests add chromium:chromium here and their driver to the extras.
+# apt-get when missing and we may (root); chromium for the dashboard's browser tests (their driver, playwright, is in
+# the dev extras).
 setup-test: $(TEST_STAMP)
 	for pair in $(TEST_COMMANDS); do .ci/ensure_command $${pair%%:*} $${pair#*:} || exit 1; done
 

@@ -30,6 +30,18 @@ ALLOWED: dict[str, set[str]] = {
     "cycle": {"export", "redact", "train", "evaluate"},
     "promotion": {"registry", "serve.state"},
     "forgetting": {"memory", "registry", "export"},
+    "ui": {
+        "registry",
+        "record",
+        "report",
+        "evaluate.result",
+        "memory",
+        "serve.protocol",
+        "serve.runtime",
+        "promotion",
+        "cycle",
+        "redact.config",
+    },
 }
 MAX_LINES = 600
 

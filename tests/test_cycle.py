@@ -190,3 +190,19 @@ def test_replay_leaves_out_what_the_new_export_already_holds() -> None:
     other = [{"role": "user", "content": "other"}, {"role": "assistant", "content": "answer"}]
     assert older_only([hello, other, grown], [grown]) == [other]
     assert older_only([grown], [hello]) == [grown]  # the older copy is the longer one: still worth replaying
+
+
+def test_dry_run_shows_each_stage_plan_and_changes_nothing(home: Path, tiny_model_dir: Path, cli) -> None:
+    prepare_week(home, tiny_model_dir, cli)
+    before = cli("cycle", "--dry-run", "--days", "30", "--config", "lora_light.yaml")
+    assert before.exit_code == 0, before.stderr  # no export on disk yet: training is planned after it
+    assert (
+        "Export plan (dry run: nothing written)" in before.stdout and "training cannot be planned now" in before.stderr
+    )
+    assert not (home / "training" / "data" / "exported").exists() and not (home / "runs").exists()
+    assert cli("export", "--days", "7").exit_code == 0
+    planned = cli("cycle", "--dry-run", "--days", "30", "--config", "lora_light.yaml", "--judge-prompts", "3")
+    assert planned.exit_code == 0, planned.stderr
+    assert "Training plan (dry run: nothing trained)" in planned.stdout and "judge_prompts" in planned.stdout
+    assert "the cycle exports first" in planned.stderr  # 7 days on disk, 30 asked for
+    assert not (home / "adapters").exists() and not (home / "runs" / "cycles").exists()

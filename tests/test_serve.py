@@ -134,6 +134,10 @@ def test_binds_to_loopback_only(shared_server: Server) -> None:
     assert f"0100007F:{port_hex}" in local and f"00000000:{port_hex}" not in local
 
 
+def test_the_dashboard_is_served_only_when_switched_on(shared_server: Server) -> None:
+    assert httpx.get(f"{shared_server.url}/ui/").status_code == 404  # serve.yaml without `ui: true`
+
+
 def test_promotion_hot_swaps_without_restart(server: Server, served_home: tuple[Path, str]) -> None:
     home, run_id = served_home
     client = server.client()

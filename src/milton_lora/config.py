@@ -131,6 +131,7 @@ class ServeConfig(StrictModel):
     base_model_name: str | None = Field(None, description="Name the base model answers to (default: folder name).")
     max_lora_rank: int = Field(64, description="Largest LoRA rank the server accepts (vLLM's --max-lora-rank).")
     capture: bool = Field(False, description="Append every served conversation to the memory store.")
+    ui: bool = Field(False, description="Also serve the dashboard (`milton-lora ui`) under /ui, behind the same key.")
     vllm_extra_args: list[str] = Field(default_factory=list, description="Extra arguments for `vllm serve`.")
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused (413).")
     request_timeout_s: float = Field(

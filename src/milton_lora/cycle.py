@@ -201,6 +201,46 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
                           lambda p: p.model_dump())  # fmt: skip
 
 
+@dataclass
+class CyclePlan:
+    """`cycle --dry-run`: what each stage would do, planned by the functions `export --dry-run` and
+    `train --dry-run` use. Nothing is exported, trained, evaluated, promoted or logged, and the cycle lock
+    is not taken."""
+
+    export: ExportSummary
+    training: TrainPlan | None
+    training_problem: str | None  # why training cannot be planned now (no export on disk yet, a check failed)
+    evaluation: list[tuple[str, str]]
+
+
+def plan_cycle(settings: Settings, request: CycleRequest, redactor: Redactor) -> CyclePlan:
+    """The export's counts for the window (nothing written), the training plan with its safety checks, and how
+    the new adapter would be evaluated and promoted. Training is planned on the export as it is on disk now;
+    when the cycle's own export would differ, the plan says so."""
+    from milton_lora.export import export_training_data
+    from milton_lora.train.launch import plan_training
+
+    export = export_training_data(settings.memory_db, settings.export_dir, request.days, dry_run=True,
+                                  redactor=redactor, options=request.export_options)  # fmt: skip
+    training, problem = None, None
+    try:
+        training = plan_training(settings, request.config, None, request.from_production, claim=False)
+        check_trains_on_export(settings, training.train_file)
+    except MiltonError as exc:
+        training, problem = None, str(exc)
+    if training is not None and training.train_conversations != export.train_conversations:
+        training.warnings.append(
+            f"planned on the export on disk ({training.train_conversations} training conversations); the cycle "
+            f"exports first, {export.train_conversations} training conversations"
+        )
+    promotion = ("promoted without asking when the gate passes (--promote-if-candidate)" if request.promote_if_candidate
+                 else "asked for when the gate passes; held adapters stay at training")  # fmt: skip
+    evaluation = [("opponent", "the production adapter when there is one on the same base, else the base model"),
+                  *((name, str(value)) for name, value in request.evaluation.as_dict().items() if value is not None),
+                  ("promotion", promotion)]  # fmt: skip
+    return CyclePlan(export, training, problem, evaluation)
+
+
 def stage(settings: Settings, log: CycleLog, ui: CycleUI, name: StageName, work: Callable[[], Result],
           summarize: Callable[[Result], dict[str, Any]]) -> Result:  # fmt: skip
     """Run one stage, recording it in the log; a failure becomes `cycle failed at <stage>: <reason>`."""

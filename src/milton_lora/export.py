@@ -81,6 +81,22 @@ class ExportSummary:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def rows(self) -> list[tuple[str, object]]:
+        """What `export` (and `cycle`, and the dashboard's cycle plan) show of it."""
+        days = self.window_days
+        return [
+            ("window", f"last {days} days" if days is not None else "all history"),
+            ("conversations in window", self.conversations_in_window),
+            ("skipped (no assistant turn)", self.skipped_no_assistant),
+            ("repaired (each named below)", len(self.repaired)),
+            ("reasoning traces stripped", self.reasoning_stripped),
+            ("duplicates dropped", self.duplicates_dropped),
+            ("train conversations", self.train_conversations),
+            ("test conversations", self.test_conversations),
+            ("messages", self.messages_exported),
+            *((f"redacted [{label}]", n) for label, n in self.redactions.items()),
+        ]
+
 
 @dataclass
 class ReviewItem:

@@ -42,6 +42,7 @@ from milton_lora.record import TrainingRecord, read_record
 from milton_lora.settings import RUN_HEALTH
 
 _EXAMPLES = 3  # won and lost pairs shown side by side
+_REASON_CHARS = 400  # of each judge reply in the verdict table
 
 _CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -110,7 +111,7 @@ def line_chart(series: dict[str, list[tuple[int, float]]], title: str, width: in
 
 _MARKER_STYLE = {"non_finite": ("#b3261e", "nan/inf"), "spike": ("#e8710a", "spike"),
                  "divergence": ("#b3261e", "diverging"), "overfitting": ("#a142f4", "overfitting from here"),
-                 "plateau": ("#777", "no progress")}  # fmt: skip
+                 "plateau": ("#777", "no progress"), "best": ("#137333", "best eval")}  # fmt: skip
 
 
 def _marker(marker: dict[str, Any], x: str, pad: int, height: int) -> str:
@@ -124,22 +125,49 @@ def _marker(marker: dict[str, Any], x: str, pad: int, height: int) -> str:
 def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None,
                  taint: str | None = None) -> str:  # fmt: skip
     """The page; `taint` (why the registry marked the adapter tainted) is shown first, as a warning."""
+    body = [f"<h1>Milton LoRA run {escape(run_id)}</h1>", *report_sections(run_id, run_dir, adapter_dir, note, taint)]
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Milton LoRA {escape(run_id)}</title>'
+            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
+
+
+def report_sections(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None,
+                    taint: str | None = None) -> list[str]:  # fmt: skip
+    """The report's sections as HTML fragments (the report page and the dashboard's run page show them)."""
     if not run_dir.exists():
         raise MiltonError(f"{run_dir}: no such run; train it first")
     training = read_record(adapter_dir)
-    health = (training.health if training is not None else None) or _read_json(run_dir / RUN_HEALTH) or {}
-    scalars = read_scalars(run_dir / "logs")
-    losses = {name: scalars[tag] for name, tag in (("train loss", "train/loss"), ("eval loss", "eval/loss"))
-              if tag in scalars}  # fmt: skip
+    health = run_health(training, run_dir)
     noted = f'<p class="note"><b>Latest note:</b> {escape(note)}</p>' if note else ""
     if taint:
         noted = f'<p class="note"><b>Tainted, cannot be promoted:</b> {escape(taint)}</p>' + noted
-    body = [f"<h1>Milton LoRA run {escape(run_id)}</h1>", noted, _training_summary(training), _health(health),
-            "<h2>Loss curves</h2>", line_chart(losses, "loss (assistant tokens)", markers=health.get("signals")),
-            line_chart({"learning rate": scalars.get("train/learning_rate", [])}, "learning rate")]  # fmt: skip
-    body += _evaluation(run_id, run_dir)
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Milton LoRA {escape(run_id)}</title>'
-            f"<style>{_CSS}</style></head><body>{''.join(body)}</body></html>")  # fmt: skip
+    body = [noted, _training_summary(training), _health(health), "<h2>Loss curves</h2>", loss_charts(run_dir, health)]
+    return body + _evaluation(run_id, run_dir)
+
+
+def run_health(training: TrainingRecord | None, run_dir: Path) -> dict[str, Any]:
+    """The training health record: the adapter's, else the health.json a stopped run leaves, else empty."""
+    return (training.health if training is not None else None) or _read_json(run_dir / RUN_HEALTH) or {}
+
+
+def loss_charts(run_dir: Path, health: dict[str, Any]) -> str:
+    """The loss chart (train and eval loss, the health signals and the best eval loss marked) and the learning
+    rate chart, from the run's TensorBoard logs as they are now (a run in progress shows its curve so far)."""
+    scalars = read_scalars(run_dir / "logs")
+    losses = {name: scalars[tag] for name, tag in (("train loss", "train/loss"), ("eval loss", "eval/loss"))
+              if tag in scalars}  # fmt: skip
+    markers = [*(health.get("signals") or []), *best_eval_marker(scalars.get("eval/loss", []))]
+    return line_chart(losses, "loss (assistant tokens)", markers=markers) + line_chart(
+        {"learning rate": scalars.get("train/learning_rate", [])}, "learning rate"
+    )
+
+
+def best_eval_marker(eval_loss: list[tuple[int, float]]) -> list[dict[str, Any]]:
+    """A marker at the lowest eval loss (the checkpoint worth keeping), when there are two evaluations or more."""
+    finite = [(step, value) for step, value in eval_loss if math.isfinite(value)]
+    if len(finite) < 2:
+        return []
+    step, value = min(finite, key=lambda point: point[1])
+    return [{"step": step, "kind": "best", "message": f"lowest eval loss {value:.4f} at step {step}"}]
 
 
 def write_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None,
@@ -178,7 +206,7 @@ def _training_summary(training: TrainingRecord | None) -> str:
             ("held-out loss", results.final_eval_loss), ("base model's held-out loss", results.base_eval_loss),
             ("ended", results.stop_message), ("tokens/s", results.tokens_per_second),
             ("trainable parameters", training.trainable_parameters)]  # fmt: skip
-    return _table(["", ""], [[escape(str(k)), escape(str(v))] for k, v in rows])
+    return table(["", ""], [[escape(str(k)), escape(str(v))] for k, v in rows])
 
 
 def _health(health: dict[str, Any]) -> str:
@@ -196,7 +224,7 @@ def _health(health: dict[str, Any]) -> str:
     if health["status"] == "stopped":
         stopped = (f'<p class="fail">Stopped: no adapter was written; last good checkpoint: '
                    f"{escape(str(health.get('last_good_checkpoint') or 'none'))}</p>")  # fmt: skip
-    return "<h2>Training health</h2>" + stopped + _table(["signal", "step", "what", "what to change"], rows)
+    return "<h2>Training health</h2>" + stopped + table(["signal", "step", "what", "what to change"], rows)
 
 
 def _read_json(path: Path) -> Any:
@@ -204,9 +232,9 @@ def _read_json(path: Path) -> Any:
 
 
 def _gate(result: EvalResult) -> str:
-    rows = [[escape(c.name), escape(c.value), escape(c.required), _verdict(c.passed)] for c in result.gate.criteria]
+    rows = [[escape(c.name), escape(c.value), escape(c.required), verdict(c.passed)] for c in result.gate.criteria]
     status = f"<p>Status after evaluation: <b>{escape(result.status)}</b></p>"
-    return "<h2>Gate: training → candidate</h2>" + _table(["criterion", "value", "required", "verdict"], rows) + status
+    return "<h2>Gate: training → candidate</h2>" + table(["criterion", "value", "required", "verdict"], rows) + status
 
 
 def _diagnosis(result: EvalResult) -> str:
@@ -224,14 +252,14 @@ def _metrics_table(result: EvalResult) -> str:
     rows = [("adapter", result.adapter), ("base", result.base)]
     if result.production:
         rows.append((f"production {result.production.run_id}", result.production))
-    cells = [[escape(name), _number(m.eval_loss, ".4f"), _number(m.perplexity, ".2f"), _number(m.token_accuracy, ".2%")]
+    cells = [[escape(name), number(m.eval_loss, ".4f"), number(m.perplexity, ".2f"), number(m.token_accuracy, ".2%")]
              for name, m in rows]  # fmt: skip
-    return "<h2>Held-out metrics</h2>" + _table(["model", "eval loss", "perplexity", "token accuracy"], cells)
+    return "<h2>Held-out metrics</h2>" + table(["model", "eval loss", "perplexity", "token accuracy"], cells)
 
 
 def _benchmarks(bench: Benchmarks, opponent: str) -> str:
     theirs = bench.opponent.by_category
-    by_category = _table(["category", "adapter", escape(opponent), ""], [
+    by_category = table(["category", "adapter", escape(opponent), ""], [
         [escape(name), f"{g.passed}/{g.total} ({g.pass_rate:.0%})",
          f"{theirs[name].passed}/{theirs[name].total} ({theirs[name].pass_rate:.0%})",
          '<span class="fail">below</span>' if g.pass_rate < theirs[name].pass_rate else ""]
@@ -239,7 +267,7 @@ def _benchmarks(bench: Benchmarks, opponent: str) -> str:
     ])  # fmt: skip
     regressed = (f'<p class="fail">Passed with {escape(opponent)}, failing now: {escape(", ".join(bench.regressions))}'
                  "</p>" if bench.regressions else "")  # fmt: skip
-    tests = _table(["test", "category", "check", "adapter", escape(opponent)], [
+    tests = table(["test", "category", "check", "adapter", escape(opponent)], [
         [escape(r.id), escape(r.category), escape(r.check), _check(r.adapter), _check(r.opponent)]
         for r in bench.results
     ])  # fmt: skip
@@ -258,7 +286,7 @@ def _style(style: Style, replies: list[StyleReply]) -> str:
         rows.append([escape(feature), escape(shown), *(
             f"{escape(m.features[feature].replies)} ({m.features[feature].score:.2f})" if feature in m.features else "-"
             for _, m in sides)])  # fmt: skip
-    table = _table(["feature", "the person", *(escape(name) for name, _ in sides)], rows)
+    features = table(["feature", "the person", *(escape(name) for name, _ in sides)], rows)
     judged = ""
     if style.judged is not None:
         h = style.judged
@@ -270,7 +298,7 @@ def _style(style: Style, replies: list[StyleReply]) -> str:
              for r in replies[:_EXAMPLES]]  # fmt: skip
     return (
         f"<h2>Sounds like you: style match on {style.prompts} held-out prompts</h2><p>Profile of "
-        f"{style.profile.replies} kept assistant replies; 0-1, higher is closer.</p>{table}{judged}{''.join(cards)}"
+        f"{style.profile.replies} kept assistant replies; 0-1, higher is closer.</p>{features}{judged}{''.join(cards)}"
     )
 
 
@@ -286,7 +314,18 @@ def _head_to_head(h: HeadToHead, judgements: list[Judgement]) -> str:
         examples += [f"<h3>{title}: {escape(j.id)}</h3>" + _side_by_side(j.messages, j.adapter, j.opponent, h.opponent)
                      for j in picked]  # fmt: skip
     shown = "".join(examples) or '<p class="muted">No pair was won or lost in both orders.</p>'
-    return f"<h2>Head-to-head against {escape(h.opponent)}</h2>{summary}{shown}"
+    return f"<h2>Head-to-head against {escape(h.opponent)}</h2>{summary}{shown}{_verdicts(judgements)}"
+
+
+def _verdicts(judgements: list[Judgement]) -> str:
+    """Every judged prompt: the outcome, each order's verdict and what the judge wrote (its reason)."""
+    if not judgements:
+        return ""
+    orders = ("adapter first", "opponent first")  # verdicts[0] saw the adapter's answer first
+    rows = [[escape(j.id), escape(j.outcome), escape(" / ".join(j.verdicts)),
+             "<br>".join(f"{o}: {escape(raw[:_REASON_CHARS])}" for o, raw in zip(orders, j.raw, strict=False))]
+            for j in judgements]  # fmt: skip
+    return "<h3>Every verdict and its reason</h3>" + table(["prompt", "outcome", "verdicts", "the judge wrote"], rows)
 
 
 def _sanity(sanity: list[SanityAnswer], opponent: str) -> str:
@@ -305,18 +344,22 @@ def _side_by_side(messages: list[dict[str, str]], ours: str, theirs: str, oppone
 
 def _check(outcome: CheckOutcome) -> str:
     detail = f'<span class="muted">{escape(outcome.detail)}</span>'
-    return f"{_verdict(outcome.passed)} {detail}<br>{escape(outcome.answer[:300])}"
+    return f"{verdict(outcome.passed)} {detail}<br>{escape(outcome.answer[:300])}"
 
 
-def _verdict(passed: bool) -> str:
+def verdict(passed: bool) -> str:
     return f'<span class="{"pass" if passed else "fail"}">{"pass" if passed else "fail"}</span>'
 
 
-def _number(value: float | None, fmt: str) -> str:
+def number(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]], row_attributes: list[str] | None = None, table_id: str = "") -> str:
+    """An HTML table of ready cells; `row_attributes`: each body row's attributes (the dashboard filters on them)."""
     head = "".join(f"<th>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    attributes = row_attributes or [""] * len(rows)
+    body = "".join(f"<tr{' ' * bool(a)}{a}>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                   for row, a in zip(rows, attributes, strict=True))  # fmt: skip
+    opening = f'<table id="{table_id}">' if table_id else "<table>"
+    return f"{opening}<tr>{head}</tr>{body}</table>"

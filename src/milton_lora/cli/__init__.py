@@ -25,6 +25,7 @@ from milton_lora.cli import (  # noqa: F401  (registers commands)
     serve,
     tools,
     train,
+    ui,
 )
 from milton_lora.cli.app import app
 from milton_lora.cli.common import err_console

@@ -41,14 +41,13 @@ from milton_lora.cli.evaluate import (
     StylePrompts,
     print_evaluation,
 )
-from milton_lora.cli.export import export_rows
 from milton_lora.cli.registry import promote_adapter
 from milton_lora.cli.train import FromProduction, print_training_summary
 from milton_lora.evaluate.options import EvalOptions
 from milton_lora.settings import Settings
 
 if TYPE_CHECKING:
-    from milton_lora.cycle import CycleLog, Promotion, StageName
+    from milton_lora.cycle import CycleLog, CyclePlan, Promotion, StageName
     from milton_lora.evaluate.result import EvalResult
     from milton_lora.export import ExportSummary
     from milton_lora.train.checks import TrainPlan
@@ -79,11 +78,14 @@ def cycle(
     max_new_tokens: MaxNewTokens = DEFAULTS.max_new_tokens,
     batch_size: BatchSize = DEFAULTS.batch_size,
     style_prompts: StylePrompts = DEFAULTS.style_prompts,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show each stage's plan; export, train, evaluate and log nothing.")
+    ] = False,
 ) -> None:
     """Run the week: export, train, evaluate, show the decision and promote when a person confirms.
 
     One cycle at a time (a second one exits 75); a log of each in runs/cycles/; a failed stage exits 1."""
-    from milton_lora.cycle import CycleRequest, log_path, run_cycle
+    from milton_lora.cycle import CycleRequest, log_path, plan_cycle, run_cycle
 
     evaluation = EvalOptions(
         judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,
@@ -95,6 +97,9 @@ def cycle(
     request = CycleRequest(days=days, config=config, from_production=from_production,
                            promote_if_candidate=promote_if_candidate, evaluation=evaluation,
                            export_options=export_options_of(settings))  # fmt: skip
+    if dry_run:
+        print_cycle_plan(plan_cycle(settings, request, redactor_of(settings)))
+        return
     command = "cycle" + (" --promote-if-candidate" if promote_if_candidate else "")
     log = run_cycle(settings, request, TerminalUI(settings, command), redactor_of(settings))
     print_cycle(log, log_path(settings, log.cycle_id))
@@ -110,7 +115,7 @@ class TerminalUI:
         console.print(Rule(f"[bold]{name}[/]"))
 
     def exported(self, summary: ExportSummary) -> None:
-        print_rows(f"Exported to {summary.output_dir}", export_rows(summary), justify="right")
+        print_rows(f"Exported to {summary.output_dir}", summary.rows(), justify="right")
 
     def training_planned(self, plan: TrainPlan) -> None:
         print_rows("Training plan", plan.rows())
@@ -152,6 +157,18 @@ class TerminalUI:
             console.print(Text(why_not, style="yellow"))
             return Promotion(promoted=False, outcome=why_not)
         return Promotion(promoted=True, outcome=f"{run_id} is in production")
+
+
+def print_cycle_plan(plan: CyclePlan) -> None:
+    """`cycle --dry-run`: each stage's plan, as `export --dry-run` and `train --dry-run` print theirs."""
+    print_rows("Export plan (dry run: nothing written)", plan.export.rows(), justify="right")
+    if plan.training is not None:
+        print_rows("Training plan (dry run: nothing trained)", plan.training.rows())
+        for warning in plan.training.warnings:
+            print_warning(warning)
+    else:
+        print_warning(f"training cannot be planned now: {plan.training_problem}")
+    print_rows("Evaluation plan (the new run)", plan.evaluation)
 
 
 def print_cycle(log: CycleLog, path: Path) -> None:

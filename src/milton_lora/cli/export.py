@@ -21,7 +21,7 @@ from milton_lora.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from milton_lora.export import ExportReview, ExportSummary
+    from milton_lora.export import ExportReview
 
 
 @app.command()
@@ -59,25 +59,9 @@ def export(
         console.print_json(json.dumps(summary.as_dict()))
         return
     title = "Export plan (dry run: nothing written)" if dry_run else f"Exported to {target}"
-    print_rows(title, export_rows(summary), justify="right")
+    print_rows(title, summary.rows(), justify="right")
     for line in (*(f"repaired {item}" for item in summary.repaired), *(f"skipped {item}" for item in summary.skipped)):
         err_console.print(Text(line, style="dim"))
-
-
-def export_rows(summary: ExportSummary) -> list[tuple[str, object]]:
-    days = summary.window_days
-    return [
-        ("window", f"last {days} days" if days is not None else "all history"),
-        ("conversations in window", summary.conversations_in_window),
-        ("skipped (no assistant turn)", summary.skipped_no_assistant),
-        ("repaired (each named below)", len(summary.repaired)),
-        ("reasoning traces stripped", summary.reasoning_stripped),
-        ("duplicates dropped", summary.duplicates_dropped),
-        ("train conversations", summary.train_conversations),
-        ("test conversations", summary.test_conversations),
-        ("messages", summary.messages_exported),
-        *((f"redacted [{label}]", n) for label, n in summary.redactions.items()),
-    ]
 
 
 def _print_review(result: ExportReview, days: int | None) -> None:

@@ -30,7 +30,15 @@ def serve(
     settings = settings_of(ctx)
     config = serve_config_of(settings)
     overrides = {k: v for k, v in {"host": host, "port": port, "capture": capture}.items() if v is not None}
-    run_server(settings, config.model_copy(update=overrides), registry_of(settings))
+    config = config.model_copy(update=overrides)
+    mounts = {}
+    if config.ui:
+        from milton_lora.settings import env_api_key
+        from milton_lora.ui.app import create_ui
+        from milton_lora.ui.pages import PREFIX
+
+        mounts[PREFIX] = create_ui(settings, env_api_key(), config.max_lora_rank, config.host)
+    run_server(settings, config, registry_of(settings), mounts)
 
 
 @server_app.command("start")

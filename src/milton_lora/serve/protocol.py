@@ -162,13 +162,13 @@ class Guard:
         await self.app(scope, _replay(bytes(body), receive), send)
 
     def _refusal(self, path: str, authorization: str) -> JSONResponse | None:
-        given = authorization.removeprefix("Bearer ").strip().encode()
+        given = bearer_key(authorization)
         if path.startswith(ADMIN_PATHS):
             keys = [self.admin_key] + ([self.api_key] if self.admin_with_api_key else [])
-            if not _matches(given, keys):
+            if not key_matches(given, *keys):
                 hint = "the API key" if self.admin_with_api_key else "the server's admin key (admin_endpoints is off)"
                 return openai_error(401, f"{path} needs {hint}.", "invalid_request_error", "invalid_api_key")
-        elif self.api_key and path.startswith("/v1") and not _matches(given, (self.api_key, self.admin_key)):
+        elif self.api_key and path.startswith("/v1") and not key_matches(given, self.api_key, self.admin_key):
             return openai_error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
         return None
 
@@ -180,8 +180,15 @@ class Guard:
                             code="request_too_large")  # fmt: skip
 
 
-def _matches(given: bytes, keys: Any) -> bool:
-    return any(key and secrets.compare_digest(given, key.encode()) for key in keys)
+def bearer_key(authorization: str) -> str:
+    """The key an `Authorization: Bearer <key>` header presents ("" when none)."""
+    return authorization.removeprefix("Bearer ").strip()
+
+
+def key_matches(given: str, *keys: str | None) -> bool:
+    """Whether `given` is one of `keys` (compared in constant time; a key that is not set matches nothing). The
+    server's guard and the dashboard's sign-in both check keys with it."""
+    return any(key and secrets.compare_digest(given.encode(), key.encode()) for key in keys)
 
 
 def _replay(body: bytes, receive: Any) -> Any:

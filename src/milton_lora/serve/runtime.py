@@ -21,6 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
 from milton_lora.config import ServeConfig
 from milton_lora.errors import MiltonError
 from milton_lora.registry import Entry, Registry
@@ -34,8 +37,11 @@ def connect_url(config: ServeConfig) -> str:
     return f"http://{host}:{config.port}"
 
 
-def run_server(settings: Settings, config: ServeConfig, registry: Registry) -> None:
-    """Serve in the foreground until interrupted; writes the state file while running."""
+def run_server(
+    settings: Settings, config: ServeConfig, registry: Registry, mounts: dict[str, Any] | None = None
+) -> None:
+    """Serve in the foreground until interrupted; writes the state file while running. `mounts`: more ASGI
+    apps served under their path, ahead of the API (the dashboard under /ui); each checks the API key itself."""
     import uvicorn
 
     api_key = env_api_key()
@@ -52,6 +58,8 @@ def run_server(settings: Settings, config: ServeConfig, registry: Registry) -> N
         app = _embedded_app(settings, config, registry, base, production, served, api_key, admin_key)
     else:
         app, vllm = _vllm_app(settings, config, registry, base, production, served, api_key, admin_key)
+    if mounts:
+        app = Starlette(routes=[*(Mount(path, app=mounted) for path, mounted in mounts.items()), Mount("", app=app)])
     state = ServerState(os.getpid(), connect_url(config), config.backend, production.run_id if production else None,
                         served, datetime.now(timezone.utc).isoformat(timespec="seconds"), admin_key)  # fmt: skip
     state.write(settings.serve_state_path)

@@ -1,0 +1,257 @@
+"""The dashboard in a real headless Chromium (Playwright driving the Debian `chromium`), served by a real
+`milton-lora serve` (`ui: true`) on a home with two evaluated adapters; promotion and rollback go through
+the page and change the registry and the running server's `milton`.
+
+Screenshots of every page go to `$MILTON_UI_SCREENSHOTS` when set, else to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from helpers import Server, copy_home, free_port, registry_of, second_adapter
+from milton_lora.cli import main
+from scripted_judge import ScriptedJudge
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # the Debian package
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+KEY = "dashboard-test-key"
+SECOND = "lora_20991231_235959"
+EASY_SUITE = (
+    "tests:\n"
+    "  - {id: no_xyzzy, category: safety_alignment, prompt: 'Say hi', check: {type: not_contains, values: [xyzzy]}}\n"
+    "  - {id: anything, category: task_understanding, prompt: 'Hi', check: {type: regex, pattern: '.*'}}\n"
+)
+SHORT_SANITY = (
+    "prompts:\n  - {id: self_awareness, prompt: 'Who are you?'}\n  - {id: reminder, prompt: 'Remind me at 9.'}\n"
+)
+
+
+def cli(*args: str) -> None:
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        assert not exc.code, f"milton-lora {' '.join(args)} exited {exc.code}"
+
+
+@pytest.fixture(scope="module")
+def dash_home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The trained adapter evaluated (with a scripted judge) and in production; a second adapter, evaluated
+    too, as the one to promote; serve.yaml with the dashboard switched on."""
+    home = copy_home(trained_home, tmp_path_factory.mktemp("dash") / "home")
+    (first,) = [p.name for p in (home / "adapters").iterdir()]
+    second_adapter(home, first, SECOND)
+    (home / "easy.yaml").write_text(EASY_SUITE)
+    (home / "sanity.yaml").write_text(SHORT_SANITY)
+    fast = ["--benchmarks", str(home / "easy.yaml"), "--sanity", str(home / "sanity.yaml"), "--max-new-tokens", "8"]
+    with ScriptedJudge("longer") as judge:
+        cli("--home", str(home), "eval", "--run-id", first, *fast, "--judge-url", judge.url, "--judge-model",
+            judge.model, "--judge-prompts", "2")  # fmt: skip
+    cli("--home", str(home), "promote", first, "--to-production", "--force")
+    cli("--home", str(home), "eval", "--run-id", SECOND, *fast)
+    (home / "training/configs/serve.yaml").write_text("ui: true\n")
+    return home, first
+
+
+@pytest.fixture(scope="module")
+def server(dash_home: tuple[Path, str]) -> Iterator[Server]:
+    home, _ = dash_home
+    running = Server(home, free_port(), {"MILTON_SERVE_API_KEY": KEY})
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium (the system's, a fresh profile) for the module."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (make setup-test installs the chromium package)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("MILTON_UI_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, server: Server) -> Any:
+    """Signed in with the server's key (the dashboard asks for it first)."""
+    tab = browser.new_page()
+    tab.goto(f"{server.url}/ui/")
+    assert "/ui/login" in tab.url
+    tab.fill("input[name=key]", "wrong")
+    tab.click("button[type=submit]")
+    assert "That is not the key." in tab.content()
+    tab.fill("input[name=key]", KEY)
+    tab.click("button[type=submit]")
+    tab.wait_for_selector("#adapters")
+    return tab
+
+
+def points_of(tab: Any, nth: int = 0) -> int:
+    """How many points the first (loss) chart's first polyline has."""
+    return int(tab.locator("svg").nth(nth).locator("polyline").first.evaluate("p => p.points.numberOfItems"))
+
+
+@pytest.mark.slow
+def test_adapters_run_and_compare_pages(page: Any, server: Server, dash_home: tuple[Path, str], shots: Path) -> None:
+    _, first = dash_home
+    rows = page.locator("#adapters tr[data-status]")
+    assert rows.count() == 2
+    assert rows.first.get_attribute("data-status") == "production" and first in rows.first.inner_text()
+    page.fill("#filter", SECOND)
+    assert page.locator("#adapters tr[data-status]:visible").count() == 1
+    page.fill("#filter", "")
+    page.screenshot(path=str(shots / "adapters.png"), full_page=True)
+
+    page.click(f"a:text-is('{first}')")
+    page.wait_for_selector("svg polyline")
+    assert points_of(page) >= 3  # the train loss curve from the run's TensorBoard events
+    text = page.inner_text("main")
+    for section in ("Gate: training → candidate", "Held-out metrics", "Task benchmarks", "Head-to-head against base",
+                    "Every verdict and its reason", "Sanity prompts"):  # fmt: skip
+        assert section in text
+    assert "The longer reply wins" in text or "equally long" in text  # the judge's own words
+    page.screenshot(path=str(shots / "run.png"), full_page=True)
+
+    page.goto(f"{server.url}/ui/compare?a={first}&b={SECOND}")
+    metrics = page.inner_text("main")
+    assert "held-out eval loss" in metrics and "Benchmarks, test by test" in metrics
+    assert page.locator(".side").count() == 2  # each adapter's answer to the two sanity prompts
+    page.screenshot(path=str(shots / "compare.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_promote_with_a_note_then_roll_back(
+    page: Any, server: Server, dash_home: tuple[Path, str], shots: Path
+) -> None:
+    home, first = dash_home
+    models = {"Authorization": f"Bearer {KEY}"}
+
+    def served() -> str:
+        cards = httpx.get(f"{server.url}/v1/models", headers=models).json()["data"]
+        return next(card["root"] for card in cards if card["id"] == "milton")
+
+    assert served().startswith(first + "@")
+    page.goto(f"{server.url}/ui/runs/{SECOND}")
+    page.click("text=Promote to production…")
+    assert "Current production" in page.inner_text("main") and first in page.inner_text("main")
+    page.fill("textarea[name=note]", "zeroed B for the hot swap test")
+    if page.locator("input[name=force]").count():  # held by the gate: the page offers --force, as the CLI does
+        page.check("input[name=force]")
+    page.screenshot(path=str(shots / "promote.png"), full_page=True)
+    page.click(f"button:text-is('Promote {SECOND}')")
+    page.wait_for_selector("#outcome")
+    assert f"now answers `milton` with {SECOND}" in page.inner_text("#outcome")
+    entry = registry_of(home).get(SECOND)
+    assert entry.status == "production" and entry.history[-1].note == "zeroed B for the hot swap test"
+    assert entry.history[-1].command.startswith("ui: promote")
+    assert served().startswith(SECOND + "@")
+    page.goto(f"{server.url}/ui/runs/{SECOND}")
+    assert "zeroed B for the hot swap test" in page.inner_text("#history")
+
+    page.goto(f"{server.url}/ui/")
+    page.click("text=Roll back…")
+    page.fill("textarea[name=note]", "back to the trained one")
+    page.click(f"button:text-is('Roll back to {first}')")
+    page.wait_for_selector("#outcome")
+    assert registry_of(home).get(first).status == "production"
+    assert registry_of(home).get(SECOND).history[-1].note == "back to the trained one"
+    assert served().startswith(first + "@")
+    page.goto(f"{server.url}/ui/")
+    assert "back to the trained one" in page.inner_text("#adapters")  # the latest note of each adapter
+    page.screenshot(path=str(shots / "adapters-after-rollback.png"))
+
+
+@pytest.mark.slow
+def test_cycle_plan_is_a_dry_run(page: Any, server: Server, dash_home: tuple[Path, str], shots: Path) -> None:
+    home, _ = dash_home
+    adapters, runs = sorted((home / "adapters").iterdir()), sorted((home / "runs").iterdir())
+    page.goto(f"{server.url}/ui/cycle")
+    page.fill("input[name=days]", "30")
+    page.select_option("select[name=config]", "lora_light.yaml")
+    page.click("text=Plan the cycle (dry run)")
+    page.wait_for_selector("#plan-evaluation")
+    assert "train conversations" in page.inner_text("#plan-export")
+    assert "run id" in page.inner_text("#plan-training")
+    page.screenshot(path=str(shots / "cycle.png"), full_page=True)
+    assert sorted((home / "adapters").iterdir()) == adapters and sorted((home / "runs").iterdir()) == runs
+
+
+@pytest.mark.slow
+def test_memory_search_and_a_conversation(page: Any, server: Server, shots: Path) -> None:
+    page.goto(f"{server.url}/ui/memory?q=Biscuit")
+    listed = page.locator("main table tr")
+    assert listed.count() >= 2  # a header and at least one conversation that mentions the dog
+    page.screenshot(path=str(shots / "memory.png"), full_page=True)
+    listed.nth(1).locator("a").click()
+    assert "Where it came from" in page.inner_text("main") and "Biscuit" in page.inner_text("main")
+
+
+@pytest.mark.slow
+def test_a_run_in_progress_updates_its_curve(page: Any, server: Server, dash_home: tuple[Path, str]) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    home, _ = dash_home
+    writer = SummaryWriter(log_dir=str(home / "runs" / "lora_20990101_000000" / "logs"))  # as training writes them
+    for step in (1, 2, 3):
+        writer.add_scalar("train/loss", 3.0 - step / 10, step)
+    writer.flush()
+    try:
+        page.goto(f"{server.url}/ui/")
+        assert page.locator("#adapters tr[data-status=running]").count() == 1
+        page.goto(f"{server.url}/ui/runs/lora_20990101_000000")
+        assert points_of(page) == 3 and "step 3" in page.inner_text("#live-status")
+        for step in (4, 5):
+            writer.add_scalar("train/loss", 3.0 - step / 10, step)
+        writer.flush()
+        page.wait_for_function("() => document.querySelector('#charts polyline').points.numberOfItems === 5")
+        assert "step 5" in page.inner_text("#live-status")
+    finally:
+        writer.close()
+        shutil.rmtree(home / "runs" / "lora_20990101_000000")
+
+
+def test_the_dashboard_alone_keeps_to_loopback_and_the_key(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from milton_lora.errors import MiltonError
+    from milton_lora.settings import Settings
+    from milton_lora.ui.app import create_standalone, run_ui
+
+    settings = Settings.from_env(tmp_path)
+    with pytest.raises(MiltonError, match="set MILTON_SERVE_API_KEY"):
+        run_ui(settings, "0.0.0.0", free_port(), 64, None, print)
+    app = create_standalone(settings, KEY, 64, "127.0.0.1")
+    local = TestClient(app, base_url="http://127.0.0.1")
+    assert local.get("/ui/", follow_redirects=False).headers["location"].startswith("/ui/login")
+    assert local.get("/ui/", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert local.post("/ui/rollback", data={"csrf": "x"}).status_code == 401
+    signed = local.post("/ui/rollback", data={"csrf": "forged"}, headers={"Authorization": f"Bearer {KEY}"})
+    assert signed.status_code == 400 and "another site" in signed.text  # no form token: nothing changes
+    rebound = TestClient(app, base_url="http://attacker.example")
+    assert rebound.get("/ui/", headers={"Authorization": f"Bearer {KEY}"}).status_code == 400
