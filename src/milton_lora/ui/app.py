@@ -43,7 +43,15 @@ from milton_lora.serve.protocol import bearer_key, key_matches
 from milton_lora.serve.runtime import is_loopback
 from milton_lora.settings import Settings, shipped
 from milton_lora.ui import pages
-from milton_lora.ui.overview import adapter_dir_of, adapter_rows, live_run, run_state, side_of, unregistered_runs
+from milton_lora.ui.overview import (
+    adapter_dir_of,
+    adapter_rows,
+    live_run,
+    run_state,
+    side_of,
+    taint_of,
+    unregistered_runs,
+)
 
 SESSION_COOKIE = "milton_ui_session"
 _MEMORY_LIMIT = 50  # conversations listed per search
@@ -83,7 +91,7 @@ def create_ui(settings: Settings, api_key: str | None, max_rank: int, host: str)
         entry = registry.load().adapters.get(run_id)
         status = entry.status if entry else state
         sections = await run_in_threadpool(report_sections, run_id, run_dir, adapter_dir_of(registry, run_id),
-                                           registry.note_of(run_id))  # fmt: skip
+                                           registry.note_of(run_id), taint_of(entry) or None)  # fmt: skip
         history = [t for _, t in registry.history(run_id)] if entry else []
         actions = pages.run_actions(run_id, status, _can_roll_back(registry))
         return pages.run_page(run_id, status, sections, actions, history)

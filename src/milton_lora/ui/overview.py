@@ -36,6 +36,7 @@ class AdapterRow:
     win_rate: float | None
     health: str
     note: str
+    taint: str = ""  # why it is tainted (it learned a forgotten conversation): it cannot be promoted
 
 
 def adapter_rows(registry: Registry) -> list[AdapterRow]:
@@ -60,7 +61,11 @@ def _registered_row(registry: Registry, entry: Entry, reference: float | None) -
     base = Path(base_path).name if base_path else "-"
     health = health_summary(run_health(training, registry.run_dir(entry.run_id)))
     return AdapterRow(entry.run_id, entry.status, entry.created_at, window, base, eval_loss, delta, entry.pass_rate,
-                      entry.metrics.get("win_rate"), health, latest_note(entry) or "")  # fmt: skip
+                      entry.metrics.get("win_rate"), health, latest_note(entry) or "", taint_of(entry))  # fmt: skip
+
+
+def taint_of(entry: Entry | None) -> str:
+    return f"{entry.tainted.reason} ({entry.tainted.at})" if entry and entry.tainted else ""
 
 
 def _unregistered_row(registry: Registry, run_id: str) -> AdapterRow:

@@ -36,11 +36,11 @@ def adapters_page(rows: list[AdapterRow], can_roll_back: bool) -> str:
              f'aria-label="filter"><select id="status-filter" aria-label="status"><option value="">every status'
              f"</option>{options}</select>{_rollback_link() if can_roll_back else ''}</div>")  # fmt: skip
     header = ["run", "stage", "created", "data window", "base", "eval loss", "vs production", "benchmarks",
-              "judge win rate", "health", "note"]  # fmt: skip
+              "judge win rate", "health", "taint", "note"]  # fmt: skip
     body = [[f'<a href="{PREFIX}/runs/{escape(r.run_id)}">{escape(r.run_id)}</a>', _stage(r.status),
              escape(r.created_at.replace("T", " ")[:19]), escape(r.window), escape(r.base), number(r.eval_loss, ".4f"),
              _delta(r.vs_production), number(r.pass_rate, ".0%"), number(r.win_rate, ".0%"), escape(r.health),
-             escape(r.note)] for r in rows]  # fmt: skip
+             _taint(r.taint), escape(r.note)] for r in rows]  # fmt: skip
     marks = [f'data-status="{escape(r.status)}" data-text="{escape(_searchable(r))}"' for r in rows]  # ui.js filters
     listing = table(header, body, marks, "adapters") if rows else (
         '<p class="muted">No adapters yet: train one with python scripts/train_lora.py</p>')  # fmt: skip
@@ -49,6 +49,10 @@ def adapters_page(rows: list[AdapterRow], can_roll_back: bool) -> str:
 
 def _searchable(row: AdapterRow) -> str:
     return " ".join((row.run_id, row.status, row.base, row.note, row.health, row.window)).lower()
+
+
+def _taint(taint: str) -> str:
+    return f'<span class="fail">{escape(taint)}</span>' if taint else "-"
 
 
 def _rollback_link() -> str:
