@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -102,10 +103,12 @@ def test_report_is_self_contained_with_plots_and_the_evaluation(trained_home: Pa
     assert parser.tags.count("svg") == 2 and "polyline" in parser.tags
     assert parser.external == []  # no external images, scripts or styles
     for piece in ("train loss", "eval loss", "Held-out metrics", "memory_retrieval", "Sanity prompts: adapter vs base",
-                  "Gate: training → candidate", "benchmark pass rate", "What to look at", "poor held-out metrics",
-                  "Head-to-head against base", "Judged by <b>scripted-judge</b>", run_id, "Sounds like you",
+                  "Gate: training → candidate", "benchmark pass rate", "Head-to-head against base",
+                  "Judged by <b>scripted-judge</b>", run_id, "Sounds like you",
                   "style match", "the person (held-out)", "Which sounds more like the person"):  # fmt: skip
         assert piece in html
+    findings = json.loads((home / "runs" / run_id / "metrics.json").read_text())["diagnosis"]
+    assert ("What to look at" in html) == bool(findings) and all(escape(f["signal"]) in html for f in findings)
     lines = (home / "runs" / run_id / "judgements.jsonl").read_text().splitlines()
     styled = [j for j in map(json.loads, lines) if j["source"] == "style"]
     judgements = [j for j in map(json.loads, lines) if j["source"] != "style"]
