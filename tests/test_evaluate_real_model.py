@@ -49,7 +49,8 @@ def test_smollm2_judged_by_the_embedded_server_writes_a_complete_head_to_head(sm
         result = run_subprocess(
             ["python", "scripts/eval_lora.py", "--run-id", "latest", "--judge-url", f"{judge.url}/v1",
              "--judge-model", smollm2_dir.name, "--judge-prompts", "2", "--sanity", str(suites["sanity"]),
-             "--benchmarks", str(suites["benchmarks"]), "--max-new-tokens", "16", "--judge-max-tokens", "16"],
+             "--benchmarks", str(suites["benchmarks"]), "--max-new-tokens", "16", "--judge-max-tokens", "16",
+             "--style-prompts", "2"],
             REPO, home, timeout=1800,
         )  # fmt: skip
     finally:
@@ -62,8 +63,10 @@ def test_smollm2_judged_by_the_embedded_server_writes_a_complete_head_to_head(sm
                         "inconsistent"}  # fmt: skip
     assert h2h["opponent"] == "base" and h2h["judge_model"] == "smollm2-135m" and h2h["prompts"] == 4
     assert h2h["wins"] + h2h["ties"] + h2h["losses"] == 4 and 0 <= h2h["ci_low"] <= h2h["ci_high"] <= 1
-    judgements = [json.loads(line) for line in (home / "runs" / run_id / "judgements.jsonl").read_text().splitlines()]
+    lines = (home / "runs" / run_id / "judgements.jsonl").read_text().splitlines()
+    judgements = [j for j in map(json.loads, lines) if j["source"] != "style"]
     assert [j["source"] for j in judgements] == ["held_out", "held_out", "sanity", "sanity"]
+    assert len(lines) - len(judgements) == 2  # the style pairs, judged apart from the win rate
     assert all(j["adapter"] and j["opponent"] and len(j["raw"]) == 2 and all(j["raw"]) for j in judgements)
-    assert metrics["gate"]["criteria"][-1]["name"] == "judged win rate vs base"
+    assert "judged win rate vs base" in [c["name"] for c in metrics["gate"]["criteria"]]
     assert "Judged by smollm2-135m against base, 4 prompts in both orders" in result.stdout
