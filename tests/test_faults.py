@@ -151,6 +151,8 @@ def test_a_killed_commands_temp_files_go_on_the_next_run(faulty_home: Path) -> N
 
 
 def test_a_killed_cycle_is_marked_on_the_next_run(faulty_home: Path) -> None:
+    # enough history that the export stage takes seconds: the kill lands while the cycle runs, not after it failed
+    add_conversations(faulty_home, [f"tell me about garden {k} " * 2000 for k in range(400)])
     env = {**os.environ, "MILTON_HOME": str(faulty_home), "PYTHONPATH": str(REPO / "src")}
     cycle = subprocess.Popen([PYTHON, "-m", "milton_lora", "cycle"], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)  # fmt: skip

@@ -319,7 +319,7 @@ def test_documented_command_line_trains_end_to_end(trained_home: Path, tmp_path:
 def test_killed_run_resumes_to_the_same_total_steps(trained_home: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
     home = copy_home(trained_home, tmp_path / "home")
     write_cpu_config(home / "training/configs/long.yaml", tiny_model_dir, SHIPPED / "lora_light.yaml",
-                     max_steps=40, save_steps=5, run_name_prefix="long")  # fmt: skip
+                     max_steps=40, save_steps=5, early_stopping_patience=0, run_name_prefix="long")  # fmt: skip
     env = {**os.environ, "MILTON_HOME": str(home), "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen([PYTHON, "-m", "milton_lora", "train", "--config", "long.yaml"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
