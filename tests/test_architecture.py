@@ -7,7 +7,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "milton_lora"
 # Rooms every room may use.
-BASE = {"errors", "fileio", "settings", "record", "lineage", "__init__"}
+BASE = {"errors", "fileio", "settings", "record", "lineage", "preferences", "__init__"}
 # room -> rooms it may import (the README's "Code map" table).
 ALLOWED: dict[str, set[str]] = {
     "vllm_rules": set(),

@@ -17,6 +17,8 @@ from pathlib import Path
 EXPORT_TRAIN = "train.jsonl"
 EXPORT_TEST = "test.jsonl"
 EXPORT_METADATA = "metadata.json"
+# The preference signals of the same window and split (`preferences.py` owns the lines' shape).
+EXPORT_PREFERENCES = "preferences.jsonl"
 # The files of one adapter folder (`adapters/<run_id>/`), as peft writes them and vLLM reads them.
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
