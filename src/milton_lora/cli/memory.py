@@ -61,6 +61,7 @@ def import_rows(report: ImportReport) -> list[tuple[str, object]]:
         ("kept: updated (changed since the last import)", report.updated),
         ("kept: unchanged", report.unchanged),
         ("kept: attachments", counts.attachments_kept),
+        ("kept: abandoned replies (regenerations, for preferences)", counts.abandoned_replies_kept),
         ("messages stored", report.messages_imported),
         ("repaired: continued answers joined", counts.continuations_joined),
         ("stripped: tool turns", counts.tool_turns_stripped),

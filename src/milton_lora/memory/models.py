@@ -1,4 +1,5 @@
-"""Plain data types for conversations as they move between importers, the store and the export."""
+"""Plain data types for conversations as they move between importers, the store and the export, and the
+preference signals kept with them (abandoned alternative replies, feedback on a reply)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,24 @@ class Attachment:
     content: str
 
 
+@dataclass(frozen=True)
+class Alternative:
+    """A reply the person abandoned for the one kept (a ChatGPT regeneration: a sibling off the kept path)."""
+
+    content: str
+    created_at: datetime
+
+
 @dataclass
 class Message:
+    """One turn of the kept path. `alternatives` (assistant turns only) are the sibling replies the person
+    regenerated away from; they are never turns of the conversation and are loaded only when asked for."""
+
     role: str
     content: str
     created_at: datetime
     attachments: list[Attachment] = field(default_factory=list)
+    alternatives: list[Alternative] = field(default_factory=list)
 
     def text(self, include_attachments: bool) -> str:
         """The turn as the model saw it: each attachment marked as one, before the typed text."""
@@ -31,6 +44,21 @@ class Message:
             return self.content
         blocks = [f'<attachment name="{a.name}">\n{a.content}\n</attachment>' for a in self.attachments]
         return "\n\n".join([*blocks, self.content] if self.content else blocks)
+
+
+RATINGS = ("up", "down")
+FEEDBACK_SOURCES = ("served", "cli")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What the person said about one reply: a thumbs `rating` (`up`/`down`), the text they `edited` it into,
+    or both; `source` is where it came from (`served`: `POST /v1/feedback`; `cli`: `memory feedback`)."""
+
+    rating: str | None
+    edited: str | None
+    source: str
+    created_at: datetime
 
 
 @dataclass
@@ -53,5 +81,11 @@ class Conversation:
 
     def fingerprint(self) -> str:
         """What the person saw, hashed (roles, texts, attachments; not timestamps, which imports may fill in)."""
-        shown = [[m.role, m.content, [[a.name, a.content] for a in m.attachments]] for m in self.messages]
+        shown: list[list[object]] = [
+            [m.role, m.content, [[a.name, a.content] for a in m.attachments]] for m in self.messages
+        ]
+        # Abandoned replies count only where there are any, so a conversation without them hashes as before.
+        for position, message in enumerate(self.messages):
+            if message.alternatives:
+                shown.append([position, [a.content for a in message.alternatives]])
         return hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode("utf-8")).hexdigest()

@@ -20,7 +20,16 @@ from pathlib import Path
 
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import OWNER_FILE
-from milton_lora.memory.models import ROLES, Attachment, Conversation, Message
+from milton_lora.memory.models import (
+    FEEDBACK_SOURCES,
+    RATINGS,
+    ROLES,
+    Alternative,
+    Attachment,
+    Conversation,
+    Feedback,
+    Message,
+)
 
 MIGRATIONS: list[str] = [
     # 1: the original store: conversations and their ordered messages.
@@ -62,8 +71,38 @@ MIGRATIONS: list[str] = [
         reason TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 5: preference signals. `alternatives` are the replies the person abandoned for the kept one at
+    # `position` (ChatGPT regenerations: siblings off the kept path), apart from `messages` so no reader of
+    # turns ever sees them; `feedback` is one judgement per reply; `served_replies` maps a served completion's
+    # id to the captured reply it produced. All go with their conversation.
+    """
+    CREATE TABLE alternatives (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX alternatives_by_conversation ON alternatives(conversation_id, position);
+    CREATE TABLE feedback (
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        rating TEXT CHECK (rating IN ('up', 'down')),
+        edited TEXT,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, position)
+    );
+    CREATE TABLE served_replies (
+        response_id TEXT PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# Ids per `IN (...)` query: well under SQLite's limit on bound parameters.
+_CHUNK = 500
 
 
 def to_iso(moment: datetime) -> str:
@@ -155,15 +194,38 @@ class MemoryStore:
             (row[0],),
         ):
             conversation.messages.append(_message(*message))
+        self._add_alternatives({row[0]: conversation})
         return conversation
 
     def replace_conversation(self, conversation: Conversation) -> int | None:
-        """Swap a stored conversation for a newer version of it; call inside `transaction()`."""
-        self._db.execute(
-            "DELETE FROM conversations WHERE source = ? AND source_id = ?",
+        """Swap a stored conversation for a newer version of it, in place (its number, and the feedback and
+        served ids of every reply that did not change, stay); call inside `transaction()`."""
+        row = self._db.execute(
+            "SELECT id FROM conversations WHERE source = ? AND source_id = ?",
             (conversation.source, conversation.source_id),
+        ).fetchone()
+        if row is None:
+            return self.insert_conversation(conversation)
+        conversation_id = int(row[0])
+        before = self._db.execute(
+            "SELECT position, role, content FROM messages WHERE conversation_id = ?", (conversation_id,)
+        ).fetchall()
+        self._db.execute(
+            "UPDATE conversations SET title = ?, created_at = ? WHERE id = ?",
+            (conversation.title, to_iso(conversation.created_at), conversation_id),
         )
-        return self.insert_conversation(conversation)
+        for table in ("messages", "alternatives"):
+            self._db.execute(f"DELETE FROM {table} WHERE conversation_id = ?", (conversation_id,))
+        self._insert_messages(conversation_id, conversation.messages, start=0)
+        now = conversation.messages
+        changed = [
+            (conversation_id, position)
+            for position, role, content in before
+            if position >= len(now) or (now[position].role, now[position].content) != (role, content)
+        ]
+        for table in ("feedback", "served_replies"):  # a judgement belongs to the reply it was given on
+            self._db.executemany(f"DELETE FROM {table} WHERE conversation_id = ? AND position = ?", changed)
+        return conversation_id
 
     def insert_conversation(self, conversation: Conversation) -> int | None:
         """Insert a conversation with its messages; call inside `transaction()`. A forgotten one is not
@@ -202,6 +264,14 @@ class MemoryStore:
             "VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
+        self._db.executemany(
+            "INSERT INTO alternatives (conversation_id, position, content, created_at) VALUES (?, ?, ?, ?)",
+            [
+                (conversation_id, start + offset, alternative.content, to_iso(alternative.created_at))
+                for offset, message in enumerate(messages)
+                for alternative in message.alternatives
+            ],
+        )
 
     def append_message(self, source: str, source_id: str, message: Message, title: str = "") -> int | None:
         """Append one turn to a conversation, creating it on first use; returns the conversation id (None when
@@ -220,14 +290,32 @@ class MemoryStore:
             self._insert_messages(conversation_id, [message], start=int(next_position))
             return conversation_id
 
-    def conversations(self, since: datetime | None = None) -> list[Conversation]:
-        """Conversations with at least one message at or after `since` (all when None), oldest first."""
+    def conversations(self, since: datetime | None = None, with_alternatives: bool = False) -> list[Conversation]:
+        """Conversations with at least one message at or after `since` (all when None), oldest first; their
+        replies' abandoned alternatives only `with_alternatives`."""
         selected = "SELECT id FROM conversations"
         params: tuple[str, ...] = ()
         if since is not None:
             selected = "SELECT DISTINCT conversation_id FROM messages WHERE created_at >= ?"
             params = (to_iso(since),)
-        return self._load(selected, params)
+        found = self._load(selected, params)
+        if with_alternatives:
+            self._add_alternatives({c.id: c for c in found if c.id is not None})
+        return found
+
+    def _add_alternatives(self, by_id: dict[int, Conversation]) -> None:
+        ids = list(by_id)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = self._db.execute(
+                "SELECT conversation_id, position, content, created_at FROM alternatives "
+                f"WHERE conversation_id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+                chunk,
+            )
+            for conversation_id, position, content, created_at in rows:
+                by_id[conversation_id].messages[position].alternatives.append(
+                    Alternative(content, from_iso(created_at))
+                )
 
     def search(self, text: str, limit: int = 50) -> list[Conversation]:
         """The newest `limit` conversations whose title or any message contains `text` (case-insensitive for
@@ -261,6 +349,52 @@ class MemoryStore:
         ):
             result[conversation_id].messages.append(_message(*message))
         return list(result.values())
+
+    # --- feedback -------------------------------------------------------------------------------
+
+    def add_feedback(
+        self, conversation_id: int, position: int, rating: str | None, edited: str | None, source: str, when: datetime
+    ) -> None:
+        """Record what the person said about the reply at `position`. A later judgement of the same reply
+        replaces the earlier one, keeping what it does not say (a thumbs, then an edit, keeps both)."""
+        if rating not in (None, *RATINGS) or source not in FEEDBACK_SOURCES:
+            raise MiltonError(f"feedback: rating must be one of {', '.join(RATINGS)} and source one of "
+                              f"{', '.join(FEEDBACK_SOURCES)}")  # fmt: skip
+        if rating is None and edited is None:
+            raise MiltonError("feedback: give a rating, an edited reply, or both")
+        role = self._db.execute(
+            "SELECT role FROM messages WHERE conversation_id = ? AND position = ?", (conversation_id, position)
+        ).fetchone()
+        if role is None or role[0] != "assistant":
+            raise MiltonError(f"feedback: turn {position + 1} of conversation #{conversation_id} is not a reply")
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO feedback (conversation_id, position, rating, edited, source, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, position) DO UPDATE SET "
+                "rating = COALESCE(excluded.rating, rating), edited = COALESCE(excluded.edited, edited), "
+                "source = excluded.source, created_at = excluded.created_at",
+                (conversation_id, position, rating, edited, source, to_iso(when)),
+            )
+
+    def feedback(self) -> dict[tuple[int, int], Feedback]:
+        """Every reply's feedback, by (conversation number, position of the reply)."""
+        rows = self._db.execute("SELECT conversation_id, position, rating, edited, source, created_at FROM feedback")
+        return {(row[0], row[1]): Feedback(row[2], row[3], row[4], from_iso(row[5])) for row in rows}
+
+    def remember_reply(self, response_id: str, conversation_id: int, position: int) -> None:
+        """Name the captured reply at `position` by the completion id the server answered it with; call inside
+        `transaction()`."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO served_replies (response_id, conversation_id, position) VALUES (?, ?, ?)",
+            (response_id, conversation_id, position),
+        )
+
+    def reply_of(self, response_id: str) -> tuple[int, int] | None:
+        """The (conversation number, position) of the captured reply a completion id names, or None."""
+        row = self._db.execute(
+            "SELECT conversation_id, position FROM served_replies WHERE response_id = ?", (response_id,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
 
     # --- forgetting -------------------------------------------------------------------------------
 
@@ -332,6 +466,8 @@ class MemoryStore:
             "last_message_at": last,
             "by_source": by_source,
             "by_role": by_role,
+            "abandoned_replies": self._db.execute("SELECT COUNT(*) FROM alternatives").fetchone()[0],
+            "feedback": self._db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0],
             "forgotten": self._db.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0],
             "schema_version": self.schema_version,
             "path": str(self.path),

@@ -2,8 +2,16 @@
 
 A conversation is a tree of message nodes (`mapping`); every edit or regeneration starts a sibling branch.
 What is kept is the branch the person last saw: the path from the root to `current_node`
-(`current_branch`), an explicit list, so the abandoned siblings along it (regenerated answers) can be
-kept apart later as preference data. On that path:
+(`current_branch`). Off that path, only regenerations are kept, apart, as preference signals
+(`Message.alternatives` of the kept reply, never turns of the conversation):
+- an assistant node that is a sibling of a kept assistant reply (same parent: the same prompt answered
+  again) is an abandoned alternative to it, in the tree's order; only its own visible text is kept, read
+  as a kept turn is (markers stripped), and a sibling that is hidden, a tool call, empty or unreadable is
+  left out;
+- an abandoned branch's own follow-ups (the person's next turns under the abandoned reply, a continuation
+  of it) are not kept: they answer a reply the person did not keep;
+- an edited user turn (a sibling of a kept user turn) gives no pair: the two replies answer different prompts.
+On the kept path:
 - user, assistant and non-empty visible system text is kept; multimodal parts keep their text;
 - tool turns (`tool` role; assistant messages addressed to a tool: code-interpreter code, browsing
   queries) and hidden turns (`is_visually_hidden_from_conversation`, reasoning `thoughts`, any content
@@ -20,7 +28,7 @@ from typing import Any
 
 from milton_lora.memory.imports.common import Malformed, ParseCounts, Piece, joined, parse_timestamp, text_of
 from milton_lora.memory.imports.markers import strip_markers
-from milton_lora.memory.models import Conversation, Message
+from milton_lora.memory.models import Alternative, Conversation, Message
 
 _TEXT_TYPES = {"text", "multimodal_text", "code"}
 _CUT = {"max_tokens"}
@@ -36,10 +44,14 @@ def parse(raw: dict[str, Any], now: datetime, counts: ParseCounts) -> Conversati
     created = parse_timestamp(raw.get("create_time"), now)
     pieces: list[Piece] = []
     cut = False
-    for node in current_branch(mapping, raw.get("current_node")):
+    branch = current_branch(mapping, raw.get("current_node"))
+    for index, node in enumerate(branch):
         piece = _piece(node.get("message"), created, counts)
         if piece is None:
             continue
+        if piece.message.role == "assistant" and index > 0:
+            piece.message.alternatives = _abandoned(mapping, branch[index - 1], node, created)
+            counts.abandoned_replies_kept += len(piece.message.alternatives)
         piece.continues = cut and piece.message.role == "assistant"
         cut = piece.message.role == "assistant" and _was_cut(node["message"])
         pieces.append(piece)
@@ -70,6 +82,25 @@ def current_branch(mapping: dict[str, Any], current_node: Any) -> list[dict[str,
         key = node.get("parent")
     branch.reverse()
     return branch
+
+
+def _abandoned(
+    mapping: dict[str, Any], parent: dict[str, Any], kept: dict[str, Any], fallback: datetime
+) -> list[Alternative]:
+    """The readable assistant replies among `kept`'s siblings: the answers the person regenerated away from."""
+    found = []
+    children = parent.get("children")
+    for key in children if isinstance(children, list) else []:
+        node = mapping.get(key) if isinstance(key, str) else None
+        if node is kept or not isinstance(node, dict):
+            continue
+        try:
+            piece = _piece(node.get("message"), fallback, ParseCounts())
+        except Malformed:
+            continue  # off the kept path: an unreadable sibling costs its signal, not the conversation
+        if piece is not None and piece.message.role == "assistant" and piece.message.content.strip():
+            found.append(Alternative(piece.message.content.strip(), piece.message.created_at))
+    return found
 
 
 def _was_cut(message: dict[str, Any]) -> bool:

@@ -23,6 +23,7 @@ class ParseCounts:
     hidden_turns_stripped: int = 0
     citation_markers_stripped: int = 0
     empty_conversations_skipped: int = 0
+    abandoned_replies_kept: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -66,7 +67,15 @@ def joined(pieces: list[Piece], counts: ParseCounts) -> list[Message]:
         message = piece.message
         previous = turns[-1] if turns else None
         if previous is None or previous.role != message.role:
-            turns.append(Message(message.role, message.content, message.created_at, list(message.attachments)))
+            turns.append(
+                Message(
+                    message.role,
+                    message.content,
+                    message.created_at,
+                    list(message.attachments),
+                    list(message.alternatives),
+                )
+            )
             continue
         if piece.continues:
             counts.continuations_joined += 1
@@ -74,6 +83,7 @@ def joined(pieces: list[Piece], counts: ParseCounts) -> list[Message]:
         else:
             previous.content = "\n\n".join(p for p in (previous.content.rstrip(), message.content.lstrip()) if p)
         previous.attachments += message.attachments
+        previous.alternatives += message.alternatives
     for turn in turns:
         turn.content = turn.content.strip()
     return [t for t in turns if t.content or t.attachments]
