@@ -17,7 +17,11 @@ Decisions:
 - Exact duplicates (same roles and contents in the same order, before redaction) are dropped after
   their first occurrence; conversations without an assistant turn are skipped; both are counted.
 - An empty window is an error, not an empty export: it would silently replace a good export.
-- All three files are written atomically together; a failed export leaves the previous one intact.
+- Preference signals (`memory/signals.py` has the rules) of the exported conversations go to
+  `preferences.jsonl`: each line carries its conversation's split, every text is redacted as the chats
+  are, and its lineage is recorded line for line like the splits'. The file is written on every export,
+  empty when there are no signals, so a stale one never outlives the export it came from.
+- All four files are written atomically together; a failed export leaves the previous one intact.
 - A review (`milton-lora export --review`) runs the same selection and redaction and writes nothing: it
   returns each redaction with its label and the redacted text around it.
 """
@@ -31,14 +35,18 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from milton_lora import __version__
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_files, sha256_bytes
 from milton_lora.lineage import ExportLineage, Seen, keep_lines
-from milton_lora.memory import Conversation, MemoryStore
+from milton_lora.memory import Conversation, MemoryStore, Message
+from milton_lora.memory.models import Feedback
+from milton_lora.memory.signals import Harvest, Signal, harvest
+from milton_lora.preferences import PreferenceLabel, PreferencePair, PromptTurn, preference_line
 from milton_lora.redact import Redactor, in_context
-from milton_lora.settings import EXPORT_METADATA, EXPORT_TEST, EXPORT_TRAIN
+from milton_lora.settings import EXPORT_METADATA, EXPORT_PREFERENCES, EXPORT_TEST, EXPORT_TRAIN
 
 TEST_PERCENT = 20
 # A closed block anywhere, or everything before a lone closing tag (templates that open the block themselves).
@@ -76,6 +84,7 @@ class ExportSummary:
     redactions: dict[str, int] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     lineage: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # lineage.ExportLineage
+    preferences: dict[str, Any] = field(default_factory=dict)  # preference_counts, skips, redactions
     tool_version: str = __version__
 
     def as_dict(self) -> dict[str, object]:
@@ -95,6 +104,7 @@ class ExportSummary:
             ("test conversations", self.test_conversations),
             ("messages", self.messages_exported),
             *((f"redacted [{label}]", n) for label, n in self.redactions.items()),
+            *((f"preference {what}", n) for what, n in _preference_rows(self.preferences)),
         ]
 
 
@@ -140,18 +150,25 @@ def export_training_data(
 ) -> ExportSummary:
     """Read the window from the store, redact, split, and (unless `dry_run`) write the three files."""
     now = now or datetime.now(timezone.utc)
-    in_window, since, seen = _window(store_path, days, now)
-    selection = _select(in_window, options or ExportOptions())
+    options = options or ExportOptions()
+    redactor = redactor or Redactor()
+    in_window, since, seen, feedback = _window(store_path, days, now)
+    selection = _select(in_window, options)
     kept = [conversation for conversation, _ in selection.kept]
-    redacted, counts = _redact([turns for _, turns in selection.kept], redactor or Redactor())
-    lines: dict[str, list[str]] = {"train": [], "test": []}
+    redacted, counts = _redact([turns for _, turns in selection.kept], redactor)
+    lines: dict[str, list[str]] = {"train": [], "test": [], "preferences": []}
     lineage = ExportLineage()
     for conversation, messages in zip(kept, redacted, strict=True):
         split = split_of(conversation.key)
         lines[split].append(json.dumps({"messages": messages}, ensure_ascii=False))
         getattr(lineage, split).append(seen[conversation.key])
-    names = {"train": EXPORT_TRAIN, "test": EXPORT_TEST}
-    payloads = {names[split]: "".join(line + "\n" for line in rows).encode() for split, rows in lines.items()}
+    found, owners = _harvest(kept, feedback, options)
+    preferences, preference_redactions = _redacted_preferences(found.signals, owners, redactor)
+    for preference, conversation in zip(preferences, owners, strict=True):
+        lines["preferences"].append(preference_line(preference))
+        lineage.preferences.append(seen[conversation.key])
+    names = {"train": EXPORT_TRAIN, "test": EXPORT_TEST, "preferences": EXPORT_PREFERENCES}
+    payloads = {names[part]: "".join(line + "\n" for line in rows).encode() for part, rows in lines.items()}
 
     summary = ExportSummary(
         created_at=now.isoformat(),
@@ -172,6 +189,12 @@ def export_training_data(
         redactions=dict(sorted(counts.items())),
         files={name: sha256_bytes(data) for name, data in payloads.items()},
         lineage=lineage.model_dump(),
+        preferences={
+            **preference_counts(lines["preferences"]),
+            "skipped_near_identical": found.near_identical,
+            "skipped_over_cap": found.capped,
+            "redactions": dict(sorted(preference_redactions.items())),
+        },
     )
     if not dry_run:
         metadata = json.dumps(summary.as_dict(), indent=2).encode() + b"\n"
@@ -188,7 +211,7 @@ def review_export(
     options: ExportOptions | None = None,
 ) -> ExportReview:
     """What an export of the same window would redact, each redaction in context; writes nothing."""
-    in_window, _, _ = _window(store_path, days, now or datetime.now(timezone.utc))
+    in_window, _, _, _ = _window(store_path, days, now or datetime.now(timezone.utc))
     selection = _select(in_window, options or ExportOptions())
     messages = [
         (conversation, index, turn) for conversation, turns in selection.kept for index, turn in enumerate(turns)
@@ -207,21 +230,23 @@ def review_export(
 
 def _window(
     store_path: Path, days: int | None, now: datetime
-) -> tuple[list[Conversation], datetime | None, dict[str, Seen]]:
-    """The conversations active in the last `days` days (all without `days`), where the window starts, and
-    each one's keyed hashes (by conversation key) for the export's lineage."""
+) -> tuple[list[Conversation], datetime | None, dict[str, Seen], dict[tuple[int, int], Feedback]]:
+    """The conversations active in the last `days` days (all without `days`) with their replies' abandoned
+    alternatives, where the window starts, each one's keyed hashes (by conversation key) for the export's
+    lineage, and the store's feedback."""
     if days is not None and days <= 0:
         raise MiltonError(f"--days must be a positive number of days, got {days}")
     if not store_path.exists():
         raise MiltonError(f"{store_path}: no memory store yet; import history first with `milton-lora memory import`")
     since = now - timedelta(days=days) if days is not None else None
     with MemoryStore(store_path) as store:
-        in_window = store.conversations(since)
+        in_window = store.conversations(since, with_alternatives=True)
         seen = {c.key: Seen(identity=store.identity_hash(c.key), version=store.version_hash(c)) for c in in_window}
+        feedback = store.feedback()
     if not in_window:
         window = f"the last {days} days" if days is not None else "the store"
         raise MiltonError(f"{store_path}: no conversations in {window}; widen --days or import more history")
-    return in_window, since, seen
+    return in_window, since, seen, feedback
 
 
 @dataclass
@@ -291,31 +316,119 @@ def _redact(conversations: list[list[Turn]], redactor: Redactor) -> tuple[list[l
     return redacted, counts
 
 
+def _harvest(
+    kept: list[Conversation], feedback: dict[tuple[int, int], Feedback], options: ExportOptions
+) -> tuple[Harvest, list[Conversation]]:
+    """The preference signals of the exported conversations, and each signal's conversation."""
+    by_conversation: dict[int, dict[int, Feedback]] = {}
+    for (conversation_id, position), given in feedback.items():
+        by_conversation.setdefault(conversation_id, {})[position] = given
+    found, owners = Harvest(), []
+    for conversation in kept:
+
+        def prepare(messages: list[Message], of: Conversation = conversation) -> list[Turn]:
+            part = Conversation(of.source, of.source_id, of.title, of.created_at, messages)
+            return _prepared(part, options, _Selection())[0]
+
+        before = len(found.signals)
+        harvest(conversation, by_conversation.get(conversation.id or 0, {}), prepare, found)
+        owners += [conversation] * (len(found.signals) - before)
+    return found, owners
+
+
+def _redacted_preferences(
+    signals: list[Signal], owners: list[Conversation], redactor: Redactor
+) -> tuple[list[PreferencePair | PreferenceLabel], Counter[str]]:
+    """Each signal as its `preferences.jsonl` line, every text redacted, with its conversation's split."""
+    texts = [
+        [turn["content"] for turn in s.prompt] + [s.chosen] + ([s.rejected] if s.rejected else []) for s in signals
+    ]
+    results = iter(redactor.redact_many([text for group in texts for text in group]))
+    counts: Counter[str] = Counter()
+    made: list[PreferencePair | PreferenceLabel] = []
+    for signal, group, owner in zip(signals, texts, owners, strict=True):
+        clean = []
+        for _ in group:
+            result = next(results)
+            counts.update(result.counts)
+            clean.append(result.text)
+        prompt = [PromptTurn(role=t["role"], content=c) for t, c in zip(signal.prompt, clean, strict=False)]
+        rest = clean[len(prompt) :]
+        split = split_of(owner.key)
+        if signal.rejected is None:
+            made.append(
+                PreferenceLabel(split=split, prompt=prompt, completion=rest[0], desirable=bool(signal.desirable))
+            )
+        else:
+            made.append(
+                PreferencePair(split=split, source=signal.source, prompt=prompt, chosen=rest[0], rejected=rest[1])
+            )
+    return made, counts
+
+
+def preference_counts(lines: list[str]) -> dict[str, Any]:
+    """What `metadata.json` counts of `preferences.jsonl`'s lines: pairs by source, labels by desirable,
+    lines by split."""
+    pairs: Counter[str] = Counter()
+    labels: Counter[str] = Counter()
+    splits: Counter[str] = Counter()
+    for line in lines:
+        item = json.loads(line)
+        splits[item["split"]] += 1
+        if item["kind"] == "pair":
+            pairs[item["source"]] += 1
+        else:
+            labels["desirable" if item["desirable"] else "undesirable"] += 1
+    return {
+        "pairs": {source: pairs[source] for source in ("regenerated", "edited")},
+        "labels": {kind: labels[kind] for kind in ("desirable", "undesirable")},
+        "by_split": {split: splits[split] for split in ("train", "test")},
+    }
+
+
+def _preference_rows(preferences: dict[str, Any]) -> list[tuple[str, object]]:
+    if not preferences:
+        return []
+    return [
+        *((f"pairs ({source})", n) for source, n in preferences["pairs"].items()),
+        *((f"labels ({kind})", n) for kind, n in preferences["labels"].items()),
+        ("pairs skipped (near-identical)", preferences["skipped_near_identical"]),
+        ("pairs skipped (over the per-reply cap)", preferences["skipped_over_cap"]),
+    ]
+
+
 def rewrite_without(output_dir: Path, forgotten: set[str]) -> int | None:
-    """Take the forgotten conversations' lines out of the export in `output_dir` (files, counts, sha256 and
-    lineage in metadata.json rewritten together); returns how many lines went, None when the export has no
-    lineage to find them by (an export made before lineage was recorded)."""
+    """Take the forgotten conversations' lines out of the export in `output_dir` (the splits, preferences.jsonl,
+    counts, sha256 and lineage in metadata.json rewritten together); returns how many lines went, None when the
+    export has no lineage to find them by (an export made before lineage was recorded)."""
     metadata_path = output_dir / EXPORT_METADATA
     if not metadata_path.exists():
         return 0
     metadata = json.loads(metadata_path.read_text())
     lineage = ExportLineage.model_validate(metadata.get("lineage") or {})
     files: dict[Path, bytes] = {}
-    removed = messages = 0
-    for split, name in (("train", EXPORT_TRAIN), ("test", EXPORT_TEST)):
+    removed = conversations = messages = 0
+    for part, name in (("train", EXPORT_TRAIN), ("test", EXPORT_TEST), ("preferences", EXPORT_PREFERENCES)):
         path = output_dir / name
         lines = path.read_text().splitlines() if path.exists() else []
-        kept = keep_lines(lines, getattr(lineage, split), forgotten)
+        kept = keep_lines(lines, getattr(lineage, part), forgotten)
         if kept is None:
             return None
         removed += len(lines) - len(kept[0])
+        setattr(lineage, part, kept[1])
+        if part == "preferences":
+            if path.exists():
+                files[path] = "".join(line + "\n" for line in kept[0]).encode()
+                metadata["files"][name] = sha256_bytes(files[path])
+                metadata["preferences"] = {**metadata.get("preferences", {}), **preference_counts(kept[0])}
+            continue
+        conversations += len(lines) - len(kept[0])
         messages += sum(len(json.loads(line)["messages"]) for line in kept[0])
-        setattr(lineage, split, kept[1])
         files[path] = "".join(line + "\n" for line in kept[0]).encode()
-        metadata[f"{split}_conversations"] = len(kept[0])
+        metadata[f"{part}_conversations"] = len(kept[0])
         metadata["files"][name] = sha256_bytes(files[path])
     if removed:
-        metadata["conversations_exported"] -= removed
+        metadata["conversations_exported"] -= conversations
         metadata["messages_exported"] = messages
         metadata["lineage"] = lineage.model_dump()
         files[metadata_path] = json.dumps(metadata, indent=2).encode() + b"\n"

@@ -29,12 +29,14 @@ class Seen(BaseModel):
 
 
 class ExportLineage(BaseModel):
-    """What an export's `metadata.json` records: its splits' conversations, line for line."""
+    """What an export's `metadata.json` records: its splits' conversations, and the conversation of each line of
+    `preferences.jsonl`, line for line (an export made before preferences has none)."""
 
     model_config = ConfigDict(extra="allow")  # a newer writer's keys survive a rewrite
 
     train: list[Seen] = Field(default_factory=list)
     test: list[Seen] = Field(default_factory=list)
+    preferences: list[Seen] = Field(default_factory=list)
 
 
 class Lineage(BaseModel):
