@@ -18,6 +18,7 @@ Decisions:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,8 +54,10 @@ def forget_everywhere(
     settings: Settings, conversations: list[Conversation], reason: str = "memory forget"
 ) -> ForgetReport:
     """Forget `conversations` in the store and everywhere their text or weights went (see the module's doc)."""
-    texts = turn_texts(conversations)
     with MemoryStore(settings.memory_db) as store:
+        ids = {c.id for c in conversations}
+        edits = [given.edited for (owner, _), given in store.feedback().items() if owner in ids and given.edited]
+        texts = turn_texts(conversations, edits)
         forget_conversations(store, conversations, reason, datetime.now(timezone.utc))
         forgotten = set(store.tombstones())
     report = ForgetReport(forgotten=len(conversations))
@@ -97,9 +100,13 @@ def _drop_lines_holding(path: Path, texts: set[bytes]) -> bool:
     return True
 
 
-def turn_texts(conversations: list[Conversation]) -> set[bytes]:
-    """The turns' text as files hold it: as written, and as JSON writes it (escaped newlines and quotes)."""
-    turns = [m.content for c in conversations for m in c.messages if len(m.content) >= MIN_TEXT]
+def turn_texts(conversations: list[Conversation], edits: Sequence[str] = ()) -> set[bytes]:
+    """The turns' text (with their abandoned alternatives and the `edits` made to them) as files hold it: as
+    written, and as JSON writes it (escaped newlines and quotes)."""
+    every = [
+        text for c in conversations for m in c.messages for text in (m.content, *(a.content for a in m.alternatives))
+    ]
+    turns = [text for text in [*every, *edits] if len(text) >= MIN_TEXT]
     return {t.encode() for t in turns} | {json.dumps(t, ensure_ascii=False)[1:-1].encode() for t in turns}
 
 

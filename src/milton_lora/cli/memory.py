@@ -1,4 +1,4 @@
-"""`milton-lora memory import|stats|add|forget`: the local conversation store."""
+"""`milton-lora memory import|stats|add|feedback|forget|lineage`: the local conversation store."""
 
 from __future__ import annotations
 
@@ -115,6 +115,50 @@ def memory_add(
             "milton", conversation, Message(role, text, datetime.now(timezone.utc)), title=title
         )
     console.print(f"Added {role} turn to conversation {conversation} (#{conversation_id})")
+
+
+@memory_app.command("feedback")
+def memory_feedback(
+    ctx: typer.Context,
+    conversation: Annotated[str, typer.Argument(help="A conversation number or key (source:source_id).")],
+    turn: Annotated[
+        int | None, typer.Option(help="The reply's turn number (1 = the first turn); default: the last reply.")
+    ] = None,
+    rating: Annotated[str | None, typer.Option(help="up or down.")] = None,
+    edited: Annotated[str | None, typer.Option(help="The reply as you wanted it.")] = None,
+    edited_file: Annotated[Path | None, typer.Option(help="A file holding the reply as you wanted it.")] = None,
+) -> None:
+    """Judge a stored reply by hand: a thumbs up/down, the text you wanted instead, or both (export turns them
+    into preferences.jsonl)."""
+    from milton_lora.memory import MemoryStore
+
+    if rating not in (None, "up", "down"):
+        raise MiltonError(f"memory feedback: --rating '{rating}' is not up or down")
+    if edited is not None and edited_file is not None:
+        raise MiltonError("memory feedback: give --edited or --edited-file, not both")
+    if edited_file is not None:
+        try:
+            edited = edited_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MiltonError(f"{edited_file}: cannot read the edited reply ({exc})") from None
+    if edited is not None and not edited.strip():
+        raise MiltonError("memory feedback: the edited reply is empty")
+    if rating is None and edited is None:
+        raise MiltonError("memory feedback: give --rating up|down, --edited TEXT or --edited-file PATH")
+    with MemoryStore(settings_of(ctx).memory_db) as store:
+        stored = store.stored(*store.key_of(conversation).split(":", 1))
+        if stored is None or stored.id is None:
+            raise MiltonError(f"memory feedback: no stored conversation {conversation}")
+        replies = [n for n, m in enumerate(stored.messages, start=1) if m.role == "assistant"]
+        number = turn if turn is not None else (replies[-1] if replies else 0)
+        if number not in replies:
+            raise MiltonError(
+                f"memory feedback: turn {number} of {stored.key} is not a reply; its replies are turns "
+                f"{', '.join(map(str, replies)) or '(none)'}"
+            )
+        store.add_feedback(stored.id, number - 1, rating, edited, "cli", datetime.now(timezone.utc))
+    said = ", ".join(filter(None, [f"rated {rating}" if rating else "", "edited" if edited is not None else ""]))
+    console.print(f"Feedback on turn {number} of {stored.key} (#{stored.id}): {said}", highlight=False)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

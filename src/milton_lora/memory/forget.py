@@ -57,7 +57,7 @@ def select_conversations(store: MemoryStore, query: ForgetQuery) -> list[Convers
     pass for a forget that happened)."""
     if query.is_empty():
         raise MiltonError("memory forget: name what to forget: conversation ids, --search, --source or --since/--until")
-    chosen = [c for c in store.conversations() if query.matches(c)]
+    chosen = [c for c in store.conversations(with_alternatives=True) if query.matches(c)]
     named = {str(c.id) for c in chosen} | {c.key for c in chosen}
     missing = [i for i in query.ids if i not in named]
     if missing:

@@ -9,6 +9,10 @@ No client can hold the one model: bodies are capped before parsing (413), prompt
 fit the context (400 `context_length_exceeded`), each request has a deadline (a reply cut there ends
 "length"), the requests held at once are bounded (429 with Retry-After), and a client that goes away
 cancels its generation. What the server cannot honour (n>1, tools) is refused, not ignored.
+
+`POST /v1/feedback` takes a thumbs up / down (and an optional edited reply) on a reply the server produced,
+named by its completion id; it is stored only when capture is on (serve.yaml `capture`), on the captured
+reply: 409 `capture_disabled` when capture is off, 404 when the id names no captured reply.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from milton_lora.serve.engine import BUSY_RETRY_AFTER_S, AdapterError, Engine, G
 from milton_lora.serve.protocol import (
     ALIAS,
     ChatRequest,
+    FeedbackRequest,
     Guard,
     LoadAdapter,
     PointAlias,
@@ -40,7 +45,10 @@ from milton_lora.serve.protocol import (
     openai_error,
 )
 
-Capture = Callable[[list[dict[str, str]], str], None]
+# (request messages, reply, completion id)
+Capture = Callable[[list[dict[str, str]], str, str], None]
+# (completion id, rating, edited reply) -> whether the id named a captured reply
+FeedbackSink = Callable[[str, str, str | None], bool]
 AdapterFinder = Callable[[str], Path | None]
 # How often a non-streaming request checks that its client is still there.
 DISCONNECT_POLL_S = 0.5
@@ -48,9 +56,9 @@ DISCONNECT_POLL_S = 0.5
 
 def create_app(engine: Engine, config: ServeConfig, adapters_root: Path, api_key: str | None = None,
                admin_key: str | None = None, capture: Capture | None = None,
-               find_adapter: AdapterFinder | None = None) -> Any:  # fmt: skip
+               find_adapter: AdapterFinder | None = None, feedback: FeedbackSink | None = None) -> Any:  # fmt: skip
     """The embedded server's ASGI app: the API behind the `Guard` (keys, body limit); `adapters_root` is the
-    only folder `/v1/load_lora_adapter` loads from."""
+    only folder `/v1/load_lora_adapter` loads from; `feedback` stores `/v1/feedback` (None: capture is off)."""
     app = FastAPI(title="Milton LoRA", docs_url=None, redoc_url=None)
     slots = _Slots(config.max_queued_requests)
 
@@ -126,19 +134,31 @@ def create_app(engine: Engine, config: ServeConfig, adapters_root: Path, api_key
             raise
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if body.stream:
-            events = _sse(reply_id, created, body, generation, lambda text: _capture(keep, messages, text))
+            events = _sse(reply_id, created, body, generation, lambda text: _capture(keep, messages, text, reply_id))
             return _GenerationResponse(events, generation, slots.free)
         try:
             reply = await _finished(generation, request)
         finally:
             slots.free()
-        await run_in_threadpool(_capture, keep, messages, reply.text)
+        await run_in_threadpool(_capture, keep, messages, reply.text, reply_id)
         message = {"role": "assistant", "content": reply.text}
         return {
             "id": reply_id, "object": "chat.completion", "created": created, "model": body.model,
             "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason}],
             "usage": _usage(reply.prompt_tokens, reply.completion_tokens),
         }  # fmt: skip
+
+    @app.post("/v1/feedback")
+    async def give_feedback(body: FeedbackRequest) -> Any:
+        if feedback is None:
+            return openai_error(409, "Feedback is kept only with the served chats: this server does not capture "
+                                     "them (set capture: true in serve.yaml).", code="capture_disabled")  # fmt: skip
+        if not await run_in_threadpool(feedback, body.response_id, body.rating, body.edited_content):
+            return openai_error(404, f"No captured reply has id '{body.response_id}' (it was sent with "
+                                     "store: false, before capture was on, or forgotten).", "NotFoundError",
+                                "response_not_found", "response_id")  # fmt: skip
+        return {"object": "feedback", "response_id": body.response_id, "rating": body.rating,
+                "edited": body.edited_content is not None}  # fmt: skip
 
     return Guard(app, api_key, admin_key, config.admin_endpoints, config.max_request_bytes)
 
@@ -201,9 +221,9 @@ def _ensure_loaded(engine: Engine, model: str, find_adapter: AdapterFinder | Non
                 raise
 
 
-def _capture(capture: Capture | None, messages: list[dict[str, str]], reply: str) -> None:
+def _capture(capture: Capture | None, messages: list[dict[str, str]], reply: str, reply_id: str) -> None:
     if capture is not None:
-        capture(messages, reply)
+        capture(messages, reply, reply_id)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -92,6 +92,23 @@ class ChatRequest(BaseModel):
         return bool(self.stream and self.stream_options and self.stream_options.include_usage)
 
 
+class FeedbackRequest(BaseModel):
+    """`POST /v1/feedback`: the person's judgement of a reply this server produced, named by the completion's
+    `id` (`response_id`); `edited_content` is the reply as they wanted it."""
+
+    model_config = ConfigDict(extra="forbid")
+    response_id: str = Field(min_length=1, max_length=200)
+    rating: Literal["up", "down"]
+    edited_content: str | None = None
+
+    @field_validator("edited_content")
+    @classmethod
+    def _some_text(cls, edited: str | None) -> str | None:
+        if edited is not None and not edited.strip():
+            raise ValueError("is empty; leave it out to rate the reply as it was")
+        return edited
+
+
 class LoadAdapter(BaseModel):
     lora_name: str = Field(min_length=1)
     lora_path: str = Field(min_length=1)

@@ -110,7 +110,8 @@ def _embedded_app(settings: Settings, config: ServeConfig, registry: Registry, b
             return None
 
     capture = capture_to_memory(settings.memory_db) if config.capture else None
-    return create_app(engine, config, registry.adapters_dir, api_key, admin_key, capture, find_adapter)
+    feedback = feedback_to_memory(settings.memory_db) if config.capture else None
+    return create_app(engine, config, registry.adapters_dir, api_key, admin_key, capture, find_adapter, feedback)
 
 
 def _vllm_app(settings: Settings, config: ServeConfig, registry: Registry, base: Path,
@@ -141,10 +142,11 @@ def capture_to_memory(db: Path) -> Any:
     start with the stored ones) replaces it with the grown version; a different conversation that only
     shares an opening is stored apart. A conversation named by its opening turns is found again through
     every prefix of the request, so one that `memory forget` removed is not captured back when the client
-    resends it."""
+    resends it. The reply is remembered by the completion's id (`reply_id`), for `POST /v1/feedback`, when
+    the stored conversation holds it (a retry of an older request that the stored one outgrew does not)."""
     from milton_lora.memory import Conversation, MemoryStore, Message
 
-    def capture(messages: list[dict[str, str]], reply: str) -> None:
+    def capture(messages: list[dict[str, str]], reply: str, reply_id: str | None = None) -> None:
         now = datetime.now(timezone.utc)
         turns = [Message(m["role"], m["content"], now) for m in messages] + [Message("assistant", reply, now)]
         prefixes = [served_id(turns[:end]) for end in range(1, len(turns) + 1)]
@@ -155,8 +157,27 @@ def capture_to_memory(db: Path) -> Any:
             grown = next((p for p in reversed(prefixes) if _continues(store.stored(SERVED, p), turns)), None)
             if grown is None or (store.message_count(SERVED, grown) or 0) < len(turns):
                 store.replace_conversation(Conversation(SERVED, grown or prefixes[-1], first_user[:80], now, turns))
+            stored = store.stored(SERVED, grown or prefixes[-1])
+            if reply_id is not None and stored is not None and stored.id is not None:
+                store.remember_reply(reply_id, stored.id, len(turns) - 1)
 
     return capture
+
+
+def feedback_to_memory(db: Path) -> Any:
+    """A feedback hook: stores a thumbs / edit on the captured reply a completion id names; False when the id
+    names no captured reply (never captured, `store: false`, or forgotten)."""
+    from milton_lora.memory import MemoryStore
+
+    def feedback(reply_id: str, rating: str, edited: str | None) -> bool:
+        with MemoryStore(db) as store:
+            found = store.reply_of(reply_id)
+            if found is None:
+                return False
+            store.add_feedback(*found, rating, edited, "served", datetime.now(timezone.utc))
+        return True
+
+    return feedback
 
 
 SERVED = "milton-serve"
