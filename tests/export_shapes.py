@@ -2,7 +2,8 @@
 exports: every field a real record carries, not only the ones the importer reads), and the zips they ship in.
 
 `chatgpt_conversation` builds the node tree: a null root, a hidden system node, then the given nodes in
-order unless a node names its parent (a regeneration is a sibling of the answer it replaced).
+order unless a node names its parent (a regeneration is a sibling of the answer it replaced);
+`chatgpt_regenerated` builds a chat whose answers were regenerated, with an abandoned branch's follow-up.
 """
 
 from __future__ import annotations
@@ -70,6 +71,29 @@ def chatgpt_conversation(conversation_id: str, title: str, nodes: list[Node], cu
         "disabled_tool_ids": [],
         "id": conversation_id,
     }
+
+
+def chatgpt_regenerated(
+    conversation_id: str, title: str, exchanges: list[tuple[str, list[str]]], abandoned_follow_up: str | None = None
+) -> dict:
+    """A chat as ChatGPT stores regenerations: each user turn answered by its `replies` in the order they were
+    generated, every one a sibling under the user turn, the last the one kept (the current branch runs through
+    it). `abandoned_follow_up`: the person first went on under the first exchange's first reply with this
+    turn (and got an answer) before going back to regenerate it: that abandoned branch's own follow-up."""
+    nodes: list[Node] = []
+    parent: str | None = None
+    for number, (question, replies) in enumerate(exchanges, start=1):
+        nodes.append(Node("user", [question], id=f"u{number}", parent=parent))
+        kept = ""
+        for index, reply in enumerate(replies):
+            kept = f"u{number}-r{index}"
+            nodes.append(Node("assistant", [reply], id=kept, parent=f"u{number}"))
+            if number == 1 and index == 0 and abandoned_follow_up:
+                nodes.append(Node("user", [abandoned_follow_up], id="off-u", parent=kept))
+                nodes.append(Node("assistant", ["Then try again later."], id="off-a", parent="off-u"))
+        parent = kept
+    nodes[0].parent = "sys-0"
+    return chatgpt_conversation(conversation_id, title, nodes, current=parent)
 
 
 def _chatgpt_message(
