@@ -332,3 +332,51 @@ def test_capture_keeps_apart_what_shares_an_opening_and_never_brings_back_a_forg
     )
     with MemoryStore(db) as store:
         assert not any(m.content == "And Tuesday?" for c in store.conversations() for m in c.messages)
+
+
+def test_feedback_on_served_replies_becomes_preferences(served_home: tuple[Path, str]) -> None:
+    """Thumbs and an edit posted as raw HTTP on replies the server produced (one streamed) land on the captured
+    replies and come out of `export` as labels and an edited pair; what was not captured is a 404. The base model
+    answers (the tiny adapter's greedy replies decode to blanks, which give no preference)."""
+    home, _ = served_home
+    (home / "training/configs/serve.yaml").write_text(yaml.safe_dump({"capture": True}))
+    running = Server(home, free_port(), {"MILTON_SERVE_API_KEY": "k3y"})
+    key = {"Authorization": "Bearer k3y"}
+
+    def feedback(body: dict[str, str], headers: dict[str, str] = key) -> httpx.Response:
+        return httpx.post(f"{running.url}/v1/feedback", json=body, headers=headers, timeout=30)
+
+    try:
+        client = running.client("k3y")
+        cat = [{"role": "user", "content": "Suggest a name for my cat"}]
+        disliked = client.chat.completions.create(model="tiny", messages=cat, max_tokens=6)
+        dog = [{"role": "user", "content": "Suggest a name for my dog"}]
+        stream = list(client.chat.completions.create(model="tiny", messages=dog, max_tokens=6, stream=True))
+        liked = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        private = client.chat.completions.create(model="tiny", messages=cat, max_tokens=6, store=False)
+
+        edit = {"response_id": disliked.id, "rating": "down", "edited_content": "Call her Pixel, after the cursor."}
+        assert feedback(edit).json()["edited"] is True
+        assert feedback({"response_id": stream[0].id, "rating": "up"}).status_code == 200
+        unknown = feedback({"response_id": private.id, "rating": "up"})  # store: false was not captured
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "response_not_found"
+        bad = feedback({"response_id": disliked.id, "rating": "meh"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "rating"
+        assert feedback({"response_id": disliked.id, "rating": "up"}, {}).status_code == 401
+    finally:
+        running.stop()
+    assert run_subprocess(["python", "-m", "milton_lora", "export"], REPO, home).returncode == 0
+    found = [json.loads(line) for line in (home / "training/data/exported/preferences.jsonl").read_text().splitlines()]
+    served = [p for p in found if p["prompt"][0]["content"] in (cat[0]["content"], dog[0]["content"])]
+    reply = disliked.choices[0].message.content
+    assert {(p["kind"], p.get("source"), p.get("chosen") or p["completion"], p.get("desirable")) for p in served} == {
+        ("pair", "edited", "Call her Pixel, after the cursor.", None),
+        ("label", "feedback", reply, False),
+        ("label", "feedback", liked.strip(), True),  # the stream's pieces, as the reply was captured
+    }
+    assert next(p for p in served if p["kind"] == "pair")["rejected"] == reply
+
+
+def test_feedback_needs_capture(shared_server: Server) -> None:
+    refused = httpx.post(f"{shared_server.url}/v1/feedback", json={"response_id": "chatcmpl-x", "rating": "up"})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "capture_disabled"
