@@ -136,3 +136,39 @@ def test_feedback_by_hand_becomes_labels_and_edited_pairs_and_forget_removes_it_
     assert rows == {"alternatives": 0, "feedback": 0, "messages": 0}
     stored = b"".join(p.read_bytes() for p in settings.memory_db.parent.glob("milton.db*"))
     assert b"reversed(xs) to iterate" not in stored and b"write to" not in stored
+
+
+def test_feedback_follows_its_reply_as_the_conversation_grows_or_changes(tmp_path: Path) -> None:
+    """A served conversation that grows is replaced in place: the feedback on its unchanged replies stays; a
+    re-import that changes a reply drops the feedback given on it (and the regenerations it now has arrive)."""
+    from milton_lora.serve.runtime import capture_to_memory, feedback_to_memory
+
+    db = tmp_path / "milton.db"
+    capture, feedback = capture_to_memory(db), feedback_to_memory(db)
+    opening = [{"role": "user", "content": "Plan my week"}]
+    capture(opening, "Sure: Monday gym.", "chatcmpl-1")
+    assert feedback("chatcmpl-1", "down", "Monday: rest.") and not feedback("chatcmpl-0", "up", None)
+    grown = [*opening, {"role": "assistant", "content": "Sure: Monday gym."}, {"role": "user", "content": "Tue?"}]
+    capture(grown, "Tuesday: dentist.", "chatcmpl-2")
+    assert feedback("chatcmpl-2", "up", None)
+    with MemoryStore(db) as store:
+        (conversation,) = store.conversations()
+        assert len(conversation.messages) == 4
+        given = store.feedback()
+        assert {position: (f.rating, f.edited, f.source) for (_, position), f in given.items()} == {
+            1: ("down", "Monday: rest.", "served"),
+            3: ("up", None, "served"),
+        }
+
+    path = tmp_path / "conversations.json"
+    path.write_text(json.dumps([chatgpt_regenerated("c1", "Plan", [("Plan my week", ["Gym.", "Rest."])])]))
+    with MemoryStore(db) as store:
+        import_file(store, path)
+        chat = next(c for c in store.conversations() if c.source == "chatgpt")
+        store.add_feedback(chat.id, 1, "up", None, "cli", conversation.created_at)
+    path.write_text(json.dumps([chatgpt_regenerated("c1", "Plan", [("Plan my week", ["Gym.", "Rest.", "Read."])])]))
+    with MemoryStore(db) as store:
+        assert import_file(store, path).updated == 1
+        (again,) = [c for c in store.conversations(with_alternatives=True) if c.source == "chatgpt"]
+        assert again.id == chat.id and [a.content for a in again.messages[1].alternatives] == ["Gym.", "Rest."]
+        assert (chat.id, 1) not in store.feedback()  # given on "Rest.", which is no longer the kept reply
