@@ -12,9 +12,10 @@ Decisions (the README's "Conversation memory" lists them for users):
   file that cannot be read on (invalid JSON, a record over the size limit) imports nothing.
 - The same id twice in one file: the first is kept; a second with the same content is counted, one with
   different content is reported as a problem (it is not silently lost).
-- Re-import compares content (what the person saw: the current branch, attachments): an unchanged
-  conversation is left alone; a changed one (continued, or its last answer regenerated) replaces the
-  stored copy, unless the stored copy is the newer one (a later last message): then it is kept.
+- Re-import compares content (what the person saw: the current branch, attachments; and the abandoned
+  alternatives of its replies): an unchanged conversation is left alone; a changed one (continued, or its
+  last answer regenerated) replaces the stored copy in place, unless the stored copy is the newer one (a
+  later last message): then it is kept.
 """
 
 from __future__ import annotations
