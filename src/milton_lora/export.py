@@ -45,7 +45,7 @@ from milton_lora.memory import Conversation, MemoryStore, Message
 from milton_lora.memory.models import Feedback
 from milton_lora.memory.signals import Harvest, Signal, harvest
 from milton_lora.preferences import PreferenceLabel, PreferencePair, PromptTurn, preference_line
-from milton_lora.redact import Redactor, in_context
+from milton_lora.redact import Redaction, Redactor, in_context
 from milton_lora.settings import EXPORT_METADATA, EXPORT_PREFERENCES, EXPORT_TEST, EXPORT_TRAIN
 
 TEST_PERCENT = 20
@@ -155,7 +155,7 @@ def export_training_data(
     in_window, since, seen, feedback = _window(store_path, days, now)
     selection = _select(in_window, options)
     kept = [conversation for conversation, _ in selection.kept]
-    redacted, counts = _redact([turns for _, turns in selection.kept], redactor)
+    redacted, counts, known = _redact([turns for _, turns in selection.kept], redactor)
     lines: dict[str, list[str]] = {"train": [], "test": [], "preferences": []}
     lineage = ExportLineage()
     for conversation, messages in zip(kept, redacted, strict=True):
@@ -163,7 +163,7 @@ def export_training_data(
         lines[split].append(json.dumps({"messages": messages}, ensure_ascii=False))
         getattr(lineage, split).append(seen[conversation.key])
     found, owners = _harvest(kept, feedback, options)
-    preferences, preference_redactions = _redacted_preferences(found.signals, owners, redactor)
+    preferences, preference_redactions = _redacted_preferences(found.signals, owners, redactor, known)
     for preference, conversation in zip(preferences, owners, strict=True):
         lines["preferences"].append(preference_line(preference))
         lineage.preferences.append(seen[conversation.key])
@@ -301,9 +301,14 @@ def _prepared(conversation: Conversation, options: ExportOptions, found: _Select
     return turns, [f"{what} (x{n})" if n > 1 else what for what, n in repairs.items()]
 
 
-def _redact(conversations: list[list[Turn]], redactor: Redactor) -> tuple[list[list[Turn]], Counter[str]]:
+def _redact(
+    conversations: list[list[Turn]], redactor: Redactor
+) -> tuple[list[list[Turn]], Counter[str], dict[str, Redaction]]:
+    """The conversations redacted, the redactions by label, and each text's redaction (the preferences repeat
+    these texts in their prompts and replies: redacting them once is the same redaction, faster)."""
     contents = [turn["content"] for turns in conversations for turn in turns]
-    results = iter(redactor.redact_many(contents))
+    done = redactor.redact_many(contents)
+    results = iter(done)
     counts: Counter[str] = Counter()
     redacted = []
     for turns in conversations:
@@ -313,7 +318,7 @@ def _redact(conversations: list[list[Turn]], redactor: Redactor) -> tuple[list[l
             counts.update(result.counts)
             messages.append({"role": turn["role"], "content": result.text})
         redacted.append(messages)
-    return redacted, counts
+    return redacted, counts, dict(zip(contents, done, strict=True))
 
 
 def _harvest(
@@ -337,21 +342,22 @@ def _harvest(
 
 
 def _redacted_preferences(
-    signals: list[Signal], owners: list[Conversation], redactor: Redactor
+    signals: list[Signal], owners: list[Conversation], redactor: Redactor, known: dict[str, Redaction]
 ) -> tuple[list[PreferencePair | PreferenceLabel], Counter[str]]:
-    """Each signal as its `preferences.jsonl` line, every text redacted, with its conversation's split."""
+    """Each signal as its `preferences.jsonl` line, every text redacted (the texts of `known` as they already
+    were), with its conversation's split."""
     texts = [
         [turn["content"] for turn in s.prompt] + [s.chosen] + ([s.rejected] if s.rejected else []) for s in signals
     ]
-    results = iter(redactor.redact_many([text for group in texts for text in group]))
+    new = list(dict.fromkeys(text for group in texts for text in group if text not in known))
+    known = {**known, **dict(zip(new, redactor.redact_many(new), strict=True))}
     counts: Counter[str] = Counter()
     made: list[PreferencePair | PreferenceLabel] = []
     for signal, group, owner in zip(signals, texts, owners, strict=True):
         clean = []
-        for _ in group:
-            result = next(results)
-            counts.update(result.counts)
-            clean.append(result.text)
+        for text in group:
+            counts.update(known[text].counts)
+            clean.append(known[text].text)
         prompt = [PromptTurn(role=t["role"], content=c) for t, c in zip(signal.prompt, clean, strict=False)]
         rest = clean[len(prompt) :]
         split = split_of(owner.key)
