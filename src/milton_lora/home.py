@@ -25,7 +25,7 @@ from milton_lora.fileio import atomic_create_text
 from milton_lora.memory import MemoryStore
 from milton_lora.settings import Settings, shipped
 
-TRAINING_CONFIGS = ("lora_light.yaml", "lora_default.yaml", "lora_heavy.yaml")
+TRAINING_CONFIGS = ("lora_light.yaml", "lora_default.yaml", "lora_heavy.yaml", "lora_dpo.yaml", "lora_kto.yaml")
 EVAL_SUITES = ("sanity_prompts.yaml", "benchmarks.yaml")
 _BASE_LINE = re.compile(r"^base_model_path:.*$", re.MULTILINE)
 
