@@ -106,7 +106,7 @@ class TrainConfig(StrictModel):
     method: Literal["sft", "dpo", "kto"] = Field(
         "sft",
         description="sft: imitate the kept conversations; dpo: learn from preferences.jsonl's pairs (chosen over "
-        "rejected); kto: from its thumbs labels and its pairs taken apart (README \"Preference training\").",
+        'rejected); kto: from its thumbs labels and its pairs taken apart (README "Preference training").',
     )
     init_from: Literal["base", "production"] = Field(
         "base",

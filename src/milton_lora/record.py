@@ -115,6 +115,7 @@ class PreferenceData(_Section):
     """What a `method: dpo | kto` run learned from: `preferences.jsonl`'s counts per split."""
 
     file: str
+    sha256: str | None = None
     train_pairs: int = 0
     train_labels: int = 0
     train_desirable: int = 0

@@ -67,9 +67,9 @@ class TrainPlan:
 
     def rows(self) -> list[tuple[str, str]]:
         c = self.config
-        data = (("train / test conversations", f"{self.train_conversations} / {self.test_conversations}")
-                if self.preferences is None else
-                ("train / test preferences", f"{self.preferences.describe(c.method)} ({self.preferences.file})"))  # fmt: skip
+        data = ("train / test conversations", f"{self.train_conversations} / {self.test_conversations}")
+        if self.preferences is not None:
+            data = ("train / test preferences", f"{self.preferences.describe(c.method)} ({self.preferences.file})")
         return [
             ("run id", self.run_id),
             ("method", METHODS[c.method] + ("" if c.method == SFT else f", beta {c.beta:g}")),

@@ -104,7 +104,8 @@ def train_and_register(settings: Settings, plan: TrainPlan, resume: bool) -> Tra
     result = run_training(plan, resume=resume)
     if result.record is not None:
         start = result.record.init_from
-        flag = "" if start is None else " --from-production" if plan.config.method == SFT else f" --init-from {start.run_id}"
+        flag = "" if start is None else f" --init-from {start.run_id}"
+        flag = " --from-production" if start is not None and plan.config.method == SFT else flag
         Registry.of(settings).register(plan.run_id, str(plan.base_model), f"train --config {plan.config_path}{flag}")
     return result
 

@@ -30,7 +30,7 @@ from milton_lora.chat.masks import encode
 from milton_lora.chat.template import ChatFormat
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
-from milton_lora.fileio import atomic_write_files
+from milton_lora.fileio import atomic_write_files, sha256_file
 from milton_lora.lineage import ExportLineage, LineMap, Seen
 from milton_lora.preferences import PreferenceLabel, PreferencePair, preference_line, read_preferences
 from milton_lora.settings import (
@@ -72,6 +72,7 @@ class PreferenceCounts:
     def record(self) -> dict[str, Any]:
         return {
             "file": str(self.file),
+            "sha256": sha256_file(self.file),
             "train_pairs": self.pairs,
             "train_labels": self.labels,
             "train_desirable": self.desirable,
@@ -163,7 +164,8 @@ def trl_rows(config: TrainConfig, preferences: list[Preference]) -> list[dict[st
     for preference in preferences:
         prompt = [turn.model_dump() for turn in preference.prompt]
         if isinstance(preference, PreferencePair) and config.method == DPO:
-            rows.append({"prompt": prompt, "chosen": _reply(preference.chosen), "rejected": _reply(preference.rejected)})
+            chosen, rejected = _reply(preference.chosen), _reply(preference.rejected)
+            rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
         elif isinstance(preference, PreferencePair):
             rows.append({"prompt": prompt, "completion": _reply(preference.chosen), "label": True})
             rows.append({"prompt": prompt, "completion": _reply(preference.rejected), "label": False})
@@ -233,7 +235,8 @@ def keep_preferences(run_dir: Path, prepared: PreparedPreferences, export_file: 
         run_dir / RUN_PREFERENCE_LINEAGE: LineMap(lines=lines).model_dump_json(indent=2).encode(),
     }
     if start_run_dir is not None and (start_run_dir / RUN_TRAIN_DATA).exists():
-        files.update({run_dir / name: (start_run_dir / name).read_bytes() for name in (RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE)
+        inherited = (RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE)
+        files.update({run_dir / name: (start_run_dir / name).read_bytes() for name in inherited
                       if (start_run_dir / name).exists()})  # fmt: skip
     atomic_write_files(files)
 

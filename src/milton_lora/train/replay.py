@@ -61,7 +61,8 @@ class InitFromProduction:
         """What the new adapter's metadata.json records under `init_from` and `replay`."""
         start = {"run_id": self.run_id, "adapter_path": str(self.adapter_dir), "adapter_sha256": self.adapter_sha256}
         if self.replay_source is None:
-            return {"init_from": start, "continued": {"replay": [], "inherited": [s.model_dump() for s in self.inherited]}}
+            inherited = [s.model_dump() for s in self.inherited]
+            return {"init_from": start, "continued": {"replay": [], "inherited": inherited}}
         return {
             "init_from": start,
             "replay": {

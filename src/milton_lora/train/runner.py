@@ -560,23 +560,23 @@ def data_provenance(plan: TrainPlan, prepared: Prepared | PreparedPreferences) -
         "export_created_at": export_metadata.get("created_at"),
         "export_window_days": export_metadata.get("window_days"),
     }
-    if isinstance(prepared, PreparedPreferences):
-        source, kept = preferences_file(plan.train_file), plan.run_dir / RUN_TRAIN_PREFERENCES
-        return {
-            "train_file": str(source), "test_file": str(source), "train_sha256": sha256_file(source),
-            "trained_file": str(kept), "trained_sha256": sha256_file(kept), "test_sha256": sha256_file(source),
-            **exported, "train_examples": len(prepared.rows), "test_examples": len(prepared.test_rows),
-            "train_tokens": prepared.input_tokens, "train_labelled_tokens": prepared.completion_tokens,
-        }  # fmt: skip
-    train, test = prepared.train, prepared.test
-    return {
+    splits = {  # a preference run's too: evaluation scores the held-out chats and reads the preferences beside them
         "train_file": str(plan.train_file),
         "test_file": str(plan.test_file),
         "train_sha256": sha256_file(plan.train_file),
-        "trained_file": str(plan.run_dir / RUN_TRAIN_DATA),
-        "trained_sha256": sha256_file(plan.run_dir / RUN_TRAIN_DATA),
         "test_sha256": sha256_file(plan.test_file),
         **exported,
+    }
+    if isinstance(prepared, PreparedPreferences):
+        kept = plan.run_dir / RUN_TRAIN_PREFERENCES
+        return {**splits, "trained_file": str(kept), "trained_sha256": sha256_file(kept),
+                "train_examples": len(prepared.rows), "test_examples": len(prepared.test_rows),
+                "train_tokens": prepared.input_tokens, "train_labelled_tokens": prepared.completion_tokens}  # fmt: skip
+    train, test = prepared.train, prepared.test
+    return {
+        **splits,
+        "trained_file": str(plan.run_dir / RUN_TRAIN_DATA),
+        "trained_sha256": sha256_file(plan.run_dir / RUN_TRAIN_DATA),
         "train_examples": len(train.examples),
         "test_examples": len(test.examples),
         "train_tokens": train.tokens,
