@@ -21,7 +21,8 @@ def person_reply(topic: str) -> str:
 
 
 def generic_reply(topic: str) -> str:
-    return f"As an AI language model, there are many considerations regarding {topic} that you may wish to weigh."
+    """About as long as the person's: the pair differs in style, not in length."""
+    return f"Sure! Here are some thoughts on {topic} for you."
 
 
 def topic(index: int) -> str:

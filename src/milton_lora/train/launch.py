@@ -16,7 +16,7 @@ from milton_lora.errors import MiltonError
 from milton_lora.registry import Registry, validate_run_id
 from milton_lora.settings import ADAPTER_CONFIG, RUN_INIT_FROM, Settings
 from milton_lora.train.checks import TrainPlan, claim_run_id, make_plan, new_run_id, resolve_config_path
-from milton_lora.train.preference import SFT
+from milton_lora.train.preference import DPO, SFT, count_preferences, preferences_file
 from milton_lora.train.replay import InitFromProduction, plan_continuation, plan_from_production
 from milton_lora.train.runner import RUN_CONFIG, TrainResult, run_training, size_schedule
 
@@ -91,6 +91,25 @@ def preference_start(settings: Settings, config: TrainConfig, resume: str | None
              "lora_alpha": lora["lora_alpha"], "target_modules": [targets] if isinstance(targets, str) else
              sorted(targets)}  # fmt: skip
     return start, config.model_copy(update=shape)
+
+
+def preference_stage(settings: Settings, config: Path | None) -> tuple[Path | None, str]:
+    """Whether `cycle` trains its preference stage after SFT: the preference config to train with, or None; and why.
+    It runs when the export's train split holds the config's `min_train_preferences` (the export covers the cycle's
+    window: these are the new signals)."""
+    if config is None:
+        return None, "off (--no-preferences)"
+    path = resolve_config_path(settings, config)
+    train_config = load_model(path, TrainConfig)
+    if train_config.method == SFT:
+        raise MiltonError(f"{path}: method: sft; the preference stage needs a dpo or kto config (lora_dpo.yaml)")
+    counts = count_preferences(preferences_file(settings.export_train_path))
+    found, needed = counts.usable(train_config.method), train_config.min_train_preferences
+    if found < needed:
+        what = "pairs" if train_config.method == DPO else "labels and pairs"
+        return None, (f"skipped: {found} train-split {what} in {counts.file}, {needed} needed "
+                      f"(min_train_preferences in {path})")  # fmt: skip
+    return path, f"{train_config.method} on {counts.describe(train_config.method)} ({path}), continuing the new adapter"
 
 
 def production_is_tainted(settings: Settings) -> bool:

@@ -139,7 +139,7 @@ class PreparedPreferences:
 def prepare_preferences(config: TrainConfig, tokenizer: Any, export_file: Path, kept_file: Path,
                         resume: bool) -> PreparedPreferences:  # fmt: skip
     """The train split (a resumed run's kept copy), the held-out split, as TRL rows with their token counts."""
-    every = read_preferences(export_file)
+    every = [p for p in read_preferences(export_file) if learns_from(config.method, p)]
     train = read_preferences(kept_file) if resume and kept_file.exists() else [p for p in every if p.split == "train"]
     test = [p for p in every if p.split == "test"]
     rows, test_rows = trl_rows(config, train), trl_rows(config, test)
@@ -217,8 +217,13 @@ def build_preference_trainer(config: TrainConfig, model: Any, prepared: Prepared
     )
 
 
-def keep_preferences(run_dir: Path, prepared: PreparedPreferences, export_file: Path, export_lineage: ExportLineage,
-                     start_run_dir: Path | None, resume: bool) -> None:  # fmt: skip
+def learns_from(method: str, preference: Preference) -> bool:
+    """DPO learns from pairs alone, KTO from labels and pairs."""
+    return isinstance(preference, PreferencePair) or method == KTO
+
+
+def keep_preferences(run_dir: Path, method: str, prepared: PreparedPreferences, export_file: Path,
+                     export_lineage: ExportLineage, start_run_dir: Path | None, resume: bool) -> None:  # fmt: skip
     """Keep the train preferences and their conversations' lineage in the run folder; a run continuing an adapter
     also keeps that adapter's run's conversations (`train.jsonl`), which its weights hold, so a later
     `--from-production` run can still replay them."""
@@ -227,7 +232,7 @@ def keep_preferences(run_dir: Path, prepared: PreparedPreferences, export_file: 
         return
     every = read_preferences(export_file)
     recorded = [Seen.model_validate(item) for item in export_lineage.model_dump().get("preferences") or []]
-    lines = [seen for p, seen in zip(every, recorded, strict=False) if p.split == "train"]
+    lines = [seen for p, seen in zip(every, recorded, strict=False) if p.split == "train" and learns_from(method, p)]
     if len(recorded) != len(every) or len(lines) != len(prepared.train):  # an export without preference lineage
         lines = []
     files = {

@@ -395,8 +395,9 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
         if isinstance(prepared, Prepared):
             keep_training_conversations(plan, prepared.conversations, resume)
         else:
-            keep_preferences(plan.run_dir, prepared, preferences_file(plan.train_file), export_lineage(plan),
-                             plan.init_from.run_dir if plan.init_from else None, resume)  # fmt: skip
+            keep_preferences(plan.run_dir, plan.config.method, prepared, preferences_file(plan.train_file),
+                             export_lineage(plan), plan.init_from.run_dir if plan.init_from else None,
+                             resume)  # fmt: skip
         if plan.init_from is not None:
             atomic_write_text(plan.run_dir / RUN_INIT_FROM, json.dumps(plan.init_from.record(), indent=2) + "\n")
     writer = SummaryWriter(log_dir=str(plan.run_dir / "logs")) if main_process else None
