@@ -1,8 +1,8 @@
 """`milton-lora init [DIR]`: a new MILTON_HOME, from the files shipped in the package alone.
 
 It creates the memory store and copies of everything a person is expected to edit: `training/configs/`
-(the three training configs, `serve.yaml` with every key commented out at its default), `training/eval/`
-(the sanity prompts and benchmarks), and `redact.yaml` (personal `always:` / `never:` terms, empty).
+(the three SFT configs, the preference configs `lora_dpo.yaml` and `lora_kto.yaml`, `serve.yaml` with every key
+commented out at its default), `training/eval/` (the sanity prompts and benchmarks), and `redact.yaml` (personal `always:` / `never:` terms, empty).
 
 Decisions:
 - A file that exists is never overwritten (not even raced: files are created with a link that fails when

@@ -12,6 +12,8 @@ Decisions:
 - Production tainted (it learned a forgotten conversation) is never continued: refused with what to do.
 - The replayed conversations' lineage comes from production's run (`train_lineage.json`, line for line);
   the new run inherits everything production learned.
+- A preference run (`method: dpo | kto`) continuing an adapter (`plan_continuation`: production, or any run
+  trained here) is checked the same way (registered, intact, not tainted, has its record) and replays nothing.
 - `replay_fraction` x the new train conversations are drawn (seeded by the config's `seed`, kept in file
   order); fewer when fewer older ones are left.
 """
