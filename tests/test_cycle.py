@@ -210,7 +210,6 @@ def test_dry_run_shows_each_stage_plan_and_changes_nothing(home: Path, tiny_mode
     assert not (home / "adapters").exists() and not (home / "runs" / "cycles").exists()
 
 
-
 def test_the_preference_stage_continues_the_new_adapter_when_the_export_holds_enough(
     home: Path, tiny_model_dir: Path, cli
 ) -> None:

@@ -19,7 +19,8 @@ from milton_lora.settings import Settings
 
 HOME_FILES = [
     "training/configs/lora_light.yaml", "training/configs/lora_default.yaml", "training/configs/lora_heavy.yaml",
-    "training/configs/lora_dpo.yaml", "training/configs/lora_kto.yaml", "training/configs/serve.yaml", "training/eval/sanity_prompts.yaml", "training/eval/benchmarks.yaml",
+    "training/configs/lora_dpo.yaml", "training/configs/lora_kto.yaml", "training/configs/serve.yaml",
+    "training/eval/sanity_prompts.yaml", "training/eval/benchmarks.yaml",
     "redact.yaml", "memory/milton.db",
 ]  # fmt: skip
 

@@ -2,7 +2,8 @@
 
 It creates the memory store and copies of everything a person is expected to edit: `training/configs/`
 (the three SFT configs, the preference configs `lora_dpo.yaml` and `lora_kto.yaml`, `serve.yaml` with every key
-commented out at its default), `training/eval/` (the sanity prompts and benchmarks), and `redact.yaml` (personal `always:` / `never:` terms, empty).
+commented out at its default), `training/eval/` (the sanity prompts and benchmarks), and `redact.yaml` (personal
+`always:` / `never:` terms, empty).
 
 Decisions:
 - A file that exists is never overwritten (not even raced: files are created with a link that fails when

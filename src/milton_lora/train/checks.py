@@ -1,9 +1,9 @@
 """Safety checks run before any heavy work, and the plan `--dry-run` prints.
 
 Problems that would waste GPU hours (no model, no data, no disk, no chat template or one whose assistant
-turns cannot be marked, too few preferences for a dpo/kto run) stop the run with every problem listed at once; a dirty git tree, a bf16 request
-on a machine without bf16, or a template without a system role (folded into the first user turn) are
-warnings. The plan also records what was chosen for this machine (`milton_lora.train.tuning`,
+turns cannot be marked, too few preferences for a dpo/kto run) stop the run with every problem listed at once;
+a dirty git tree, a bf16 request on a machine without bf16, or a template without a system role (folded into the
+first user turn) are warnings. The plan also records what was chosen for this machine (`milton_lora.train.tuning`,
 `attention`, `loss`, `lora_kernel`): gradient checkpointing, the attention, loss and LoRA kernels, CPU threads.
 """
 
