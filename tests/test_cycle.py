@@ -70,9 +70,11 @@ def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_di
     run_id = log["run_id"]
     assert log["status"] == "completed" and log["failed_stage"] is None
     assert [(s["name"], s["status"]) for s in log["stages"]] == [
-        ("export", "ok"), ("train", "ok"), ("evaluate", "ok"), ("promote", "ok")]  # fmt: skip
+        ("export", "ok"), ("train", "ok"), ("preferences", "skipped"), ("evaluate", "ok"),
+        ("promote", "ok")]  # fmt: skip
+    assert log["stages"][2]["summary"]["reason"].startswith("skipped: 0 train-split pairs")  # none exported
     assert all(s["seconds"] >= 0 for s in log["stages"]) and log["seconds"] > 0
-    assert log["stages"][1]["summary"]["run_id"] == run_id and log["stages"][2]["summary"]["status"] == "candidate"
+    assert log["stages"][1]["summary"]["run_id"] == run_id and log["stages"][3]["summary"]["status"] == "candidate"
     assert log["decision"]["status"] == "candidate" and log["decision"]["gate_passed"]
     assert log["promotion"] == {"promoted": True, "outcome": f"{run_id} is in production"}
     assert registry_of(home).load().production().run_id == run_id
@@ -206,3 +208,45 @@ def test_dry_run_shows_each_stage_plan_and_changes_nothing(home: Path, tiny_mode
     assert "Training plan (dry run: nothing trained)" in planned.stdout and "judge_prompts" in planned.stdout
     assert "the cycle exports first" in planned.stderr  # 7 days on disk, 30 asked for
     assert not (home / "adapters").exists() and not (home / "runs" / "cycles").exists()
+
+
+def test_the_preference_stage_continues_the_new_adapter_when_the_export_holds_enough(
+    home: Path, tiny_model_dir: Path, cli
+) -> None:
+    from milton_lora.cli.common import redactor_of
+    from milton_lora.cli.cycle import TerminalUI
+    from milton_lora.cycle import CycleRequest, run_cycle
+    from milton_lora.evaluate.options import EvalOptions
+    from preference_fixtures import write_preferences
+
+    class PreferencesInTheExport(TerminalUI):
+        """Puts preferences where the export writes them, right after the cycle's export (as a history with
+        regenerated replies would have them)."""
+
+        def exported(self, summary) -> None:
+            super().exported(summary)
+            write_preferences(Path(summary.output_dir), train_pairs=8, test_pairs=3)
+
+    prepare_week(home, tiny_model_dir, cli)
+    write_cpu_config(home / "training/configs/dpo.yaml", tiny_model_dir, SHIPPED / "lora_dpo.yaml", max_steps=2,
+                     min_train_preferences=8, max_seq_length=256)  # fmt: skip
+    settings = Settings.from_env(home)
+    dry = cli("cycle", "--dry-run", "--days", "30", "--config", "lora_light.yaml", "--preference-config", "dpo.yaml")
+    assert dry.exit_code == 0 and "skipped: 0 train-split pairs" in " ".join(dry.stdout.split())
+    write_preferences(settings.export_dir, train_pairs=8, test_pairs=3)
+    dry = cli("cycle", "--dry-run", "--days", "30", "--config", "lora_light.yaml", "--preference-config", "dpo.yaml")
+    assert dry.exit_code == 0 and "dpo on 8 pairs / 3 pairs" in " ".join(dry.stdout.split())
+    off = cli("cycle", "--dry-run", "--days", "30", "--config", "lora_light.yaml", "--no-preferences")
+    assert off.exit_code == 0 and "off (--no-preferences)" in off.stdout
+
+    request = CycleRequest(days=30, config=Path("lora_light.yaml"), preference_config=Path("dpo.yaml"),
+                           evaluation=EvalOptions(max_new_tokens=8, style_prompts=0))  # fmt: skip
+    log = run_cycle(settings, request, PreferencesInTheExport(settings, "cycle"), redactor_of(settings))
+    assert [(s.name, s.status) for s in log.stages][:4] == [
+        ("export", "ok"), ("train", "ok"), ("preferences", "ok"), ("evaluate", "ok")]  # fmt: skip
+    sft, dpo = log.stages[1].summary["run_id"], log.stages[2].summary["run_id"]
+    assert log.run_id == dpo != sft and log.stages[2].summary["method"] == "dpo"
+    record = json.loads((home / "adapters" / dpo / "metadata.json").read_text())
+    assert record["method"] == "dpo" and record["init_from"]["run_id"] == sft
+    metrics = json.loads((home / "runs" / dpo / "metrics.json").read_text())
+    assert metrics["preferences"]["pairs"] == 3 and log.stages[3].summary["status"] == "candidate"

@@ -19,7 +19,8 @@ from milton_lora.settings import Settings
 
 HOME_FILES = [
     "training/configs/lora_light.yaml", "training/configs/lora_default.yaml", "training/configs/lora_heavy.yaml",
-    "training/configs/serve.yaml", "training/eval/sanity_prompts.yaml", "training/eval/benchmarks.yaml",
+    "training/configs/lora_dpo.yaml", "training/configs/lora_kto.yaml", "training/configs/serve.yaml",
+    "training/eval/sanity_prompts.yaml", "training/eval/benchmarks.yaml",
     "redact.yaml", "memory/milton.db",
 ]  # fmt: skip
 
@@ -30,7 +31,7 @@ def test_init_creates_a_home_whose_files_load(cli, tmp_path: Path, tiny_model_di
     assert result.exit_code == 0, result.stderr
     assert all((home / name).is_file() for name in HOME_FILES)
     assert all(f"created {name}" in result.stdout for name in HOME_FILES)
-    for name in ("lora_light.yaml", "lora_default.yaml", "lora_heavy.yaml"):
+    for name in ("lora_light.yaml", "lora_default.yaml", "lora_heavy.yaml", "lora_dpo.yaml", "lora_kto.yaml"):
         config = load_model(home / "training/configs" / name, TrainConfig)
         assert Path(config.base_model_path) == tiny_model_dir.resolve()
     assert load_model(home / "training/configs/serve.yaml", ServeConfig) == ServeConfig()

@@ -103,6 +103,26 @@ class TrainConfig(StrictModel):
         description="With --from-production: older conversations replayed, as a fraction of the new train ones.",
     )
 
+    method: Literal["sft", "dpo", "kto"] = Field(
+        "sft",
+        description="sft: imitate the kept conversations; dpo: learn from preferences.jsonl's pairs (chosen over "
+        'rejected); kto: from its thumbs labels and its pairs taken apart (README "Preference training").',
+    )
+    init_from: Literal["base", "production"] = Field(
+        "base",
+        description="Start from new LoRA weights on the base, or from the production adapter's (as --from-production; "
+        "a dpo/kto run then takes its base model and LoRA shape from that adapter).",
+    )
+    beta: float = Field(
+        0.1, gt=0, description="dpo/kto: how far the adapter may move from its reference (higher: less far)."
+    )
+    min_train_preferences: int = Field(
+        20,
+        ge=1,
+        description="Safety check (dpo/kto): train-split pairs (dpo) or labels and pairs (kto) required; `cycle` "
+        "runs its preference stage only from this many.",
+    )
+
     @field_validator("use_gradient_checkpointing", mode="before")
     @classmethod
     def _true_false_or_auto(cls, value: Any) -> Any:

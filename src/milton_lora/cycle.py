@@ -12,6 +12,10 @@ Decisions:
 - Only evaluation moves an adapter to `candidate`; production needs a person's yes (or
   `--promote-if-candidate`, the person's yes given in advance). What asking looks like is the caller's
   (`CycleUI`); without a way to ask, nothing is promoted and the log says how to promote.
+- After SFT, a preference stage (`--preference-config`, default `lora_dpo.yaml`) trains DPO/KTO continuing the
+  adapter just trained, when the export (the cycle's window: the new signals) holds the preference config's
+  `min_train_preferences`; else it is logged as skipped with the counts. The adapter evaluated is the last one
+  trained.
 - `--from-production` with a tainted production (it learned a forgotten conversation) trains from new
   weights instead: the retrain without the forgotten data that `memory forget` points to.
 """
@@ -47,7 +51,7 @@ if TYPE_CHECKING:  # the stages load the ML libraries; they are imported where t
     from milton_lora.train.checks import TrainPlan
     from milton_lora.train.runner import TrainResult
 
-StageName = Literal["export", "train", "evaluate", "promote"]
+StageName = Literal["export", "train", "preferences", "evaluate", "promote"]
 StageStatus = Literal["running", "ok", "failed", "skipped"]
 CycleStatus = Literal["running", "completed", "failed"]
 Result = TypeVar("Result")
@@ -68,10 +72,12 @@ class CycleRequest:
     promote_if_candidate: bool = False
     evaluation: EvalOptions = field(default_factory=EvalOptions)
     export_options: ExportOptions | None = None
+    preference_config: Path | None = Path("lora_dpo.yaml")  # None: no preference stage (--no-preferences)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "days": self.days, "config": str(self.config), "from_production": self.from_production,
+            "preference_config": str(self.preference_config) if self.preference_config else None,
             "promote_if_candidate": self.promote_if_candidate, **self.evaluation.as_dict(),
             **(asdict(self.export_options) if self.export_options else {}),
         }  # fmt: skip
@@ -162,11 +168,12 @@ def run_cycle(settings: Settings, request: CycleRequest, ui: CycleUI, redactor: 
 
 
 def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: CycleLog, redactor: Redactor) -> None:
-    """Export (with the home's `redact.yaml` in `redactor`), train, evaluate, decide; each logged as a stage."""
+    """Export (with the home's `redact.yaml` in `redactor`), train, train on preferences (when there are enough),
+    evaluate, decide; each logged as a stage."""
     from milton_lora.evaluate.plan import EvalRequest
     from milton_lora.evaluate.runner import evaluate_run
     from milton_lora.export import export_training_data
-    from milton_lora.train.launch import plan_training, production_is_tainted, train_and_register
+    from milton_lora.train.launch import plan_training, preference_stage, production_is_tainted, train_and_register
 
     summary = stage(settings, log, ui, "export",
                     lambda: export_training_data(settings.memory_db, settings.export_dir, request.days,
@@ -187,6 +194,20 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
 
     trained = stage(settings, log, ui, "train", train, training_summary)
     ui.trained(trained)
+    preference_config, why = preference_stage(settings, request.preference_config)
+    if preference_config is None:
+        skip(log, "preferences", why)
+    else:
+
+        def prefer(sft_run_id: str = trained.run_id) -> TrainResult:
+            plan = plan_training(settings, preference_config, None, init_from=sft_run_id)
+            log.run_id = plan.run_id
+            write_log(settings, log)
+            ui.training_planned(plan)
+            return train_and_register(settings, plan, resume=False)
+
+        trained = stage(settings, log, ui, "preferences", prefer, training_summary)
+        ui.trained(trained)
     eval_request = EvalRequest(run_id=trained.run_id, auto_promote=True, **request.evaluation.options())
     result = stage(settings, log, ui, "evaluate", lambda: evaluate_run(settings, eval_request, ui.eval_console()),
                    evaluation_summary)  # fmt: skip
@@ -211,6 +232,7 @@ class CyclePlan:
     training: TrainPlan | None
     training_problem: str | None  # why training cannot be planned now (no export on disk yet, a check failed)
     evaluation: list[tuple[str, str]]
+    preferences: str = ""  # whether the preference stage would run, on the export on disk
 
 
 def plan_cycle(settings: Settings, request: CycleRequest, redactor: Redactor) -> CyclePlan:
@@ -218,7 +240,7 @@ def plan_cycle(settings: Settings, request: CycleRequest, redactor: Redactor) ->
     the new adapter would be evaluated and promoted. Training is planned on the export as it is on disk now;
     when the cycle's own export would differ, the plan says so."""
     from milton_lora.export import export_training_data
-    from milton_lora.train.launch import plan_training
+    from milton_lora.train.launch import plan_training, preference_stage
 
     export = export_training_data(settings.memory_db, settings.export_dir, request.days, dry_run=True,
                                   redactor=redactor, options=request.export_options)  # fmt: skip
@@ -238,7 +260,11 @@ def plan_cycle(settings: Settings, request: CycleRequest, redactor: Redactor) ->
     evaluation = [("opponent", "the production adapter when there is one on the same base, else the base model"),
                   *((name, str(value)) for name, value in request.evaluation.as_dict().items() if value is not None),
                   ("promotion", promotion)]  # fmt: skip
-    return CyclePlan(export, training, problem, evaluation)
+    try:
+        preferences = preference_stage(settings, request.preference_config)[1]
+    except MiltonError as exc:
+        preferences = f"cannot be planned: {exc}"
+    return CyclePlan(export, training, problem, evaluation, f"{preferences} (on the export on disk)")
 
 
 def stage(settings: Settings, log: CycleLog, ui: CycleUI, name: StageName, work: Callable[[], Result],
@@ -274,8 +300,9 @@ def failure_message(settings: Settings, log: CycleLog) -> str:
     return f"cycle failed at {log.failed_stage}: {log.error} (log: {log_path(settings, log.cycle_id)})"
 
 
-def skip(log: CycleLog, name: StageName) -> None:
-    log.stages.append(StageRecord(name=name, status="skipped", started_at=now_iso(), seconds=0.0))
+def skip(log: CycleLog, name: StageName, reason: str | None = None) -> None:
+    summary = {"reason": reason} if reason else {}
+    log.stages.append(StageRecord(name=name, status="skipped", started_at=now_iso(), seconds=0.0, summary=summary))
 
 
 def check_trains_on_export(settings: Settings, train_file: Path) -> None:
@@ -291,7 +318,8 @@ def check_trains_on_export(settings: Settings, train_file: Path) -> None:
 def training_summary(result: TrainResult) -> dict[str, Any]:
     record = result.record
     results = record.results
-    summary = {"run_id": result.run_id, "adapter": str(result.adapter_dir), "run_dir": str(result.run_dir),
+    summary = {"run_id": result.run_id, "method": record.method, "adapter": str(result.adapter_dir),
+               "run_dir": str(result.run_dir),
                "global_steps": results.global_steps, "final_train_loss": results.final_train_loss,
                "final_eval_loss": results.final_eval_loss, "health": record.health_status}  # fmt: skip
     for key in ("init_from", "replay"):

@@ -1,8 +1,9 @@
 """`milton-lora init [DIR]`: a new MILTON_HOME, from the files shipped in the package alone.
 
 It creates the memory store and copies of everything a person is expected to edit: `training/configs/`
-(the three training configs, `serve.yaml` with every key commented out at its default), `training/eval/`
-(the sanity prompts and benchmarks), and `redact.yaml` (personal `always:` / `never:` terms, empty).
+(the three SFT configs, the preference configs `lora_dpo.yaml` and `lora_kto.yaml`, `serve.yaml` with every key
+commented out at its default), `training/eval/` (the sanity prompts and benchmarks), and `redact.yaml` (personal
+`always:` / `never:` terms, empty).
 
 Decisions:
 - A file that exists is never overwritten (not even raced: files are created with a link that fails when
@@ -25,7 +26,7 @@ from milton_lora.fileio import atomic_create_text
 from milton_lora.memory import MemoryStore
 from milton_lora.settings import Settings, shipped
 
-TRAINING_CONFIGS = ("lora_light.yaml", "lora_default.yaml", "lora_heavy.yaml")
+TRAINING_CONFIGS = ("lora_light.yaml", "lora_default.yaml", "lora_heavy.yaml", "lora_dpo.yaml", "lora_kto.yaml")
 EVAL_SUITES = ("sanity_prompts.yaml", "benchmarks.yaml")
 _BASE_LINE = re.compile(r"^base_model_path:.*$", re.MULTILINE)
 

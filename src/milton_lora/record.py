@@ -111,6 +111,19 @@ class Replay(_Section):
     source_sha256: str | None = None
 
 
+class PreferenceData(_Section):
+    """What a `method: dpo | kto` run learned from: `preferences.jsonl`'s counts per split."""
+
+    file: str
+    sha256: str | None = None
+    train_pairs: int = 0
+    train_labels: int = 0
+    train_desirable: int = 0
+    train_undesirable: int = 0
+    test_pairs: int = 0
+    test_labels: int = 0
+
+
 class TrainingRecord(_Section):
     """What one training run made, from what, how, and how it went."""
 
@@ -119,6 +132,8 @@ class TrainingRecord(_Section):
     created_at: str | None = None
     config_path: str | None = None
     config: dict[str, Any] = {}
+    method: str = "sft"  # sft, dpo or kto (`train/preference.py`); records before preference training are sft
+    preferences: PreferenceData | None = None
     base_model_path: str | None = None
     base_model_config_sha256: str | None = None
     data: DataProvenance = DataProvenance()

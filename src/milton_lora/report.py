@@ -5,9 +5,9 @@ training health signals marked on them (from the adapter's metadata.json, or the
 stopped for a non-finite loss leaves); from the evaluation (`evaluate/result.py` reads its files): the
 gate's criteria, what to look at, the held-out metrics against the base model and production, benchmark
 results of both sides by category and per test, "sounds like you" (style match per side and feature, a few
-replies side by side), degenerate answers, the head-to-head with a few won and lost pairs side by
-side, and the sanity answers of both sides. No external files, scripts or fonts: it opens in any
-browser, offline, and can be mailed as is.
+replies side by side), preference accuracy on the held-out preference pairs, degenerate answers, the
+head-to-head with a few won and lost pairs side by side, and the sanity answers of both sides. No external
+files, scripts or fonts: it opens in any browser, offline, and can be mailed as is.
 """
 
 from __future__ import annotations
@@ -192,6 +192,7 @@ def _evaluation(run_id: str, run_dir: Path) -> list[str]:
     sections = [_gate(result), _diagnosis(result), _metrics_table(result), _benchmarks(result.benchmarks, opponent)]
     if result.style is not None:
         sections.append(_style(result.style, styled))
+    sections.append(_preferences(result))
     if result.head_to_head is not None:
         sections.append(_head_to_head(result.head_to_head, [j for j in judgements if j.source != "style"]))
     return [*sections, _sanity(sanity, opponent)]
@@ -203,7 +204,8 @@ def _training_summary(training: TrainingRecord | None) -> str:
     results = training.results
     rows = [("base model", training.base_model_path), ("LoRA", f"r={training.config_value('lora_r')} "
             f"alpha={training.config_value('lora_alpha')}"), ("steps", results.global_steps),
-            ("held-out loss", results.final_eval_loss), ("base model's held-out loss", results.base_eval_loss),
+            ("method", training.method), ("held-out loss", results.final_eval_loss),
+            ("base model's held-out loss", results.base_eval_loss),
             ("ended", results.stop_message), ("tokens/s", results.tokens_per_second),
             ("trainable parameters", training.trainable_parameters)]  # fmt: skip
     return table(["", ""], [[escape(str(k)), escape(str(v))] for k, v in rows])
@@ -255,6 +257,23 @@ def _metrics_table(result: EvalResult) -> str:
     cells = [[escape(name), number(m.eval_loss, ".4f"), number(m.perplexity, ".2f"), number(m.token_accuracy, ".2%")]
              for name, m in rows]  # fmt: skip
     return "<h2>Held-out metrics</h2>" + table(["model", "eval loss", "perplexity", "token accuracy"], cells)
+
+
+def _preferences(result: EvalResult) -> str:
+    """Preference accuracy per side on the held-out pairs, or that there were none."""
+    found = result.preferences
+    if found is None:
+        return ('<h2>Held-out preferences</h2><p class="muted">No held-out preference pairs in the export '
+                "(regenerated or edited replies, split test): not measured.</p>")  # fmt: skip
+    sides = [("adapter", found.adapter), ("production", found.production), ("base", found.base)]
+    rows = [[name, f"{side.accuracy:.0%}", f"{side.mean_margin:+.2f}", number(side.reward_accuracy, ".0%"),
+             number(side.mean_reward_margin, "+.2f")] for name, side in sides if side is not None]  # fmt: skip
+    return (
+        f"<h2>Held-out preferences: {found.pairs} pairs</h2><p>How often each model finds the person's chosen reply "
+        "more likely than the one they rejected (margin: the mean log-likelihood difference, nats); reward: how "
+        f"often it gained more over the base model (DPO's implicit reward). From {escape(found.file)}.</p>"
+        + table(["model", "accuracy", "mean margin", "reward accuracy", "mean reward margin"], rows)
+    )
 
 
 def _benchmarks(bench: Benchmarks, opponent: str) -> str:

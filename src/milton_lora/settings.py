@@ -33,6 +33,10 @@ RUN_TRAIN_LINEAGE = "train_lineage.json"
 # Where a `--from-production` run started (production's adapter and the replay drawn), written when it
 # starts, so that `train --resume` records the same `init_from` and `replay` in the adapter's metadata.json.
 RUN_INIT_FROM = "init_from.json"
+# The preferences a `method: dpo | kto` run trained on (the export's train split), and which conversation each
+# line came from (`lineage.LineMap`), kept so that `train --resume` trains on the same ones.
+RUN_TRAIN_PREFERENCES = "preferences.jsonl"
+RUN_PREFERENCE_LINEAGE = "preferences_lineage.json"
 
 
 @dataclass(frozen=True)

@@ -56,15 +56,18 @@ class TokenizedSplit:
         return sum(sum(label != IGNORE for label in e["labels"]) for e in self.examples)
 
 
-def encode(chat: ChatFormat, messages: list[Message], max_length: int | None = None) -> Encoded:
-    """The conversation as the model sees it, labelled on assistant content and end-of-turn tokens only."""
+def encode(chat: ChatFormat, messages: list[Message], max_length: int | None = None,
+           last_turn_only: bool = False) -> Encoded:  # fmt: skip
+    """The conversation as the model sees it, labelled on assistant content and end-of-turn tokens only (with
+    `last_turn_only`, on the last assistant turn's: a reply scored given the conversation before it)."""
     tokenizer = chat.tokenizer
     rendered = chat.render(messages)
     input_ids, offsets = tokens_of(chat, rendered)
     if lacks_bos(tokenizer, input_ids):
         input_ids.insert(0, tokenizer.bos_token_id)
         offsets.insert(0, (0, 0))
-    labels = [t if _overlaps(o, rendered.trained) else IGNORE for t, o in zip(input_ids, offsets, strict=True)]
+    trained = rendered.trained[-1:] if last_turn_only else rendered.trained
+    labels = [t if _overlaps(o, trained) else IGNORE for t, o in zip(input_ids, offsets, strict=True)]
     cut = len(input_ids) if max_length is None else max_length
     return Encoded(rendered.text, input_ids[:cut], labels[:cut], offsets[:cut], truncated=len(input_ids) > cut)
 

@@ -78,6 +78,17 @@ def cycle(
     max_new_tokens: MaxNewTokens = DEFAULTS.max_new_tokens,
     batch_size: BatchSize = DEFAULTS.batch_size,
     style_prompts: StylePrompts = DEFAULTS.style_prompts,
+    preference_config: Annotated[
+        Path,
+        typer.Option(
+            "--preference-config",
+            help="After SFT, train on the export's preferences with this dpo/kto config, when it holds its "
+            "min_train_preferences.",
+        ),
+    ] = Path("lora_dpo.yaml"),
+    no_preferences: Annotated[
+        bool, typer.Option("--no-preferences", help="No preference stage after SFT, whatever the export holds.")
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show each stage's plan; export, train, evaluate and log nothing.")
     ] = False,
@@ -96,7 +107,8 @@ def cycle(
     settings = settings_of(ctx)
     request = CycleRequest(days=days, config=config, from_production=from_production,
                            promote_if_candidate=promote_if_candidate, evaluation=evaluation,
-                           export_options=export_options_of(settings))  # fmt: skip
+                           export_options=export_options_of(settings),
+                           preference_config=None if no_preferences else preference_config)  # fmt: skip
     if dry_run:
         print_cycle_plan(plan_cycle(settings, request, redactor_of(settings)))
         return
@@ -168,6 +180,7 @@ def print_cycle_plan(plan: CyclePlan) -> None:
             print_warning(warning)
     else:
         print_warning(f"training cannot be planned now: {plan.training_problem}")
+    print_rows("Preference stage (after training)", [("preferences", plan.preferences)])
     print_rows("Evaluation plan (the new run)", plan.evaluation)
 
 

@@ -109,6 +109,7 @@ def print_evaluation(result: EvalResult, run_dir: Path) -> None:
     print_benchmarks(result)
     if result.style is not None:
         print_style(result)
+    print_preferences(result)
     print_degeneration(result)
     if result.head_to_head is not None:
         print_head_to_head(result)
@@ -193,6 +194,28 @@ def print_style(result: EvalResult) -> None:
                 f"against {h.opponent}; win rate {h.win_rate:.0%} (95% CI {h.ci_low:.0%}-{h.ci_high:.0%})"
             )
         )
+
+
+def print_preferences(result: EvalResult) -> None:
+    """Preference accuracy per side on the held-out pairs, or that there were none."""
+    found = result.preferences
+    if found is None:
+        console.print(Text("Preferences: no held-out preference pairs in the export; not measured", style="dim"))
+        return
+    table = Table(
+        title=f"Held-out preferences: {found.pairs} pairs (the chosen reply more likely than the rejected one; "
+        "reward: gained more over the base, as DPO's implicit reward)"
+    )
+    for column in ("model", "accuracy", "mean margin (nats)", "reward accuracy", "mean reward margin"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    sides = [("adapter", found.adapter)]
+    if found.production is not None and result.production is not None:
+        sides.append((f"production {result.production.run_id}", found.production))
+    sides += [("base", found.base)]
+    for name, side in sides:
+        table.add_row(name, f"{side.accuracy:.0%}", f"{side.mean_margin:+.2f}", _number(side.reward_accuracy, ".0%"),
+                      _number(side.mean_reward_margin, "+.2f"))  # fmt: skip
+    console.print(table)
 
 
 def print_degeneration(result: EvalResult) -> None:

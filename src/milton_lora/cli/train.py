@@ -40,12 +40,21 @@ def train(
         str | None, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
     ] = None,
     from_production: FromProduction = False,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            "--init-from",
+            help="method: dpo/kto only: continue this adapter (a run id, latest, production) instead of the "
+            "config's init_from.",
+        ),
+    ] = None,
 ) -> None:
-    """Train a LoRA adapter from exported conversations and register it as `training`."""
+    """Train a LoRA adapter from exported conversations (or, with method: dpo/kto, from the export's preferences)
+    and register it as `training`."""
     from milton_lora.train.launch import plan_training
 
     settings = settings_of(ctx)
-    plan = plan_training(settings, config, resume, from_production, claim=not dry_run)
+    plan = plan_training(settings, config, resume, from_production, claim=not dry_run, init_from=init_from)
     print_rows("Training plan" + (" (dry run: nothing trained)" if dry_run else ""), plan.rows())
     for warning in plan.warnings:
         print_warning(warning)

@@ -3,7 +3,9 @@
 An adapter becomes a candidate when every criterion holds: the benchmark pass rate reaches
 `min_pass_rate`, no benchmark category is below the opponent's (production, or the base when none),
 when a judge was asked, the win rate reaches `min_win_rate`, and, when style was measured, the adapter's
-style match is not below the opponent's by more than `style_tolerance` (`style_not_below_opponent`). The
+style match is not below the opponent's by more than `style_tolerance` (`style_not_below_opponent`), and, when the
+export holds held-out preference pairs, the adapter's preference accuracy is not below the opponent's by more than
+`preference_tolerance` (`preference_not_below_opponent`). The
 `diagnosis` section holds the thresholds under which held-out metrics are called poor (they explain, they
 do not gate).
 """
@@ -15,7 +17,15 @@ from pathlib import Path
 from pydantic import Field
 
 from milton_lora.config import StrictModel, load_model
-from milton_lora.evaluate.result import Benchmarks, Criterion, GateDecision, HeadToHead, Opponent, Style
+from milton_lora.evaluate.result import (
+    Benchmarks,
+    Criterion,
+    GateDecision,
+    HeadToHead,
+    Opponent,
+    Preferences,
+    Style,
+)
 
 
 class DiagnosisThresholds(StrictModel):
@@ -40,6 +50,14 @@ class GateConfig(StrictModel):
     style_tolerance: float = Field(
         0.02, ge=0.0, le=1.0, description="How far below the opponent's style match still counts as not below."
     )
+    preference_not_below_opponent: bool = Field(
+        True,
+        description="Refuse an adapter that prefers the person's chosen replies less often than production (or the "
+        "base) does, on the held-out preference pairs (when there are any).",
+    )
+    preference_tolerance: float = Field(
+        0.05, ge=0.0, le=1.0, description="How far below the opponent's preference accuracy still counts as not below."
+    )
     diagnosis: DiagnosisThresholds = Field(default_factory=DiagnosisThresholds)
 
 
@@ -55,6 +73,7 @@ def decide(
     opponent: Opponent,
     auto_promote: bool,
     style: Style | None = None,
+    preferences: Preferences | None = None,
 ) -> GateDecision:
     criteria = [pass_rate_criterion(gate, benchmarks)]
     if gate.no_category_below_opponent:
@@ -63,6 +82,8 @@ def decide(
         criteria.append(win_rate_criterion(gate, head_to_head))
     if style is not None and gate.style_not_below_opponent:
         criteria.append(style_criterion(gate, style, opponent))
+    if preferences is not None and gate.preference_not_below_opponent:
+        criteria.append(preference_criterion(gate, preferences, opponent))
     return GateDecision(criteria=criteria, passed=all(c.passed for c in criteria), auto_promote=auto_promote)
 
 
@@ -108,4 +129,14 @@ def style_criterion(gate: GateConfig, style: Style, opponent: Opponent) -> Crite
         value=f"{ours:.2f} vs {theirs:.2f}",
         required=f"≥ {max(0.0, theirs - gate.style_tolerance):.2f}",
         passed=ours >= theirs - gate.style_tolerance,
+    )
+
+
+def preference_criterion(gate: GateConfig, preferences: Preferences, opponent: Opponent) -> Criterion:
+    ours, theirs = preferences.adapter.accuracy, preferences.opponent().accuracy
+    return Criterion(
+        name=f"preference accuracy vs {opponent.label}",
+        value=f"{ours:.0%} vs {theirs:.0%} of {preferences.pairs} held-out pairs",
+        required=f"≥ {max(0.0, theirs - gate.preference_tolerance):.0%}",
+        passed=ours >= theirs - gate.preference_tolerance,
     )

@@ -41,7 +41,7 @@ def masked_lm_metrics(model: Any, examples: list[dict[str, list[int]]], pad_id: 
     order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))  # less padding per batch
     for start in range(0, len(order), batch_size):
         batch = [examples[i] for i in order[start : start + batch_size]]
-        input_ids, attention, labels = _pad(batch, pad_id, device)
+        input_ids, attention, labels = pad_batch(batch, pad_id, device)
         logits = model(input_ids=input_ids, attention_mask=attention, use_cache=False).logits[:, :-1].float()
         targets = labels[:, 1:]
         mask = targets != IGNORE
@@ -60,7 +60,8 @@ def masked_lm_metrics(model: Any, examples: list[dict[str, list[int]]], pad_id: 
     return LmMetrics(loss, math.exp(min(loss, 700.0)), total_correct / total_tokens, total_tokens)
 
 
-def _pad(batch: list[dict[str, list[int]]], pad_id: int, device: Any) -> tuple[torch.Tensor, ...]:
+def pad_batch(batch: list[dict[str, list[int]]], pad_id: int, device: Any) -> tuple[torch.Tensor, ...]:
+    """input_ids, attention mask and labels of `batch`, right-padded to its longest example."""
     width = max(len(e["input_ids"]) for e in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)

@@ -17,9 +17,17 @@ from milton_lora.evaluate.options import EvalOptions
 from milton_lora.evaluate.result import JUDGEMENTS_FILE, METRICS_FILE, SANITY_FILE, Opponent
 from milton_lora.evaluate.sandbox import SandboxLimits
 from milton_lora.evaluate.suites import BenchmarkFile, SanityFile, load_benchmarks, load_sanity, suite_path
+from milton_lora.preferences import PreferencePair, read_preferences
 from milton_lora.record import TrainingRecord, read_record, recorded_base_model
 from milton_lora.registry import Registry
-from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, ADAPTER_WEIGHTS, Settings, env_value
+from milton_lora.settings import (
+    ADAPTER_CONFIG,
+    ADAPTER_METADATA,
+    ADAPTER_WEIGHTS,
+    EXPORT_PREFERENCES,
+    Settings,
+    env_value,
+)
 
 JUDGE_SAMPLE_SEED = 0
 
@@ -71,6 +79,8 @@ class EvalPlan:
     style_prompts: list[StylePrompt] = field(default_factory=list)
     style_replies: list[str] = field(default_factory=list)  # the person's kept assistant replies (train split)
     train_file: Path | None = None
+    preference_file: Path | None = None
+    preference_pairs: list[PreferencePair] = field(default_factory=list)  # the held-out ones
     mixed_batches: bool = True
     warnings: list[str] = field(default_factory=list)
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
@@ -90,6 +100,8 @@ class EvalPlan:
         criteria = [f"pass rate ≥ {gate.min_pass_rate:.0%}"]
         if gate.no_category_below_opponent:
             criteria.append(f"no category below {self.opponent.label}")
+        if self.preference_pairs and gate.preference_not_below_opponent:
+            criteria.append(f"preference accuracy not below {self.opponent.label}'s")
         if self.judge:
             criteria.append(f"win rate ≥ {gate.min_win_rate:.0%}")
         outputs = [self.run_dir / name for name in (METRICS_FILE, SANITY_FILE)]
@@ -103,6 +115,7 @@ class EvalPlan:
             ("benchmarks", f"{len(self.benchmarks.tests)} tests from {self.benchmarks_path}"),
             ("judge", judged),
             ("style", self.style_row()),
+            ("preferences", self.preference_row()),
             ("gate", f"{', '.join(criteria)} ({self.gate_path if self.gate_path.exists() else 'defaults'})"),
             (
                 "promotion",
@@ -110,6 +123,13 @@ class EvalPlan:
             ),
             ("outputs", ", ".join(str(p) for p in outputs)),
         ]
+
+    def preference_row(self) -> str:
+        if not self.preference_pairs:
+            return f"no held-out preference pairs in {self.preference_file}: not measured"
+        sides = "adapter, production, base" if self.production_dir else "adapter, base"
+        return (f"{len(self.preference_pairs)} held-out pairs from {self.preference_file}: how often {sides} find "
+                "the chosen reply more likely")  # fmt: skip
 
     def style_row(self) -> str:
         if not self.style_prompts:
@@ -166,6 +186,7 @@ def plan_evaluation(settings: Settings, registry: Registry, request: EvalRequest
         warnings=warnings,
     )
     plan.train_file = train_file_of(record, settings.export_train_path)
+    plan.preference_file, plan.preference_pairs = held_out_pairs(test_file)
     if request.style_prompts > 0 and plan.train_file is not None:
         plan.style_replies = assistant_replies(read_conversations(plan.train_file))
         plan.style_prompts = style_prompts(held_out, request.style_prompts) if plan.style_replies else []
@@ -251,6 +272,12 @@ def style_prompts(conversations: list[Conversation], limit: int) -> list[StylePr
         return chosen
     picked = sorted(random.Random(JUDGE_SAMPLE_SEED).sample(range(len(chosen)), limit))
     return [chosen[i] for i in picked]
+
+
+def held_out_pairs(test_file: Path) -> tuple[Path, list[PreferencePair]]:
+    """The preferences file beside the held-out split (the export's), and its held-out pairs."""
+    path = test_file.parent / EXPORT_PREFERENCES
+    return path, [p for p in read_preferences(path) if isinstance(p, PreferencePair) and p.split == "test"]
 
 
 def assistant_replies(conversations: list[Conversation]) -> list[str]:

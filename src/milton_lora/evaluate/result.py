@@ -217,6 +217,30 @@ class StyleReply(BaseModel):
     base: str
 
 
+class PreferenceSide(BaseModel):
+    """One side on the held-out preference pairs (`evaluate/preference.py`): how often the chosen reply is the more
+    likely one, by how much (nats), and, for an adapter, DPO's reward accuracy and margin relative to the base."""
+
+    accuracy: float
+    mean_margin: float
+    reward_accuracy: float | None = None
+    mean_reward_margin: float | None = None
+
+
+class Preferences(BaseModel):
+    """Preference accuracy on `preferences.jsonl`'s held-out pairs, per side."""
+
+    file: str
+    pairs: int
+    adapter: PreferenceSide
+    production: PreferenceSide | None
+    base: PreferenceSide
+
+    def opponent(self) -> PreferenceSide:
+        """What the gate compares with: production when there is one, else the base model."""
+        return self.production or self.base
+
+
 class DegenerateAnswer(BaseModel):
     """An answer that is empty, loops, or repeats its lines: where it was given and what is wrong with it."""
 
@@ -252,6 +276,7 @@ class EvalResult(BaseModel):
     benchmarks: Benchmarks
     head_to_head: HeadToHead | None
     style: Style | None = None
+    preferences: Preferences | None = None  # None: no held-out preference pairs
     degeneration: Degeneration | None = None
     gate: GateDecision
     diagnosis: list[Finding]
@@ -262,7 +287,8 @@ class EvalResult(BaseModel):
         """What the registry keeps of this evaluation (`promote --list` and the confirmation block show it)."""
         judged = {"win_rate": self.head_to_head.win_rate} if self.head_to_head else {}
         styled = {"style_match": self.style.adapter.score} if self.style else {}
-        return {**self.adapter.headline(), **judged, **styled}
+        preferred = {"preference_accuracy": self.preferences.adapter.accuracy} if self.preferences else {}
+        return {**self.adapter.headline(), **judged, **styled, **preferred}
 
 
 class SanityAnswer(BaseModel):

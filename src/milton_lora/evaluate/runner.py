@@ -24,12 +24,14 @@ from milton_lora.evaluate.judge import STYLE_EXAMPLES, JudgeClient, PairToJudge,
 from milton_lora.evaluate.metrics import batch_count
 from milton_lora.evaluate.outputs import record_and_write
 from milton_lora.evaluate.plan import EvalPlan, EvalRequest, plan_evaluation
+from milton_lora.evaluate.preference import preference_scores
 from milton_lora.evaluate.progress import Phases
 from milton_lora.evaluate.result import (
     Benchmarks,
     EvalResult,
     HeadToHead,
     Judgement,
+    Preferences,
     ProductionScores,
     SanityAnswer,
     Scores,
@@ -69,6 +71,7 @@ def run_evaluation(plan: EvalPlan, registry: Registry, phases: Phases) -> EvalRe
             examples = tokenize_split(sides.tokenizer, plan.held_out, plan.max_seq_length).examples
             advance(1)
         scores = held_out_phase(plan, sides, examples, phases)
+        preferences = preference_phase(plan, sides, phases)
         sanity = sanity_phase(plan, sides, phases)
         benchmarks = benchmarks_phase(plan, sides, phases)
         style_replies = style_phase(plan, sides, phases)
@@ -77,7 +80,7 @@ def run_evaluation(plan: EvalPlan, registry: Registry, phases: Phases) -> EvalRe
         if judge is not None:
             judge.close()
     answers = Answers(sanity, benchmarks, style_replies, judgements)
-    result = assemble(plan, len(examples), scores, answers, phases.timings())
+    result = assemble(plan, len(examples), scores, answers, phases.timings(), preferences)
     return record_and_write(plan, registry, result, sanity, judgements, style_replies)
 
 
@@ -89,6 +92,18 @@ def held_out_phase(
         "held_out_metrics", "held-out metrics", sides_scored * batch_count(examples, plan.batch_size)
     ) as advance:
         return held_out_scores(sides, examples, plan.batch_size, advance)
+
+
+def preference_phase(plan: EvalPlan, sides: Sides, phases: Phases) -> Preferences | None:
+    """Every side's preference accuracy on the held-out pairs; None when there are none."""
+    if not plan.preference_pairs or plan.preference_file is None:
+        return None
+    sides_scored = 3 if sides.opponent == PRODUCTION else 2
+    with phases.phase(
+        "preferences", "held-out preferences", sides_scored * -(-2 * len(plan.preference_pairs) // plan.batch_size)
+    ) as advance:
+        return preference_scores(sides, plan.preference_file, plan.preference_pairs, plan.max_seq_length,
+                                 plan.batch_size, advance)  # fmt: skip
 
 
 def sanity_phase(plan: EvalPlan, sides: Sides, phases: Phases) -> list[SanityAnswer]:
@@ -186,9 +201,8 @@ class Answers:
         return found
 
 
-def assemble(
-    plan: EvalPlan, scored: int, scores: dict[str, Scores], answers: Answers, timings: dict[str, float]
-) -> EvalResult:
+def assemble(plan: EvalPlan, scored: int, scores: dict[str, Scores], answers: Answers, timings: dict[str, float],
+             preferences: Preferences | None = None) -> EvalResult:  # fmt: skip
     """The result before it is recorded (status: what the registry says after recording)."""
     adapter, base = scores[ADAPTER], scores[BASE]
     sanity, benchmarks, judgements = answers.sanity, answers.benchmarks, answers.judgements
@@ -223,8 +237,9 @@ def assemble(
         benchmarks=benchmarks,
         head_to_head=matchup,
         style=style,
+        preferences=preferences,
         degeneration=degeneration,
-        gate=decide(plan.gate, benchmarks, matchup, plan.opponent, plan.auto_promote, style),
+        gate=decide(plan.gate, benchmarks, matchup, plan.opponent, plan.auto_promote, style, preferences),
         diagnosis=findings + degeneration_findings(degeneration, plan.opponent.label),
         status="training",
         timings=timings,

@@ -1,9 +1,9 @@
 """Safety checks run before any heavy work, and the plan `--dry-run` prints.
 
 Problems that would waste GPU hours (no model, no data, no disk, no chat template or one whose assistant
-turns cannot be marked) stop the run with every problem listed at once; a dirty git tree, a bf16 request
-on a machine without bf16, or a template without a system role (folded into the first user turn) are
-warnings. The plan also records what was chosen for this machine (`milton_lora.train.tuning`,
+turns cannot be marked, too few preferences for a dpo/kto run) stop the run with every problem listed at once;
+a dirty git tree, a bf16 request on a machine without bf16, or a template without a system role (folded into the
+first user turn) are warnings. The plan also records what was chosen for this machine (`milton_lora.train.tuning`,
 `attention`, `loss`, `lora_kernel`): gradient checkpointing, the attention, loss and LoRA kernels, CPU threads.
 """
 
@@ -22,11 +22,18 @@ from milton_lora.errors import MiltonError
 from milton_lora.registry import validate_run_id
 from milton_lora.settings import Settings, shipped
 from milton_lora.train.attention import attention_implementation, flash_attn_installed
-from milton_lora.train.lora_kernel import FUSED, lora_kernel
+from milton_lora.train.lora_kernel import FUSED, PEFT, lora_kernel
 from milton_lora.train.loss import loss_kernel, triton_installed
+from milton_lora.train.preference import SFT, TRL_HEAD, PreferenceCounts, check_preferences
 from milton_lora.train.replay import InitFromProduction
 from milton_lora.train.schedule import Schedule
 from milton_lora.train.tuning import CheckpointingChoice, choose_checkpointing, cpu_threads, free_memory_bytes
+
+METHODS = {
+    "sft": "sft (imitate the kept replies)",
+    "dpo": "dpo (chosen over rejected replies, TRL's DPOTrainer)",
+    "kto": "kto (wanted and unwanted replies, TRL's KTOTrainer)",
+}
 
 
 @dataclass
@@ -53,16 +60,21 @@ class TrainPlan:
     lora: str
     threads: int
     warnings: list[str] = field(default_factory=list)
-    init_from: InitFromProduction | None = None  # --from-production
+    init_from: InitFromProduction | None = None  # --from-production; a dpo/kto run's start adapter
+    preferences: PreferenceCounts | None = None  # what a dpo/kto run learns from
     schedule: Schedule | None = None  # sized to the tokenized data (`runner.size_schedule`)
     prepared: Any = field(default=None, repr=False)  # the tokenized data it was sized on (`runner.Prepared`)
 
     def rows(self) -> list[tuple[str, str]]:
         c = self.config
+        data = ("train / test conversations", f"{self.train_conversations} / {self.test_conversations}")
+        if self.preferences is not None:
+            data = ("train / test preferences", f"{self.preferences.describe(c.method)} ({self.preferences.file})")
         return [
             ("run id", self.run_id),
+            ("method", METHODS[c.method] + ("" if c.method == SFT else f", beta {c.beta:g}")),
             ("base model", str(self.base_model)),
-            ("train / test conversations", f"{self.train_conversations} / {self.test_conversations}"),
+            data,
             ("LoRA", f"r={c.lora_r} alpha={c.lora_alpha} dropout={c.lora_dropout} on {', '.join(c.target_modules)}"),
             *(
                 self.schedule.rows()
@@ -83,6 +95,7 @@ class TrainPlan:
             ),
             ("packing", "padding-free, per-conversation attention" if c.packing else "off (padding)"),
             ("attention, loss", f"{self.attention}, {self.loss} (labelled positions only, no full logits)"),
+            *([("reference", self.reference())] if c.method != SFT else []),
             ("LoRA layers", "fused forward and backward" if self.lora == FUSED else "peft's forward"),
             ("gradient checkpointing", self.checkpointing.reason),
             ("CPU threads", str(self.threads)),
@@ -91,6 +104,12 @@ class TrainPlan:
             ("free disk", f"{self.free_disk_gb:.1f} GB"),
             ("start from", self.init_from.describe() if self.init_from else "new LoRA weights"),
         ]
+
+    def reference(self) -> str:
+        """What a dpo/kto run's rewards are measured against: never a second model in memory."""
+        if self.init_from is not None:
+            return f"{self.init_from.run_id}'s LoRA weights, frozen (TRL's 'ref' adapter on the same base weights)"
+        return "the base model: the same weights with the adapter disabled"
 
 
 def resolve_config_path(settings: Settings, given: Path) -> Path:
@@ -138,7 +157,8 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     train_file, test_file = train_and_test_files(settings, config)
     train_count = _count_lines(train_file, problems)
     test_count = _count_lines(test_file, problems)
-    if train_file.exists() and train_count < config.min_train_examples:
+    preferences = check_preferences(config, train_file, problems) if config.method != SFT else None
+    if config.method == SFT and train_file.exists() and train_count < config.min_train_examples:
         problems.append(
             f"{train_file}: {train_count} conversations, at least {config.min_train_examples} needed "
             "(export a wider window with --days)"
@@ -167,9 +187,9 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
         cuda=cuda, train_conversations=train_count, test_conversations=test_count, free_disk_gb=free_gb,
         git_commit=commit, checkpointing=choose_checkpointing(config, model_config, precision, free),
         attention=attention_implementation(cuda, precision, flash_attn_installed()),
-        loss=loss_kernel("cuda" if cuda else "cpu", triton_installed()),
-        lora=lora_kernel(precision, config.load_in_4bit), threads=cpu_threads(processes),
-        warnings=warnings,
+        loss=loss_kernel("cuda" if cuda else "cpu", triton_installed()) if config.method == SFT else TRL_HEAD,
+        lora=lora_kernel(precision, config.load_in_4bit) if config.method == SFT else PEFT,
+        threads=cpu_threads(processes), warnings=warnings, preferences=preferences,
     )  # fmt: skip
 
 

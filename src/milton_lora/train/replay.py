@@ -12,6 +12,8 @@ Decisions:
 - Production tainted (it learned a forgotten conversation) is never continued: refused with what to do.
 - The replayed conversations' lineage comes from production's run (`train_lineage.json`, line for line);
   the new run inherits everything production learned.
+- A preference run (`method: dpo | kto`) continuing an adapter (`plan_continuation`: production, or any run
+  trained here) is checked the same way (registered, intact, not tainted, has its record) and replays nothing.
 - `replay_fraction` x the new train conversations are drawn (seeded by the config's `seed`, kept in file
   order); fewer when fewer older ones are left.
 """
@@ -30,7 +32,7 @@ from milton_lora.errors import MiltonError
 from milton_lora.fileio import sha256_file
 from milton_lora.lineage import LineMap, Seen
 from milton_lora.record import TrainingRecord, read_record
-from milton_lora.registry import Registry
+from milton_lora.registry import Entry, Registry
 from milton_lora.settings import ADAPTER_CONFIG, ADAPTER_METADATA, RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE
 
 
@@ -42,13 +44,16 @@ class InitFromProduction:
     adapter_dir: Path
     adapter_sha256: str
     replay_fraction: float
-    replay_source: Path
+    replay_source: Path | None  # None: a preference run, which replays nothing
     replay_pool: int
     replay: list[Conversation]
     replay_lineage: list[Seen]  # which conversation each replayed one is (empty when production's run lacks it)
     inherited: list[Seen]  # what production learned, inherited by the run that continues it
+    run_dir: Path | None = None  # the run that trained the adapter continued
 
     def describe(self) -> str:
+        if self.replay_source is None:
+            return f"{self.run_id}'s weights (its frozen copy is the reference)"
         return (
             f"{self.run_id}'s weights; replaying {len(self.replay)} older conversations "
             f"(replay_fraction {self.replay_fraction:g}) from {self.replay_source}"
@@ -56,12 +61,12 @@ class InitFromProduction:
 
     def record(self) -> dict[str, Any]:
         """What the new adapter's metadata.json records under `init_from` and `replay`."""
+        start = {"run_id": self.run_id, "adapter_path": str(self.adapter_dir), "adapter_sha256": self.adapter_sha256}
+        if self.replay_source is None:
+            inherited = [s.model_dump() for s in self.inherited]
+            return {"init_from": start, "continued": {"replay": [], "inherited": inherited}}
         return {
-            "init_from": {
-                "run_id": self.run_id,
-                "adapter_path": str(self.adapter_dir),
-                "adapter_sha256": self.adapter_sha256,
-            },
+            "init_from": start,
             "replay": {
                 "fraction": self.replay_fraction,
                 "count": len(self.replay),
@@ -85,20 +90,7 @@ def plan_from_production(registry: Registry, config: TrainConfig, base_model: Pa
             "--from-production: no adapter is in production; train and promote one first (a cycle without "
             "--from-production)"
         )
-    if production.tainted is not None:
-        raise MiltonError(
-            f"--from-production: production {production.run_id} is tainted ({production.tainted.reason}); it "
-            "learned forgotten conversations, so nothing may continue it: train without --from-production "
-            "(`milton-lora cycle` does so by itself)"
-        )
-    registry.check_integrity(production)
-    adapter_dir = registry.path_of(production.adapter_path)
-    record = read_record(adapter_dir)
-    if record is None:
-        raise MiltonError(
-            f"--from-production: {adapter_dir / ADAPTER_METADATA} is missing; production was not trained here, so "
-            "it cannot be continued: train without --from-production"
-        )
+    adapter_dir, record = _continuable(registry, production, "--from-production")
     _check_same_base(production.run_id, record, base_model)
     _check_same_lora(production.run_id, _read_json(adapter_dir / ADAPTER_CONFIG), config)
     source = replay_source(registry.run_dir(production.run_id), record, production.run_id)
@@ -120,6 +112,37 @@ def plan_from_production(registry: Registry, config: TrainConfig, base_model: Pa
         replay_lineage=[lines[line_of[id(pool[i])]] for i in chosen] if lines else [],
         inherited=record.lineage.learned(),
     )
+
+
+def plan_continuation(registry: Registry, name: str, flag: str) -> tuple[InitFromProduction, TrainingRecord]:
+    """A preference run continuing adapter `name` (a run id, `production`, `latest`): checked as `--from-production`
+    checks production (intact, not tainted, trained here); nothing is replayed. `flag` names the option in errors."""
+    entry = registry.get(registry.resolve(name))
+    adapter_dir, record = _continuable(registry, entry, flag)
+    start = InitFromProduction(
+        run_id=entry.run_id, adapter_dir=adapter_dir, adapter_sha256=entry.sha256, replay_fraction=0.0,
+        replay_source=None, replay_pool=0, replay=[], replay_lineage=[], inherited=record.lineage.learned(),
+        run_dir=registry.run_dir(entry.run_id),
+    )  # fmt: skip
+    return start, record
+
+
+def _continuable(registry: Registry, entry: Entry, flag: str) -> tuple[Path, TrainingRecord]:
+    """The adapter folder and record of an adapter a new run may start from."""
+    if entry.tainted is not None:
+        raise MiltonError(
+            f"{flag}: {entry.run_id} is tainted ({entry.tainted.reason}); it learned forgotten conversations, so "
+            f"nothing may continue it: train without {flag} (`milton-lora cycle` does so by itself)"
+        )
+    registry.check_integrity(entry)
+    adapter_dir = registry.path_of(entry.adapter_path)
+    record = read_record(adapter_dir)
+    if record is None:
+        raise MiltonError(
+            f"{flag}: {adapter_dir / ADAPTER_METADATA} is missing; {entry.run_id} was not trained here, so it cannot "
+            f"be continued: train without {flag}"
+        )
+    return adapter_dir, record
 
 
 def _line_map(source: Path, count: int) -> list[Seen]:

@@ -33,7 +33,14 @@ from milton_lora.fileio import atomic_write_files, atomic_write_text, sha256_fil
 from milton_lora.libraries import library_versions, quiet_libraries
 from milton_lora.lineage import ExportLineage, Lineage, LineMap
 from milton_lora.record import TrainingRecord, TrainingSchedule, write_record
-from milton_lora.settings import EXPORT_METADATA, RUN_HEALTH, RUN_INIT_FROM, RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE
+from milton_lora.settings import (
+    EXPORT_METADATA,
+    RUN_HEALTH,
+    RUN_INIT_FROM,
+    RUN_TRAIN_DATA,
+    RUN_TRAIN_LINEAGE,
+    RUN_TRAIN_PREFERENCES,
+)
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
 from milton_lora.train.health import HealthCallback
@@ -41,6 +48,16 @@ from milton_lora.train.lora_kernel import FUSED, install_fused_lora
 from milton_lora.train.loss import CHUNKED, install_labelled_head
 from milton_lora.train.oom import Fitted, train_within_memory
 from milton_lora.train.outcome import base_model_loss, outcome_of
+from milton_lora.train.preference import (
+    SFT,
+    PreparedPreferences,
+    build_preference_trainer,
+    keep_preferences,
+    kept_preference_lineage,
+    preference_schedule_inputs,
+    preferences_file,
+    prepare_preferences,
+)
 from milton_lora.train.progress import EvaluationClock, RichProgressCallback
 from milton_lora.train.schedule import micro_batching, resolve_schedule
 
@@ -57,6 +74,10 @@ class Prepared:
     conversations: list[Conversation]
     train: TokenizedSplit
     test: TokenizedSplit
+
+    @property
+    def has_eval(self) -> bool:
+        return bool(self.test.examples)
 
 
 @dataclass
@@ -155,11 +176,14 @@ def export_lineage(plan: TrainPlan) -> ExportLineage:
 
 def run_lineage(plan: TrainPlan, start: dict[str, Any]) -> Lineage:
     """What the adapter saw: its kept lines (export train split, then replay), the held-out split, its parent."""
-    line_map = LineMap.model_validate_json((plan.run_dir / RUN_TRAIN_LINEAGE).read_text())
+    if plan.config.method == SFT:
+        trained = LineMap.model_validate_json((plan.run_dir / RUN_TRAIN_LINEAGE).read_text()).lines
+    else:  # the conversations of the preferences it learned from; a start adapter's are inherited
+        trained = kept_preference_lineage(plan.run_dir)
     continued = start.get("continued") or {}
     return Lineage(
         export_created_at=export_metadata_of(plan).get("created_at"),
-        train=line_map.lines,
+        train=trained,
         replayed=len(continued.get("replay") or []),
         test=export_lineage(plan).test,
         parent=(start.get("init_from") or {}).get("run_id"),
@@ -187,12 +211,27 @@ def size_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
     """The plan with its schedule sized to the data it trains on (`milton_lora.train.schedule`): the resolved
     values replace the config's, and the tokenized data travel with it to `run_training`."""
     quiet_libraries()
+    if plan.config.method != SFT:
+        return size_preference_schedule(plan, resume)
     prepared = prepare_data(plan, resume)
     train, config = prepared.train, plan.config
     rows = packed_rows(train, config.max_seq_length) if config.packing else len(train.examples)
     schedule = resolve_schedule(config, rows, train.tokens, train.labelled_tokens, bool(prepared.test.examples))
     return replace(plan, config=schedule.config, schedule=schedule, prepared=prepared,
                    warnings=plan.warnings + schedule.warnings)  # fmt: skip
+
+
+def size_preference_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
+    """A dpo/kto plan's schedule, sized to its preference rows (never packed)."""
+    config = plan.config.model_copy(update={"packing": False})
+    prepared = prepare_preferences(config, load_tokenizer(plan.base_model), preferences_file(plan.train_file),
+                                   plan.run_dir / RUN_TRAIN_PREFERENCES, resume)  # fmt: skip
+    schedule = resolve_schedule(config, **preference_schedule_inputs(config, prepared))
+    warnings = plan.warnings + schedule.warnings
+    if prepared.too_long:
+        warnings.append(f"{prepared.too_long} preference prompts fill max_seq_length {config.max_seq_length} by "
+                        "themselves; TRL leaves them out (raise max_seq_length)")  # fmt: skip
+    return replace(plan, config=schedule.config, schedule=schedule, prepared=prepared, warnings=warnings)
 
 
 def packed_rows(split: TokenizedSplit, max_length: int) -> int:
@@ -204,12 +243,11 @@ def packed_rows(split: TokenizedSplit, max_length: int) -> int:
     return len(pack_dataset(lengths, max_length, strategy="bfd"))
 
 
-def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
-    """TRL's arguments for the plan's (resolved) config. With a held-out split, checkpoints are saved at each
-    evaluation and the one with the lowest held-out loss is loaded at the end (`load_best_model_at_end`), which
-    early stopping needs too; `save_steps` set to a multiple of eval_steps saves less often."""
-    from trl import SFTConfig
-
+def trainer_arguments(plan: TrainPlan, has_eval: bool) -> dict[str, Any]:
+    """The transformers arguments every method trains with, for the plan's (resolved) config. With a held-out split,
+    checkpoints are saved at each evaluation and the one with the lowest held-out loss is loaded at the end
+    (`load_best_model_at_end`), which early stopping needs too; `save_steps` set to a multiple of eval_steps saves
+    less often."""
     c = plan.config
     micro_batch, accumulation = micro_batching(c)
     if has_eval:
@@ -220,7 +258,7 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
     else:
         eval_and_save = {"eval_strategy": "no", "save_strategy": "steps" if c.save_steps else "epoch",
                          "save_steps": c.save_steps or 500}  # fmt: skip
-    return SFTConfig(
+    return dict(
         output_dir=str(plan.run_dir / "checkpoints"),
         learning_rate=c.learning_rate,
         num_train_epochs=c.num_epochs,
@@ -241,15 +279,10 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
         seed=c.seed,
         data_seed=c.seed,
         max_length=c.max_seq_length,
-        packing=c.packing,
-        packing_strategy="bfd",
-        padding_free=c.packing,
         report_to="none",
         logging_nan_inf_filter=False,  # a nan loss must reach the logs (and HealthCallback), not be averaged away
         disable_tqdm=True,
         include_num_input_tokens_seen="non_padding",
-        dataset_kwargs={"skip_prepare_dataset": not c.packing},
-        remove_unused_columns=False,
         use_cpu=not plan.cuda,  # also what makes accelerate use gloo for a multi-process CPU run
         dataloader_pin_memory=plan.cuda,
         # Collation runs in a worker process with prefetched batches, off the training loop; in the training
@@ -260,19 +293,29 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
     )
 
 
+def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
+    """TRL's SFT arguments: packed best-fit-decreasing without padding, on our pre-tokenized labels."""
+    from trl import SFTConfig
+
+    c = plan.config
+    return SFTConfig(
+        **trainer_arguments(plan, has_eval),
+        packing=c.packing,
+        packing_strategy="bfd",
+        padding_free=c.packing,
+        dataset_kwargs={"skip_prepare_dataset": not c.packing},
+        remove_unused_columns=False,
+    )
+
+
 def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedSplit, test: TokenizedSplit,
                   callbacks: list[Any]) -> Any:  # fmt: skip
     from datasets import Dataset
     from trl import SFTTrainer
 
     eval_dataset = Dataset.from_list(test.examples) if test.examples else None
-    if plan.init_from is not None:
-        from peft import PeftModel
-
-        # Production's LoRA weights, trainable: the same rank, alpha and modules (checked by the plan).
-        model = PeftModel.from_pretrained(model, plan.init_from.adapter_dir, is_trainable=True)
     trainer = SFTTrainer(
-        model=model,
+        model=start_model(plan, model),
         args=sft_config(plan, eval_dataset is not None),
         train_dataset=Dataset.from_list(train.examples),
         eval_dataset=eval_dataset,
@@ -285,6 +328,26 @@ def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedS
     if plan.lora == FUSED:
         install_fused_lora(trainer.model)
     return trainer
+
+
+def start_model(plan: TrainPlan, model: Any) -> Any:
+    """The base model, or with the start adapter's LoRA weights, trainable (production's for --from-production: the
+    same rank, alpha and modules, checked by the plan)."""
+    if plan.init_from is None:
+        return model
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, plan.init_from.adapter_dir, is_trainable=True)
+
+
+def build_any_trainer(plan: TrainPlan, prepared: Any, callbacks: list[Any]) -> Any:
+    """The trainer of the plan's method, on a freshly loaded base model."""
+    model = load_base_model(plan)
+    if plan.config.method == SFT:
+        return build_trainer(plan, model, prepared.tokenizer, prepared.train, prepared.test, callbacks)
+    peft_config = None if plan.init_from is not None else lora_config(plan)
+    return build_preference_trainer(plan.config, start_model(plan, model), prepared,
+                                    trainer_arguments(plan, prepared.has_eval), peft_config, callbacks)  # fmt: skip
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -325,11 +388,16 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     started = time.time()
     if plan.schedule is None:
         plan = size_schedule(plan, resume)
-    prepared: Prepared = plan.prepared
-    tokenizer, conversations, train, test = prepared.tokenizer, prepared.conversations, prepared.train, prepared.test
+    prepared: Prepared | PreparedPreferences = plan.prepared
+    sft, has_eval = plan.config.method == SFT, prepared.has_eval
     main_process = PartialState().is_main_process
     if main_process:
-        keep_training_conversations(plan, conversations, resume)
+        if isinstance(prepared, Prepared):
+            keep_training_conversations(plan, prepared.conversations, resume)
+        else:
+            keep_preferences(plan.run_dir, plan.config.method, prepared, preferences_file(plan.train_file),
+                             export_lineage(plan), plan.init_from.run_dir if plan.init_from else None,
+                             resume)  # fmt: skip
         if plan.init_from is not None:
             atomic_write_text(plan.run_dir / RUN_INIT_FROM, json.dumps(plan.init_from.record(), indent=2) + "\n")
     writer = SummaryWriter(log_dir=str(plan.run_dir / "logs")) if main_process else None
@@ -337,7 +405,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     clock = EvaluationClock()
     callbacks: list[Any] = [TensorBoardCallback(writer)] if writer else []
     callbacks += [health, clock]
-    if test.examples and plan.config.early_stopping_patience:
+    if has_eval and plan.config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(plan.config.early_stopping_patience))
     progress = RichProgressCallback(health=health.monitor) if show_progress and main_process else None
     callbacks += [progress] if progress else []
@@ -346,9 +414,11 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
 
     def start(attempt: TrainPlan) -> Any:
         atomic_write_text(attempt.run_dir / RUN_CONFIG, yaml.safe_dump(attempt.config.model_dump(), sort_keys=False))
-        trainer = build_trainer(attempt, load_base_model(attempt), tokenizer, train, test, callbacks)
+        trainer = build_any_trainer(attempt, prepared, callbacks)
         trainer.remove_callback(PrinterCallback)  # raw log dicts; the progress bar and summary replace them
-        if test.examples and not base_loss:  # once per run, also when an out-of-memory error restarts it
+        # Once per run, also when an out-of-memory error restarts it. A preference run's held-out loss is its
+        # DPO/KTO loss, which has no base-model counterpart (the base is the reference, or close to it).
+        if sft and has_eval and not base_loss:
             base_loss.append(base_model_loss(trainer, BASE_PREFIX))
         return trainer
 
@@ -357,23 +427,24 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     if health.monitor.stopped:
         stop_unhealthy_run(plan, health, writer)
     eval_seconds = clock.seconds
-    final_eval = final_evaluation(trainer) if test.examples else {}
+    final_eval = final_evaluation(trainer) if has_eval else {}
     state = trainer.state
     outcome = outcome_of(state.log_history, state.global_step, state.max_steps, state.best_global_step,
-                         plan.config.early_stopping_patience if test.examples else 0,
+                         plan.config.early_stopping_patience if has_eval else 0,
                          base_loss[0] if base_loss else None)  # fmt: skip
     health.monitor.compare_with_base(final_eval.get("eval_loss"), outcome.base_eval_loss, outcome.best_step)
     train_seconds = time.time() - started
     if writer is None:
         return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, None)
 
-    record = build_record(plan, trainer, output, final_eval, train, test, train_seconds, eval_seconds)
+    record = build_record(plan, trainer, output, final_eval, prepared, train_seconds, eval_seconds)
     record.health = health.monitor.record()
     record.oom_retries = [retry.as_dict() for retry in fitted.retries]
     record.results = record.results.model_copy(update=outcome.as_dict())
     record.schedule = TrainingSchedule(**plan.schedule.record()) if plan.schedule else None
     with staged_new_directory(plan.adapter_dir) as staging:
-        trainer.model.save_pretrained(staging)
+        # Only the trained adapter: a run continuing one also holds TRL's frozen copy of it ("ref").
+        trainer.model.save_pretrained(staging, selected_adapters=["default"])
         write_record(staging, record)
     writer.close()
     return TrainResult(plan.run_id, plan.adapter_dir, plan.run_dir, record)
@@ -414,8 +485,9 @@ def final_evaluation(trainer: Any) -> dict[str, float]:
     return logged if logged is not None else trainer.evaluate()
 
 
-def build_record(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float], train: TokenizedSplit,
-                 test: TokenizedSplit, train_seconds: float, eval_seconds: float) -> TrainingRecord:  # fmt: skip
+def build_record(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[str, float],
+                 prepared: Prepared | PreparedPreferences, train_seconds: float,
+                 eval_seconds: float) -> TrainingRecord:  # fmt: skip
     """`train_seconds`: the whole run; `eval_seconds`: the evaluations inside `train()`. tokens_per_second is the
     training throughput: tokens seen over `train_runtime` less those evaluations."""
     state = trainer.state
@@ -432,7 +504,9 @@ def build_record(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[st
         "config": plan.config.model_dump(),
         "base_model_path": str(plan.base_model),
         "base_model_config_sha256": sha256_file(plan.base_model / "config.json"),
-        "data": data_provenance(plan, train, test),
+        "method": plan.config.method,
+        "preferences": plan.preferences.record() if plan.preferences else None,
+        "data": data_provenance(plan, prepared),
         "precision": plan.precision,
         "packing": plan.config.packing,
         "kernels": {
@@ -480,18 +554,30 @@ def export_metadata_of(plan: TrainPlan) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def data_provenance(plan: TrainPlan, train: TokenizedSplit, test: TokenizedSplit) -> dict[str, Any]:
+def data_provenance(plan: TrainPlan, prepared: Prepared | PreparedPreferences) -> dict[str, Any]:
     export_metadata = export_metadata_of(plan)
-    return {
-        "train_file": str(plan.train_file),
-        "test_file": str(plan.test_file),
-        "train_sha256": sha256_file(plan.train_file),
-        "trained_file": str(plan.run_dir / RUN_TRAIN_DATA),
-        "trained_sha256": sha256_file(plan.run_dir / RUN_TRAIN_DATA),
-        "test_sha256": sha256_file(plan.test_file),
+    exported = {
         "export_files_sha256": export_metadata.get("files"),
         "export_created_at": export_metadata.get("created_at"),
         "export_window_days": export_metadata.get("window_days"),
+    }
+    splits = {  # a preference run's too: evaluation scores the held-out chats and reads the preferences beside them
+        "train_file": str(plan.train_file),
+        "test_file": str(plan.test_file),
+        "train_sha256": sha256_file(plan.train_file),
+        "test_sha256": sha256_file(plan.test_file),
+        **exported,
+    }
+    if isinstance(prepared, PreparedPreferences):
+        kept = plan.run_dir / RUN_TRAIN_PREFERENCES
+        return {**splits, "trained_file": str(kept), "trained_sha256": sha256_file(kept),
+                "train_examples": len(prepared.rows), "test_examples": len(prepared.test_rows),
+                "train_tokens": prepared.input_tokens, "train_labelled_tokens": prepared.completion_tokens}  # fmt: skip
+    train, test = prepared.train, prepared.test
+    return {
+        **splits,
+        "trained_file": str(plan.run_dir / RUN_TRAIN_DATA),
+        "trained_sha256": sha256_file(plan.run_dir / RUN_TRAIN_DATA),
         "train_examples": len(train.examples),
         "test_examples": len(test.examples),
         "train_tokens": train.tokens,

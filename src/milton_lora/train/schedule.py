@@ -46,6 +46,7 @@ class Schedule:
     optimizer_steps: int
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unit: str = ""  # what a row is, when not a packed row or a conversation (a preference pair)
 
     @property
     def rows_per_step(self) -> int:
@@ -64,7 +65,7 @@ class Schedule:
     def rows(self) -> list[tuple[str, str]]:
         """The plan's lines about the schedule."""
         c = self.config
-        unit = "packed rows" if c.packing else "conversations"
+        unit = self.unit or ("packed rows" if c.packing else "conversations")
         length = f"{c.max_steps} steps" if c.max_steps > 0 else f"{c.num_epochs:g} epochs"
         evaluation = "none (no held-out split)"
         if c.eval_steps:
@@ -119,13 +120,14 @@ def micro_batching(config: TrainConfig) -> tuple[int, int]:
     return config.per_device_train_batch_size, config.gradient_accumulation_steps
 
 
-def resolve_schedule(config: TrainConfig, rows: int, input_tokens: int, trained_tokens: int,
-                     has_eval: bool) -> Schedule:  # fmt: skip
-    """The schedule for `rows` rows per epoch (packed rows, or conversations without packing)."""
+def resolve_schedule(config: TrainConfig, rows: int, input_tokens: int, trained_tokens: int, has_eval: bool,
+                     unit: str = "", min_batch: int = 1) -> Schedule:  # fmt: skip
+    """The schedule for `rows` rows per epoch (packed rows, or conversations without packing, or the `unit`
+    named); the per-device batch is never lowered below `min_batch` (KTO compares the rows of one batch)."""
     changes: list[str] = []
     warnings: list[str] = []
     if config.max_steps <= 0 and config.min_steps > 0:
-        config = _enough_steps(config, rows, changes)
+        config = _enough_steps(config, rows, changes, min_batch)
     per_epoch = steps_per_epoch(rows, config)
     total = config.max_steps if config.max_steps > 0 else math.ceil(config.num_epochs * per_epoch)
     warmup = config.warmup_steps if config.warmup_steps is not None else round(config.warmup_ratio * total)
@@ -143,10 +145,10 @@ def resolve_schedule(config: TrainConfig, rows: int, input_tokens: int, trained_
     if config.save_steps and every and config.save_steps % every:
         warnings.append(f"save_steps {config.save_steps} is not a multiple of eval_steps {every}: checkpoints are "
                         f"saved at each evaluation instead, so the best one can be kept")  # fmt: skip
-    return Schedule(config, rows, trained_tokens, input_tokens, per_epoch, total, changes, warnings)
+    return Schedule(config, rows, trained_tokens, input_tokens, per_epoch, total, changes, warnings, unit)
 
 
-def _enough_steps(config: TrainConfig, rows: int, changes: list[str]) -> TrainConfig:
+def _enough_steps(config: TrainConfig, rows: int, changes: list[str], min_batch: int) -> TrainConfig:
     """Fewer rows per step, then more epochs, until the run makes `min_steps` optimizer steps."""
     target, original = config.min_steps, config
 
@@ -155,7 +157,7 @@ def _enough_steps(config: TrainConfig, rows: int, changes: list[str]) -> TrainCo
 
     while total(config) < target and config.gradient_accumulation_steps > 1:
         config = config.model_copy(update={"gradient_accumulation_steps": config.gradient_accumulation_steps - 1})
-    while total(config) < target and config.per_device_train_batch_size > 1:
+    while total(config) < target and config.per_device_train_batch_size > min_batch:
         config = config.model_copy(update={"per_device_train_batch_size": config.per_device_train_batch_size - 1})
     if _batch(config) != _batch(original):
         changes.append(f"batch {_batch(original)} -> {_batch(config)} for at least {target} steps (min_steps)")

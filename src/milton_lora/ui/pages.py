@@ -252,6 +252,7 @@ def cycle_page(configs: list[str], days: int, config: str, from_production: bool
         else:
             why = escape(plan.training_problem or "")
             body.append(f'<h2>Training plan</h2><p class="fail">Cannot be planned now: {why}</p>')
+        body.append(_rows("Preference stage (after training)", [("preferences", plan.preferences)], "plan-preferences"))
         body.append(_rows("Evaluation of the new run", plan.evaluation, "plan-evaluation"))
     return layout("Cycle plan", "".join(body))
 
