@@ -61,7 +61,9 @@ def test_documented_command_line_compares_with_the_base_and_holds_a_weak_adapter
         metrics["adapter"]["eval_loss"] - metrics["base"]["eval_loss"]
     )
     gate = metrics["gate"]
-    assert [c["name"] for c in gate["criteria"]] == ["benchmark pass rate", "categories vs base", "style match vs base"]
+    # the home's ChatGPT history holds regenerated replies, so the held-out preference pairs are judged too
+    assert [c["name"] for c in gate["criteria"]] == ["benchmark pass rate", "categories vs base", "style match vs base",
+                                                     "preference accuracy vs base"]  # fmt: skip
     assert not gate["passed"] and not gate["criteria"][0]["passed"]
     style, replies = metrics["style"], json.loads((run_dir / "style_replies.json").read_text())
     assert style["prompts"] == len(replies) > 0 and style["production"] is None and "Sounds like you" in result.stdout
@@ -174,8 +176,8 @@ def test_judged_against_a_scripted_judge_reusing_the_sanity_answers(home: Path, 
     assert [(j["adapter"], j["opponent"]) for j in lines[3:]] == [(s["adapter"], s["opponent"]) for s in sanity]
     assert all(j["messages"][-1]["role"] == "user" and len(j["verdicts"]) == 2 for j in lines)
     names = [c["name"] for c in metrics["gate"]["criteria"]]
-    assert names[-1] == "judged win rate vs base"
-    assert metrics["gate"]["criteria"][-1]["passed"] == (h2h["win_rate"] >= 0.5)
+    assert names[-2:] == ["judged win rate vs base", "preference accuracy vs base"]
+    assert metrics["gate"]["criteria"][-2]["passed"] == (h2h["win_rate"] >= 0.5)
 
 
 def test_a_judge_elsewhere_is_refused_unless_allowed(home: Path, cli) -> None:
