@@ -48,7 +48,8 @@ from milton_lora.settings import EXPORT_PREFERENCES, default_cache_dir, shipped
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m"
 CPU = {"bf16": False, "max_seq_length": 512, "use_gradient_checkpointing": False}
-SFT = {**CPU, "max_steps": 12, "evals_per_run": 3}  # a short SFT: the preference stage is what is measured
+# A short SFT (12 steps of two packed rows): the preference stage is what is measured.
+SFT = {**CPU, "max_steps": 12, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 2, "evals_per_run": 3}
 DPO = {**CPU, "num_epochs": 1, "min_steps": 0, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1,
        "warmup_steps": 1, "evals_per_run": 2, "early_stopping_patience": 0, "min_train_preferences": 10}  # fmt: skip
 TIME = re.compile(r"\b(\d{1,2}):(\d{2}) (am|pm)\b")

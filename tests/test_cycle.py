@@ -72,7 +72,7 @@ def test_a_week_end_to_end_then_a_week_from_production(home: Path, tiny_model_di
     assert [(s["name"], s["status"]) for s in log["stages"]] == [
         ("export", "ok"), ("train", "ok"), ("preferences", "skipped"), ("evaluate", "ok"),
         ("promote", "ok")]  # fmt: skip
-    assert log["stages"][2]["summary"]["reason"].startswith("skipped: 0 train-split pairs")  # none exported
+    assert log["stages"][2]["summary"]["reason"].startswith("skipped: ")  # fewer than 20 pairs in the samples
     assert all(s["seconds"] >= 0 for s in log["stages"]) and log["seconds"] > 0
     assert log["stages"][1]["summary"]["run_id"] == run_id and log["stages"][3]["summary"]["status"] == "candidate"
     assert log["decision"]["status"] == "candidate" and log["decision"]["gate_passed"]

@@ -16,7 +16,8 @@ from milton_lora.config import TrainConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.evaluate.gate import GateConfig, decide
 from milton_lora.evaluate.result import Opponent, Preferences, PreferenceSide
-from milton_lora.settings import shipped
+from milton_lora.preferences import read_preferences
+from milton_lora.settings import Settings, shipped
 from preference_fixtures import write_preferences
 from test_gate_and_diagnosis import benchmarks
 
@@ -147,3 +148,48 @@ def test_the_gate_can_hold_an_adapter_that_prefers_less_than_its_opponent() -> N
     close = worse.model_copy(update={"adapter": side(0.66)})
     assert decide(GateConfig(), bench, None, base, True, None, close).passed  # within preference_tolerance
     assert decide(GateConfig(preference_not_below_opponent=False), bench, None, base, True, None, worse).passed
+
+
+def test_regenerations_and_feedback_in_memory_train_dpo_and_kto_and_are_measured(
+    home: Path, tmp_path: Path, tiny_model_dir: Path, cli
+) -> None:
+    """The whole way: a ChatGPT export with regenerated replies and thumbs given by hand → memory →
+    preferences.jsonl → DPO from new weights and KTO continuing it → eval's preference accuracy."""
+    from export_shapes import chatgpt_regenerated
+    from milton_lora.export import split_of
+    from milton_lora.memory import MemoryStore
+    from preference_fixtures import generic_reply, person_reply, topic
+
+    chats = [chatgpt_regenerated(f"regen-{n}", f"Chat {n}", [(f"What should I do about {topic(n)}?",
+                                                                [generic_reply(topic(n)), person_reply(topic(n))])])
+             for n in range(14)]  # fmt: skip
+    assert {split_of(f"chatgpt:regen-{n}") for n in range(14)} == {"train", "test"}
+    source = tmp_path / "conversations.json"
+    source.write_text(json.dumps(chats))
+    assert cli("memory", "import", str(source)).exit_code == 0
+    with MemoryStore(Settings.from_env(home).memory_db) as store:
+        chosen = [c for c in store.conversations() if split_of(c.key) == "train"][:4]
+    for number, conversation in enumerate(chosen):
+        rating = "up" if number % 2 else "down"
+        assert cli("memory", "feedback", str(conversation.id), "--rating", rating).exit_code == 0
+    assert cli("export").exit_code == 0
+    exported = read_preferences(home / "training/data/exported/preferences.jsonl")
+    pairs = [p for p in exported if p.kind == "pair"]
+    assert len(pairs) == 14 and sum(p.kind == "label" for p in exported) == 4
+    test_pairs = sum(p.split == "test" for p in pairs)
+
+    dpo = preference_config(home, "dpo.yaml", "dpo", tiny_model_dir, min_train_preferences=4)
+    assert cli("train", "--config", dpo).exit_code == 0
+    dpo_id = registry_of(home).resolve("latest")
+    kto = preference_config(home, "kto.yaml", "kto", tiny_model_dir, min_train_preferences=4)
+    trained = cli("train", "--config", kto, "--init-from", dpo_id)
+    assert trained.exit_code == 0, trained.stderr
+    kto_id = registry_of(home).resolve("latest")
+    record = json.loads((home / "adapters" / kto_id / "metadata.json").read_text())
+    assert record["method"] == "kto" and record["preferences"]["train_labels"] == 4
+    assert record["lineage"]["train"] and record["lineage"]["parent"] == dpo_id  # the conversations it learned from
+
+    evaluated = cli("eval", "--run-id", kto_id, "--max-new-tokens", "4", "--style-prompts", "0")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    found = json.loads((home / "runs" / kto_id / "metrics.json").read_text())["preferences"]
+    assert found["pairs"] == test_pairs and found["adapter"]["reward_accuracy"] is not None
