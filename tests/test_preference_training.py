@@ -35,6 +35,7 @@ def flat(text: str) -> str:
 def preference_config(home: Path, name: str, method: str, base: Path, **overrides: object) -> str:
     config = yaml.safe_load((SHIPPED / f"lora_{method}.yaml").read_text())
     config.update({"base_model_path": str(base), "init_from": "base", **FAST, **overrides})
+    (home / "training/configs").mkdir(parents=True, exist_ok=True)
     (home / "training/configs" / name).write_text(yaml.safe_dump(config, sort_keys=False))
     return name
 
