@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python bench/generation_batching.py --model smollm2
 	$(BIN)/python bench/eval_phases.py
 	$(BIN)/python bench/persona/run.py
+	$(BIN)/python bench/preference.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache
