@@ -194,3 +194,16 @@ def test_regenerations_and_feedback_in_memory_train_dpo_and_kto_and_are_measured
     assert evaluated.exit_code == 0, evaluated.stderr
     found = json.loads((home / "runs" / kto_id / "metrics.json").read_text())["preferences"]
     assert found["pairs"] == test_pairs and found["adapter"]["reward_accuracy"] is not None
+
+    # Forgetting a conversation the preference runs learned from: their kept preferences lose its lines (with
+    # their lineage), and both adapters are tainted.
+    kept = home / "runs" / dpo_id / "preferences.jsonl"
+    before = len(kept.read_text().splitlines())
+    forgotten = next(c for c in pairs if c.split == "train")
+    with MemoryStore(Settings.from_env(home).memory_db) as store:
+        owner = next(c for c in store.conversations() if c.messages[0].content == forgotten.prompt[0].content)
+    assert cli("memory", "forget", str(owner.id), "--yes").exit_code == 0
+    assert len(kept.read_text().splitlines()) == before - 1 and forgotten.chosen not in kept.read_text()
+    lineage = json.loads((home / "runs" / dpo_id / "preferences_lineage.json").read_text())["lines"]
+    assert len(lineage) == before - 1
+    assert registry_of(home).get(dpo_id).tainted and registry_of(home).get(kto_id).tainted

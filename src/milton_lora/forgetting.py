@@ -3,9 +3,10 @@ the adapters that learned it (tainted in the registry). `milton-lora memory forg
 `forget_everywhere`; `adapters_that_learned` / `lineage_of` answer the lineage questions.
 
 Decisions:
-- Files are rewritten line by line through their lineage (keyed hashes); a file made before lineage was
-  recorded cannot be rewritten that way, so if it holds a forgotten turn's text it is deleted (a run's kept
-  data: replay from that run then says it is gone; the export: `milton-lora export` makes a new one).
+- Files are rewritten line by line through their lineage (keyed hashes): the export, and every run's kept
+  conversations and preferences (`KEPT_DATA`); a file made before lineage was recorded cannot be rewritten that
+  way, so if it holds a forgotten turn's text it is deleted (a run's kept data: replay from that run then says it
+  is gone; the export: `milton-lora export` makes a new one).
 - Adapters keep their weights (the registry's history and a rollback need them) but a tainted adapter can
   never be promoted or continued; production tainted is reported with the two ways out: roll back to the
   newest untainted adapter, or `milton-lora cycle` (which then trains from new weights).
@@ -30,9 +31,17 @@ from milton_lora.memory import Conversation, MemoryStore
 from milton_lora.memory.forget import forget_conversations
 from milton_lora.record import read_record
 from milton_lora.registry import Registry
-from milton_lora.settings import RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE, Settings
+from milton_lora.settings import (
+    RUN_PREFERENCE_LINEAGE,
+    RUN_TRAIN_DATA,
+    RUN_TRAIN_LINEAGE,
+    RUN_TRAIN_PREFERENCES,
+    Settings,
+)
 
 MIN_TEXT = 24
+# A run's kept data files, each with the lineage of its lines: conversations (SFT), preferences (DPO/KTO).
+KEPT_DATA = ((RUN_TRAIN_DATA, RUN_TRAIN_LINEAGE), (RUN_TRAIN_PREFERENCES, RUN_PREFERENCE_LINEAGE))
 MAX_SCANNED = 64 << 20
 
 
@@ -66,8 +75,10 @@ def forget_everywhere(
         report.rewritten.append(settings.export_dir)
     elif removed is None and _holds_any(settings.export_dir, texts):
         report.deleted += _delete_files(settings.export_dir)
-    for run_dir in sorted(p for p in settings.runs_dir.glob("*") if (p / RUN_TRAIN_DATA).exists()):
-        _rewrite_run_data(run_dir, forgotten, texts, report)
+    for run_dir in sorted(settings.runs_dir.glob("*")):
+        for data, line_map in KEPT_DATA:
+            if (run_dir / data).exists():
+                _rewrite_run_data(run_dir / data, run_dir / line_map, forgotten, texts, report)
     registry = Registry.of(settings)
     report.tainted = taint_adapters(registry, forgotten, f"{reason}: learned a forgotten conversation")
     production = registry.load().production()
@@ -110,13 +121,13 @@ def turn_texts(conversations: list[Conversation], edits: Sequence[str] = ()) -> 
     return {t.encode() for t in turns} | {json.dumps(t, ensure_ascii=False)[1:-1].encode() for t in turns}
 
 
-def _rewrite_run_data(run_dir: Path, forgotten: set[str], texts: set[bytes], report: ForgetReport) -> None:
-    data, map_path = run_dir / RUN_TRAIN_DATA, run_dir / RUN_TRAIN_LINEAGE
+def _rewrite_run_data(data: Path, map_path: Path, forgotten: set[str], texts: set[bytes],
+                      report: ForgetReport) -> None:  # fmt: skip
     lines = data.read_text().splitlines()
     line_map = LineMap.model_validate_json(map_path.read_text()) if map_path.exists() else LineMap()
     kept = keep_lines(lines, line_map.lines, forgotten)
     if kept is None:
-        if _holds_any(run_dir, texts, only=data):
+        if _holds_any(data.parent, texts, only=data):
             data.unlink()
             report.deleted.append(data)
         return
