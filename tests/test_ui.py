@@ -198,6 +198,7 @@ def test_cycle_plan_is_a_dry_run(page: Any, server: Server, dash_home: tuple[Pat
     page.wait_for_selector("#plan-evaluation")
     assert "train conversations" in page.inner_text("#plan-export")
     assert "run id" in page.inner_text("#plan-training")
+    assert "min_train_preferences" in page.inner_text("#plan-preferences")  # the samples hold too few
     page.screenshot(path=str(shots / "cycle.png"), full_page=True)
     assert sorted((home / "adapters").iterdir()) == adapters and sorted((home / "runs").iterdir()) == runs
 
