@@ -199,8 +199,7 @@ def build_preference_trainer(config: TrainConfig, model: Any, prepared: Prepared
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
-    settings: dict[str, Any] = {"beta": config.beta, "precompute_ref_log_probs": False, "gradient_checkpointing":
-                                arguments.pop("gradient_checkpointing")}  # fmt: skip
+    settings = {"beta": config.beta, "precompute_ref_log_probs": False}
     if config.method == DPO:
         args, trainer_class = DPOConfig(**arguments, **settings), DPOTrainer
     else:

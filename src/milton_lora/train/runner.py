@@ -12,6 +12,11 @@ While it trains, `HealthCallback` watches the loss (a non-finite one stops the r
 and an out-of-memory error goes on with a smaller batch (`train/oom.py`). The conversations trained on
 (the export's train split, plus the replay of a `--from-production` run) are kept in
 `runs/<run_id>/train.jsonl`; a `--from-production` run starts from the production adapter's weights.
+
+A `method: dpo | kto` run (`milton_lora.train.preference`) trains TRL's DPOTrainer or KTOTrainer on the export's
+preferences with the same arguments, callbacks (TensorBoard, health, early stopping, progress), checkpoints,
+out-of-memory handling and record; its rows are padded pairs or completions, so TRL's own log-probability head
+replaces the packed-row kernels.
 """
 
 from __future__ import annotations
