@@ -11,7 +11,7 @@ each on its conversation's split. Then, each step its own process:
 1. `train` with the shipped `lora_default.yaml` (SFT, changed where a CPU and a short bench need it);
 2. `train` with the shipped `lora_dpo.yaml` continuing that adapter (`--init-from`), same CPU changes;
 3. TRL's DPOTrainer the plain way (its defaults, the same adapter to start from, the same learning rate, epochs,
-   batch, beta and maximum length) in a process of its own;
+   batch, beta, maximum length and held-out evaluations) in a process of its own;
 4. `eval` of the SFT adapter and of both DPO adapters (held-out preference accuracy, margins, rewards).
 
 Printed: held-out preference accuracy and margins for the base, SFT-only and both DPO adapters, and for both DPO
@@ -119,14 +119,18 @@ def plain_trl(base: str, start: str, preferences: str, out: str, settings: str) 
 
     shared = json.loads(settings)
     rows = [json.loads(line) for line in Path(preferences).read_text().splitlines()]
-    train = [{"prompt": r["prompt"], "chosen": [{"role": "assistant", "content": r["chosen"]}],
-              "rejected": [{"role": "assistant", "content": r["rejected"]}]}
-             for r in rows if r["kind"] == "pair" and r["split"] == "train"]  # fmt: skip
+
+    def split(name: str) -> Dataset:
+        return Dataset.from_list([{"prompt": r["prompt"], "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                                   "rejected": [{"role": "assistant", "content": r["rejected"]}]}
+                                  for r in rows if r["kind"] == "pair" and r["split"] == name])  # fmt: skip
+
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), start, is_trainable=True)
     args = DPOConfig(output_dir=str(Path(out) / "checkpoints"), report_to="none", save_strategy="no", use_cpu=True,
-                     bf16=False, **shared)  # fmt: skip
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(train), processing_class=tokenizer)
+                     bf16=False, eval_strategy="steps", **shared)  # fmt: skip
+    trainer = DPOTrainer(model=model, args=args, train_dataset=split("train"), eval_dataset=split("test"),
+                         processing_class=tokenizer)  # fmt: skip
     trainer.train()
     model.save_pretrained(out, selected_adapters=["default"])
 
@@ -176,7 +180,9 @@ def run(home: Path, tiny: bool, conversations: int) -> dict:
     shared = {"learning_rate": dpo_record["config"]["learning_rate"], "num_train_epochs": DPO["num_epochs"],
               "per_device_train_batch_size": DPO["per_device_train_batch_size"], "beta": dpo_record["config"]["beta"],
               "max_length": CPU["max_seq_length"], "warmup_steps": DPO["warmup_steps"], "seed": 42,
-              "lr_scheduler_type": dpo_record["config"]["lr_scheduler_type"]}  # fmt: skip
+              "lr_scheduler_type": dpo_record["config"]["lr_scheduler_type"],
+              "eval_steps": dpo_record["config"]["eval_steps"],
+              "per_device_eval_batch_size": DPO["per_device_train_batch_size"]}  # fmt: skip
     plain_id = "trl_" + dpo_id.removeprefix("dpo_")
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     adapters = home / "adapters"
@@ -188,6 +194,7 @@ def run(home: Path, tiny: bool, conversations: int) -> dict:
     for name, run_id in (("sft", sft_id), ("dpo", dpo_id), ("plain", plain_id)):
         found["evaluations"][name], _ = evaluate(home, run_id, suite, model)
     found.update(dpo_steps=dpo_record["results"]["global_steps"], shared=shared, model=str(model),
+                 dpo_eval_seconds=dpo_record["timings"]["eval_seconds_in_training"],
                  load=(load_before, os.getloadavg()[0]), kernels=dpo_record["kernels"])  # fmt: skip
     return found
 
@@ -213,7 +220,8 @@ def report(found: dict) -> None:
               f"{number(side['reward_accuracy'], '.0%')} | {number(side['mean_reward_margin'], '+.2f')} |")  # fmt: skip
     print("| DPO run | wall time | peak RSS |")
     print("| --- | --- | --- |")
-    print(f"| milton-lora train (lora_dpo.yaml) | {found['dpo_seconds']:.0f} s | {found['dpo_rss']:,.0f} MB |")
+    print(f"| milton-lora train (lora_dpo.yaml) | {found['dpo_seconds']:.0f} s (held-out evaluations "
+          f"{found['dpo_eval_seconds']:.0f} s) | {found['dpo_rss']:,.0f} MB |")  # fmt: skip
     print(f"| TRL DPOTrainer, plain | {found['plain_seconds']:.0f} s | {found['plain_rss']:,.0f} MB |")
 
 
