@@ -172,3 +172,27 @@ def test_feedback_follows_its_reply_as_the_conversation_grows_or_changes(tmp_pat
         (again,) = [c for c in store.conversations(with_alternatives=True) if c.source == "chatgpt"]
         assert again.id == chat.id and [a.content for a in again.messages[1].alternatives] == ["Gym.", "Rest."]
         assert (chat.id, 1) not in store.feedback()  # given on "Rest.", which is no longer the kept reply
+
+
+def test_review_shows_and_forget_search_finds_what_only_alternatives_and_edits_hold(
+    tmp_path: Path, cli: Callable, settings: Settings
+) -> None:
+    chat = chatgpt_regenerated(
+        "regen-secret", "Mailing", [("Who do I write to?", ["Write to ops@example.org.", "Write to the team."])]
+    )
+    (tmp_path / "conversations.json").write_text(json.dumps([chat]))
+    assert cli("memory", "import", str(tmp_path / "conversations.json")).exit_code == 0
+    wanted = tmp_path / "wanted.txt"
+    wanted.write_text(f"Write to {EMAIL}.\n")
+    assert cli("memory", "feedback", "chatgpt:regen-secret", "--edited-file", str(wanted)).exit_code == 0
+
+    review = cli("export", "--review", "--json")
+    assert review.exit_code == 0
+    items = {(item["role"], item["value"]) for item in json.loads(review.stdout)["items"]}
+    assert items == {("assistant, abandoned reply", "ops@example.org"), ("assistant, edited", EMAIL)}
+    assert not any(settings.export_dir.glob("*.jsonl"))  # the review writes nothing
+
+    for text in ("OPS@example", "jane.doe"):  # only in the abandoned reply; only in the edit
+        found = cli("memory", "forget", "--search", text, "--dry-run")
+        assert found.exit_code == 0 and "chatgpt:regen-secret" in found.stdout, text
+    assert "chatgpt:regen-secret" not in cli("memory", "forget", "--search", "nowhere", "--dry-run").stdout

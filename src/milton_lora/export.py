@@ -210,12 +210,16 @@ def review_export(
     redactor: Redactor | None = None,
     options: ExportOptions | None = None,
 ) -> ExportReview:
-    """What an export of the same window would redact, each redaction in context; writes nothing."""
-    in_window, _, _, _ = _window(store_path, days, now or datetime.now(timezone.utc))
+    """What an export of the same window would redact, each redaction in context; writes nothing. Besides the
+    kept turns it shows the texts that reach `preferences.jsonl`: abandoned regenerated replies (role
+    `assistant, abandoned reply`) and the person's edits of a reply (`assistant, edited`), numbered by the
+    reply's position in the stored conversation."""
+    in_window, _, _, feedback = _window(store_path, days, now or datetime.now(timezone.utc))
     selection = _select(in_window, options or ExportOptions())
     messages = [
         (conversation, index, turn) for conversation, turns in selection.kept for index, turn in enumerate(turns)
     ]
+    messages += _preference_texts([conversation for conversation, _ in selection.kept], feedback)
     findings = (redactor or Redactor()).find_many([turn["content"] for _, _, turn in messages])
     items: list[ReviewItem] = []
     counts: Counter[str] = Counter()
@@ -226,6 +230,24 @@ def review_export(
         ]
         counts.update(finding.label for finding in found)
     return ExportReview(len(selection.kept), len(messages), dict(sorted(counts.items())), items)
+
+
+def _preference_texts(
+    kept: list[Conversation], feedback: dict[tuple[int, int], Feedback]
+) -> list[tuple[Conversation, int, Turn]]:
+    """The texts beyond the kept turns that an export's preferences carry: each reply's abandoned alternatives
+    and the person's edit of it, with the reply's position."""
+    texts: list[tuple[Conversation, int, Turn]] = []
+    for conversation in kept:
+        for position, message in enumerate(conversation.messages):
+            texts += [
+                (conversation, position, {"role": "assistant, abandoned reply", "content": alternative.content})
+                for alternative in message.alternatives
+            ]
+            edited = feedback.get((conversation.id or 0, position))
+            if edited is not None and edited.edited:
+                texts.append((conversation, position, {"role": "assistant, edited", "content": edited.edited}))
+    return texts
 
 
 def _window(

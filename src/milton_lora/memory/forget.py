@@ -2,7 +2,8 @@
 
 Decisions:
 - A conversation is named by its store number (`memory stats` / `--json` show them) or its key
-  (`source:source_id`, what lineage hashes); `--search` matches title or any turn, case-insensitive;
+  (`source:source_id`, what lineage hashes); `--search` matches the title, any turn, a reply's abandoned
+  alternatives or the person's edit of a reply (all of which an export may carry), case-insensitive;
   `--source` is the importer's source (`chatgpt`, `claude`, `openai`, `milton`, `milton-serve`);
   `--since/--until` pick conversations by when they started (`since` inclusive, `until` exclusive).
   Criteria given together must all hold.
@@ -36,20 +37,24 @@ class ForgetQuery:
             self.until is None
         )  # fmt: skip
 
-    def matches(self, conversation: Conversation) -> bool:
+    def matches(self, conversation: Conversation, edits: Sequence[str] = ()) -> bool:
+        """Whether every criterion given holds for `conversation`; `edits` are the person's edits of its replies."""
         checks = [
             not self.ids or str(conversation.id) in self.ids or conversation.key in self.ids,
             self.source is None or conversation.source == self.source,
             self.since is None or conversation.created_at >= self.since,
             self.until is None or conversation.created_at < self.until,
-            self.search is None or _mentions(conversation, self.search),
+            self.search is None or _mentions(conversation, edits, self.search),
         ]
         return all(checks)
 
 
-def _mentions(conversation: Conversation, text: str) -> bool:
+def _mentions(conversation: Conversation, edits: Sequence[str], text: str) -> bool:
     needle = text.casefold()
-    return needle in conversation.title.casefold() or any(needle in m.content.casefold() for m in conversation.messages)
+    texts = [conversation.title, *edits]
+    for message in conversation.messages:
+        texts += [message.content, *(alternative.content for alternative in message.alternatives)]
+    return any(needle in candidate.casefold() for candidate in texts)
 
 
 def select_conversations(store: MemoryStore, query: ForgetQuery) -> list[Conversation]:
@@ -57,7 +62,11 @@ def select_conversations(store: MemoryStore, query: ForgetQuery) -> list[Convers
     pass for a forget that happened)."""
     if query.is_empty():
         raise MiltonError("memory forget: name what to forget: conversation ids, --search, --source or --since/--until")
-    chosen = [c for c in store.conversations(with_alternatives=True) if query.matches(c)]
+    edits: dict[int, list[str]] = {}
+    for (conversation_id, _), given in store.feedback().items():
+        if given.edited:
+            edits.setdefault(conversation_id, []).append(given.edited)
+    chosen = [c for c in store.conversations(with_alternatives=True) if query.matches(c, edits.get(c.id or 0, []))]
     named = {str(c.id) for c in chosen} | {c.key for c in chosen}
     missing = [i for i in query.ids if i not in named]
     if missing:
