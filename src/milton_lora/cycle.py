@@ -182,15 +182,18 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
                                "window_days": s.window_days, "files": s.files})  # fmt: skip
     ui.exported(summary)
 
+    def launch(plan: TrainPlan) -> TrainResult:
+        log.run_id = plan.run_id
+        write_log(settings, log)
+        ui.training_planned(plan)
+        return train_and_register(settings, plan, resume=False)
+
     def train() -> TrainResult:
         # A tainted production learned what was forgotten: the cycle retrains from new weights instead.
         from_production = request.from_production and not production_is_tainted(settings)
         plan = plan_training(settings, request.config, None, from_production)
         check_trains_on_export(settings, plan.train_file)
-        log.run_id = plan.run_id
-        write_log(settings, log)
-        ui.training_planned(plan)
-        return train_and_register(settings, plan, resume=False)
+        return launch(plan)
 
     trained = stage(settings, log, ui, "train", train, training_summary)
     ui.trained(trained)
@@ -200,11 +203,7 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
     else:
 
         def prefer(sft_run_id: str = trained.run_id) -> TrainResult:
-            plan = plan_training(settings, preference_config, None, init_from=sft_run_id)
-            log.run_id = plan.run_id
-            write_log(settings, log)
-            ui.training_planned(plan)
-            return train_and_register(settings, plan, resume=False)
+            return launch(plan_training(settings, preference_config, None, init_from=sft_run_id))
 
         trained = stage(settings, log, ui, "preferences", prefer, training_summary)
         ui.trained(trained)
