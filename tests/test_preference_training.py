@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -154,9 +155,11 @@ def test_the_gate_can_hold_an_adapter_that_prefers_less_than_its_opponent() -> N
 def test_regenerations_and_feedback_in_memory_train_dpo_and_kto_and_are_measured(
     home: Path, tmp_path: Path, tiny_model_dir: Path, cli
 ) -> None:
-    """The whole way: a ChatGPT export with regenerated replies and thumbs given by hand → memory →
-    preferences.jsonl → DPO from new weights and KTO continuing it → eval's preference accuracy."""
+    """The whole way: a ChatGPT export with regenerated replies, and thumbs and an edit posted to the real
+    server (capture on) as the openai client's raw request → memory → preferences.jsonl → DPO from new weights
+    and KTO continuing it → eval's preference accuracy."""
     from export_shapes import chatgpt_regenerated
+    from helpers import Server, free_port
     from milton_lora.export import split_of
     from milton_lora.memory import MemoryStore
     from preference_fixtures import generic_reply, person_reply, topic
@@ -168,15 +171,28 @@ def test_regenerations_and_feedback_in_memory_train_dpo_and_kto_and_are_measured
     source = tmp_path / "conversations.json"
     source.write_text(json.dumps(chats))
     assert cli("memory", "import", str(source)).exit_code == 0
-    with MemoryStore(Settings.from_env(home).memory_db) as store:
-        chosen = [c for c in store.conversations() if split_of(c.key) == "train"][:4]
-    for number, conversation in enumerate(chosen):
-        rating = "up" if number % 2 else "down"
-        assert cli("memory", "feedback", str(conversation.id), "--rating", rating).exit_code == 0
+
+    (home / "training/configs").mkdir(parents=True, exist_ok=True)
+    serve = {"capture": True, "base_model_path": str(tiny_model_dir), "base_model_name": "tiny"}
+    (home / "training/configs/serve.yaml").write_text(yaml.safe_dump(serve))
+    running = Server(home, free_port(), {"MILTON_SERVE_API_KEY": ""})
+    try:
+        client = running.client()
+        for number in range(4):
+            asked = [{"role": "user", "content": f"Plan {topic(number + 20)} for me"}]
+            reply = client.chat.completions.create(model="tiny", messages=asked, max_tokens=6)
+            body = {"response_id": reply.id, "rating": "up" if number % 2 else "down"}
+            if number == 0:
+                body["edited_content"] = person_reply(topic(20))
+            given = client.post("/feedback", body=body, cast_to=httpx.Response)
+            assert given.status_code == 200, given.text
+    finally:
+        running.stop()
     assert cli("export").exit_code == 0
     exported = read_preferences(home / "training/data/exported/preferences.jsonl")
     pairs = [p for p in exported if p.kind == "pair"]
-    assert len(pairs) == 14 and sum(p.kind == "label" for p in exported) == 4
+    labels = [p for p in exported if p.kind == "label"]
+    assert len(pairs) == 14 + 1 and len(labels) == 4  # the regenerations and the edit; the thumbs
     test_pairs = sum(p.split == "test" for p in pairs)
 
     dpo = preference_config(home, "dpo.yaml", "dpo", tiny_model_dir, min_train_preferences=4)
@@ -187,7 +203,8 @@ def test_regenerations_and_feedback_in_memory_train_dpo_and_kto_and_are_measured
     assert trained.exit_code == 0, trained.stderr
     kto_id = registry_of(home).resolve("latest")
     record = json.loads((home / "adapters" / kto_id / "metadata.json").read_text())
-    assert record["method"] == "kto" and record["preferences"]["train_labels"] == 4
+    assert record["method"] == "kto"
+    assert record["preferences"]["train_labels"] == sum(p.split == "train" for p in labels)
     assert record["lineage"]["train"] and record["lineage"]["parent"] == dpo_id  # the conversations it learned from
 
     evaluated = cli("eval", "--run-id", kto_id, "--max-new-tokens", "4", "--style-prompts", "0")

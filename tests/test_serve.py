@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,6 +333,38 @@ def test_capture_keeps_apart_what_shares_an_opening_and_never_brings_back_a_forg
     )
     with MemoryStore(db) as store:
         assert not any(m.content == "And Tuesday?" for c in store.conversations() for m in c.messages)
+
+
+def test_the_same_request_sent_again_keeps_the_replaced_reply_as_its_alternative(tmp_path: Path) -> None:
+    """A regeneration (the same messages again, answered differently): one conversation whose reply is the
+    newest, the older replies its abandoned alternatives; a later turn grows it; the same question after the
+    window is a new conversation."""
+    from datetime import datetime, timedelta, timezone
+
+    from milton_lora.serve.runtime import capture_to_memory
+
+    db = tmp_path / "milton.db"
+    capture = capture_to_memory(db)
+    ask = [{"role": "user", "content": "Name my boat"}]
+    for reply in ("Call it Wave.", "Call it Drift.", "Call it Saltmarsh."):
+        capture(ask, reply)
+    capture(ask, "Call it Saltmarsh.")  # a plain retry that got the same reply changes nothing
+    capture([*ask, {"role": "assistant", "content": "Call it Saltmarsh."}, {"role": "user", "content": "Why?"}],
+            "It sounds like home.")  # fmt: skip
+    with MemoryStore(db) as store:
+        (conversation,) = store.conversations(with_alternatives=True)
+        assert [m.content for m in conversation.messages] == [
+            "Name my boat", "Call it Saltmarsh.", "Why?", "It sounds like home."
+        ]  # fmt: skip
+        assert [a.content for a in conversation.messages[1].alternatives] == ["Call it Wave.", "Call it Drift."]
+    cat = [{"role": "user", "content": "Name my cat"}]
+    capture(cat, "Call her Tom.")
+    with sqlite3.connect(db) as raw:  # every reply so far was given an hour ago
+        an_hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+        raw.execute("UPDATE messages SET created_at = ?", (an_hour_ago,))
+    capture(cat, "Call her Felix.")  # the same question after the window: a new conversation
+    with MemoryStore(db) as store:
+        assert len(store.conversations()) == 3 and store.stats()["abandoned_replies"] == 2
 
 
 def test_feedback_on_served_replies_becomes_preferences(served_home: tuple[Path, str]) -> None:

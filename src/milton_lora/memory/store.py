@@ -172,15 +172,6 @@ class MemoryStore:
         with self._db:
             yield self._db
 
-    def message_count(self, source: str, source_id: str) -> int | None:
-        """How many messages the stored conversation has, or None if it is not stored."""
-        row = self._db.execute(
-            "SELECT (SELECT COUNT(*) FROM messages WHERE conversation_id = c.id) FROM conversations c "
-            "WHERE c.source = ? AND c.source_id = ?",
-            (source, source_id),
-        ).fetchone()
-        return None if row is None else int(row[0])
-
     def stored(self, source: str, source_id: str) -> Conversation | None:
         """The stored conversation with this provenance, or None; re-imports compare their content with it."""
         row = self._db.execute(
@@ -196,6 +187,16 @@ class MemoryStore:
             conversation.messages.append(_message(*message))
         self._add_alternatives({row[0]: conversation})
         return conversation
+
+    def opening_with(self, source: str, first: Message) -> list[Conversation]:
+        """The stored conversations of `source` whose first turn is `first` (role and text), with their
+        replies' alternatives."""
+        rows = self._db.execute(
+            "SELECT c.source_id FROM conversations c WHERE c.source = ? AND EXISTS (SELECT 1 FROM messages m "
+            "WHERE m.conversation_id = c.id AND m.position = 0 AND m.role = ? AND m.content = ?)",
+            (source, first.role, first.content),
+        ).fetchall()
+        return [found for (source_id,) in rows if (found := self.stored(source, source_id)) is not None]
 
     def replace_conversation(self, conversation: Conversation) -> int | None:
         """Swap a stored conversation for a newer version of it, in place (its number, and the feedback and

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -139,29 +139,58 @@ def base_model_for(config: ServeConfig, settings: Settings, production: Entry | 
 
 def capture_to_memory(db: Path) -> Any:
     """A capture hook that stores each served conversation. A later request that continues it (its turns
-    start with the stored ones) replaces it with the grown version; a different conversation that only
-    shares an opening is stored apart. A conversation named by its opening turns is found again through
-    every prefix of the request, so one that `memory forget` removed is not captured back when the client
-    resends it. The reply is remembered by the completion's id (`reply_id`), for `POST /v1/feedback`, when
-    the stored conversation holds it (a retry of an older request that the stored one outgrew does not)."""
-    from milton_lora.memory import Conversation, MemoryStore, Message
+    start with the stored ones) replaces it with the grown version; the same request again (a retry, or an
+    older request the stored one outgrew) changes nothing; a different conversation that only shares an
+    opening is stored apart. A conversation named by its opening turns is found again through every prefix
+    of the request, so one that `memory forget` removed is not captured back when the client resends it. The
+    reply is remembered by the completion's id (`reply_id`), for `POST /v1/feedback`.
+
+    The same request sent again within `REGENERATE_WINDOW` of the reply it last got, answered differently, is
+    a regeneration (what a chat app's "regenerate" button sends): the new reply takes the old one's place and
+    the old one is kept as its abandoned alternative, as a ChatGPT export's regenerations are, so it becomes
+    a preference pair and never SFT data. Later, the same question is a new conversation, stored apart."""
+    from milton_lora.memory import MemoryStore, Message
 
     def capture(messages: list[dict[str, str]], reply: str, reply_id: str | None = None) -> None:
         now = datetime.now(timezone.utc)
         turns = [Message(m["role"], m["content"], now) for m in messages] + [Message("assistant", reply, now)]
         prefixes = [served_id(turns[:end]) for end in range(1, len(turns) + 1)]
-        first_user = next((m["content"] for m in messages if m["role"] == "user"), messages[0]["content"])
         with MemoryStore(db) as store, store.transaction():
             if any(store.is_forgotten(store.identity_hash(f"{SERVED}:{p}")) for p in prefixes):
                 return
-            grown = next((p for p in reversed(prefixes) if _continues(store.stored(SERVED, p), turns)), None)
-            if grown is None or (store.message_count(SERVED, grown) or 0) < len(turns):
-                store.replace_conversation(Conversation(SERVED, grown or prefixes[-1], first_user[:80], now, turns))
-            stored = store.stored(SERVED, grown or prefixes[-1])
-            if reply_id is not None and stored is not None and stored.id is not None:
-                store.remember_reply(reply_id, stored.id, len(turns) - 1)
+            conversation_id = _keep_served(store, turns, prefixes[-1], now)
+            if reply_id is not None and conversation_id is not None:
+                store.remember_reply(reply_id, conversation_id, len(turns) - 1)
 
     return capture
+
+
+def _keep_served(store: Any, turns: list[Any], new_key: str, now: datetime) -> int | None:
+    """Store the served `turns` where they belong (see `capture_to_memory`); the number of the conversation
+    that holds them."""
+    from milton_lora.memory import Conversation
+    from milton_lora.memory.models import Alternative
+
+    title = next((t.content for t in turns if t.role == "user"), turns[0].content)[:80]
+    same = [(t.role, t.content) for t in turns]
+    found = store.opening_with(SERVED, turns[0])
+    shown = {id(c): [(m.role, m.content) for m in c.messages] for c in found}
+    held = next((c for c in found if shown[id(c)][: len(same)] == same), None)
+    if held is not None:
+        return held.id
+    grown = max((c for c in found if same[: len(shown[id(c)])] == shown[id(c)]), key=lambda c: len(c.messages),
+                default=None)  # fmt: skip
+    again = next((c for c in found if len(c.messages) == len(turns) and shown[id(c)][:-1] == same[:-1]
+                  and c.messages[-1].created_at >= now - REGENERATE_WINDOW), None)  # fmt: skip
+    before = grown or again
+    if before is not None:
+        for kept, turn in zip(before.messages, turns, strict=False):
+            turn.alternatives = list(kept.alternatives)
+    if again is not None and grown is None:
+        old = again.messages[-1]
+        turns[-1].alternatives.append(Alternative(old.content, old.created_at))
+    key = before.source_id if before is not None else new_key
+    return store.replace_conversation(Conversation(SERVED, key, title, now, turns))
 
 
 def feedback_to_memory(db: Path) -> Any:
@@ -181,18 +210,14 @@ def feedback_to_memory(db: Path) -> Any:
 
 
 SERVED = "milton-serve"
+# How soon the same request must come again to count as regenerating its reply (a chat app's button is
+# pressed within minutes; the same question days later is a new conversation).
+REGENERATE_WINDOW = timedelta(minutes=30)
 
 
 def served_id(turns: list[Any]) -> str:
     """A served conversation's id: a hash of the turns it had when first captured."""
     return hashlib.sha256(json.dumps([(t.role, t.content) for t in turns]).encode()).hexdigest()[:24]
-
-
-def _continues(stored: Any, turns: list[Any]) -> bool:
-    """Whether `turns` begin with every turn of the stored conversation (None: nothing stored)."""
-    if stored is None or len(stored.messages) > len(turns):
-        return False
-    return all((a.role, a.content) == (b.role, b.content) for a, b in zip(stored.messages, turns, strict=False))
 
 
 # --- background --------------------------------------------------------------------------------
