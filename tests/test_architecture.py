@@ -15,7 +15,7 @@ ALLOWED: dict[str, set[str]] = {
     "libraries": set(),
     "memory": set(),
     "redact": {"config"},
-    "export": {"memory", "redact"},
+    "export": {"memory", "redact", "config"},
     "chat": set(),
     "inference": {"chat", "libraries"},
     "train": {"chat", "config", "registry", "libraries"},
@@ -41,6 +41,8 @@ ALLOWED: dict[str, set[str]] = {
         "promotion",
         "cycle",
         "redact.config",
+        "export",
+        "forgetting",
     },
 }
 MAX_LINES = 600

@@ -19,6 +19,7 @@ import pytest
 
 from helpers import Server, copy_home, free_port, registry_of, second_adapter
 from milton_lora.cli import main
+from milton_lora.settings import Settings
 from scripted_judge import ScriptedJudge
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # the Debian package
@@ -191,6 +192,9 @@ def test_promote_with_a_note_then_roll_back(
 def test_cycle_plan_is_a_dry_run(page: Any, server: Server, dash_home: tuple[Path, str], shots: Path) -> None:
     home, _ = dash_home
     adapters, runs = sorted((home / "adapters").iterdir()), sorted((home / "runs").iterdir())
+    for role, text in (("user", "What is two plus two?"), ("assistant", "<think>a small sum</think>Four.")):
+        cli("--home", str(home), "memory", "add", "--role", role, "--conversation", "reasoned", text)
+    (home / "export.yaml").write_text("keep_reasoning: true\n")
     page.goto(f"{server.url}/ui/cycle")
     page.fill("input[name=days]", "30")
     page.select_option("select[name=config]", "lora_light.yaml")
@@ -202,15 +206,13 @@ def test_cycle_plan_is_a_dry_run(page: Any, server: Server, dash_home: tuple[Pat
     page.screenshot(path=str(shots / "cycle.png"), full_page=True)
     assert sorted((home / "adapters").iterdir()) == adapters and sorted((home / "runs").iterdir()) == runs
 
+    def stripped() -> str:
+        return page.locator("#plan-export tr", has_text="reasoning traces stripped").locator("td").nth(1).inner_text()
 
-@pytest.mark.slow
-def test_memory_search_and_a_conversation(page: Any, server: Server, shots: Path) -> None:
-    page.goto(f"{server.url}/ui/memory?q=Biscuit")
-    listed = page.locator("main table tr")
-    assert listed.count() >= 2  # a header and at least one conversation that mentions the dog
-    page.screenshot(path=str(shots / "memory.png"), full_page=True)
-    listed.nth(1).locator("a").click()
-    assert "Where it came from" in page.inner_text("main") and "Biscuit" in page.inner_text("main")
+    assert stripped() == "0" and "keep_reasoning: true" in page.inner_text("#plan-export")  # the home's export.yaml
+    (home / "export.yaml").unlink()
+    page.reload()
+    assert stripped() == "1" and "keep_reasoning: false" in page.inner_text("#plan-export")
 
 
 @pytest.mark.slow
@@ -237,11 +239,65 @@ def test_a_run_in_progress_updates_its_curve(page: Any, server: Server, dash_hom
         shutil.rmtree(home / "runs" / "lora_20990101_000000")
 
 
+@pytest.mark.slow
+def test_memory_lineage_feedback_and_forget(
+    page: Any, server: Server, dash_home: tuple[Path, str], shots: Path
+) -> None:
+    """Last of the browser tests: forgetting taints the adapters the others promote."""
+    from milton_lora.forgetting import lineage_of
+    from milton_lora.memory import MemoryStore
+
+    home, first = dash_home
+    settings = Settings.from_env(home)
+    learned = lineage_of(registry_of(home), first).learned_identities()
+    with MemoryStore(settings.memory_db) as store:
+        chosen = next(c for c in store.conversations() if c.title and store.identity_hash(c.key) in learned)
+    reply = max(n for n, m in enumerate(chosen.messages, start=1) if m.role == "assistant")
+
+    page.goto(f"{server.url}/ui/memory")
+    page.fill("input[name=q]", chosen.title.upper())  # as `memory forget --search`: case does not matter
+    page.click("button:text-is('Search')")
+    page.wait_for_selector("#found")
+    page.screenshot(path=str(shots / "memory.png"), full_page=True)
+    page.click(f"#found a[href='/ui/memory/{chosen.id}']")
+    assert "import file" in page.inner_text("#origin") and chosen.key in page.inner_text("#origin")
+    lineage = page.inner_text("#lineage")
+    assert first in lineage and SECOND in lineage and "trained" in lineage
+    assert "train" in page.inner_text("#held") and first in page.inner_text("#held")  # the export and the run's data
+
+    page.click(f"#turn-{reply} summary")
+    page.select_option(f"#turn-{reply} select[name=rating]", "down")
+    page.fill(f"#turn-{reply} textarea[name=edited]", "A shorter answer, in my own words please.")
+    page.click(f"#turn-{reply} button:text-is('Save feedback')")
+    page.wait_for_selector(f"#turn-{reply} .feedback")
+    shown = page.inner_text(f"#turn-{reply} .feedback")
+    assert "down" in shown and "in my own words" in shown and "(ui," in shown
+    with MemoryStore(settings.memory_db) as store:
+        given = store.feedback()[(chosen.id, reply - 1)]
+    assert (given.rating, given.edited, given.source) == ("down", "A shorter answer, in my own words please.", "ui")
+    page.screenshot(path=str(shots / "conversation.png"), full_page=True)
+
+    page.click("text=Forget this conversation…")
+    plan = page.inner_text("#forget-plan")
+    assert first in plan and SECOND in plan and "train" in plan
+    page.screenshot(path=str(shots / "forget.png"), full_page=True)
+    page.click("button:text-is('Forget it for good')")
+    page.wait_for_selector("#outcome")
+    assert "Forgot 1 conversation(s)" in page.inner_text("#outcome") and first in page.inner_text("#outcome")
+    with MemoryStore(settings.memory_db) as store:
+        assert store.conversation(chosen.id) is None and store.is_forgotten(store.identity_hash(chosen.key))
+    assert registry_of(home).get(first).tainted.reason.startswith("ui: memory forget")
+    page.goto(f"{server.url}/ui/")
+    for run_id in (first, SECOND):
+        row = page.locator("#adapters tr[data-status]", has_text=run_id)
+        assert "ui: memory forget" in row.locator(".fail").inner_text()  # the taint column
+    page.screenshot(path=str(shots / "adapters-tainted.png"), full_page=True)
+
+
 def test_the_dashboard_alone_keeps_to_loopback_and_the_key(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
     from milton_lora.errors import MiltonError
-    from milton_lora.settings import Settings
     from milton_lora.ui.app import create_standalone, run_ui
 
     settings = Settings.from_env(tmp_path)

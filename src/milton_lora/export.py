@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from milton_lora import __version__
+from milton_lora.config import ExportConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_files, sha256_bytes
 from milton_lora.lineage import ExportLineage, Seen, keep_lines
@@ -46,7 +47,7 @@ from milton_lora.memory.models import Feedback
 from milton_lora.memory.signals import Harvest, Signal, harvest
 from milton_lora.preferences import PreferenceLabel, PreferencePair, PromptTurn, preference_line
 from milton_lora.redact import Redaction, Redactor, in_context
-from milton_lora.settings import EXPORT_METADATA, EXPORT_PREFERENCES, EXPORT_TEST, EXPORT_TRAIN
+from milton_lora.settings import EXPORT_METADATA, EXPORT_PREFERENCES, EXPORT_TEST, EXPORT_TRAIN, Settings
 
 TEST_PERCENT = 20
 # A closed block anywhere, or everything before a lone closing tag (templates that open the block themselves).
@@ -60,6 +61,13 @@ class ExportOptions:
 
     include_attachments: bool = True
     keep_reasoning: bool = False
+
+
+def export_options_of(settings: Settings) -> ExportOptions:
+    """The home's `export.yaml` (optional) as the export's options: what `export`, `cycle` and the dashboard's
+    cycle plan export with."""
+    config = load_model(settings.export_config_path, ExportConfig, defaults_if_missing=True)
+    return ExportOptions(config.include_attachments, config.keep_reasoning)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """Forgetting a conversation everywhere it went: the store, the export, every run's kept training data, and
 the adapters that learned it (tainted in the registry). `milton-lora memory forget` and the dashboard call
-`forget_everywhere`; `adapters_that_learned` / `lineage_of` answer the lineage questions.
+`forget_everywhere` (the dashboard shows `plan_forget` first); `adapters_that_learned` / `lineage_of` answer the
+lineage questions.
 
 Decisions:
 - Files are rewritten line by line through their lineage (keyed hashes): the export, and every run's kept
@@ -26,12 +27,13 @@ from pathlib import Path
 
 from milton_lora.export import rewrite_without
 from milton_lora.fileio import atomic_write_files
-from milton_lora.lineage import Lineage, LineMap, keep_lines
+from milton_lora.lineage import ExportLineage, Lineage, LineMap, keep_lines
 from milton_lora.memory import Conversation, MemoryStore
 from milton_lora.memory.forget import forget_conversations
 from milton_lora.record import read_record
 from milton_lora.registry import Registry
 from milton_lora.settings import (
+    EXPORT_METADATA,
     RUN_PREFERENCE_LINEAGE,
     RUN_TRAIN_DATA,
     RUN_TRAIN_LINEAGE,
@@ -57,6 +59,64 @@ class ForgetReport:
     rollback_to: str | None = None
     rollback_command: str | None = None
     leftovers: list[Path] = field(default_factory=list)
+
+    def lines(self) -> list[tuple[bool, str]]:
+        """What happened and what to do next, in words, each with whether it is a warning (`memory forget` prints
+        them, the dashboard shows them)."""
+        said = [(False, f"Forgot {self.forgotten} conversation(s); the store keeps only a keyed hash of each.")]
+        said += [(False, f"  rewrote {path} without them") for path in self.rewritten]
+        said += [(False, f"  deleted {path} (it held their text and no lineage to rewrite it by)")
+                 for path in self.deleted]  # fmt: skip
+        if self.tainted:
+            said.append((False, f"Tainted (learned them; can no longer be promoted): {', '.join(self.tainted)}"))
+        if self.production_tainted:
+            back = (f"{self.rollback_command}   # back to {self.rollback_to}, the newest untainted adapter, or"
+                    if self.rollback_command else "no untainted adapter to go back to;")  # fmt: skip
+            tainted = f"production {self.production_tainted} learned a forgotten conversation and is tainted."
+            said.append((True, tainted))
+            said.append((False, f"  Fix: {back}\n       milton-lora cycle   # retrains from new weights without it"))
+        said += [(True, f"{path} still holds forgotten text (not a file milton-lora rewrites); delete or edit it")
+                 for path in self.leftovers]  # fmt: skip
+        return said
+
+
+@dataclass
+class ForgetPlan:
+    """What forgetting some conversations would do, found through lineage (keyed hashes, no text read): the
+    export's parts and the runs whose kept data would lose their lines, and the adapters that would be tainted.
+    `export_parts` is None for an export without lineage (deleted if it holds their text)."""
+
+    export_parts: list[str] | None
+    runs: list[str]
+    taints: list[str]
+    production: str | None  # the production adapter, when it is among `taints`
+
+
+def plan_forget(settings: Settings, identities: set[str]) -> ForgetPlan:
+    """What `forget_everywhere` would rewrite and taint for the conversations with these identity hashes; the
+    search of the whole home for their text that follows it is not foreseen here."""
+    export_parts: list[str] | None = []
+    metadata = settings.export_dir / EXPORT_METADATA
+    if metadata.exists():
+        recorded = json.loads(metadata.read_text()).get("lineage")
+        lineage = ExportLineage.model_validate(recorded) if recorded else None
+        export_parts = None if lineage is None else [
+            part for part in ("train", "test", "preferences")
+            if any(seen.identity in identities for seen in getattr(lineage, part))
+        ]  # fmt: skip
+    runs = []
+    for run_dir in sorted(settings.runs_dir.glob("*")):
+        maps = [run_dir / line_map for data, line_map in KEPT_DATA if (run_dir / data).exists()]
+        held = [LineMap.model_validate_json(m.read_text()).lines for m in maps if m.exists()]
+        if any(seen.identity in identities for lines in held for seen in lines):
+            runs.append(run_dir.name)
+    registry = Registry.of(settings)
+    data = registry.load()
+    taints = [entry.run_id for entry in data.newest_first() if entry.tainted is None
+              and lineage_of(registry, entry.run_id).learned_identities() & identities]  # fmt: skip
+    production = data.production()
+    return ForgetPlan(export_parts, runs, taints, production.run_id if production and production.run_id in taints
+                      else None)  # fmt: skip
 
 
 def forget_everywhere(

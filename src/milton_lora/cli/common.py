@@ -1,6 +1,5 @@
 """What every command module shares: the consoles, the root callback's settings, two-column tables,
-warnings, the confirmation question, and opening the registry, serve config, redaction terms and export
-options of a home.
+warnings, the confirmation question, and opening the registry, serve config and redaction terms of a home.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from milton_lora.settings import Settings
 
 if TYPE_CHECKING:
     from milton_lora.config import ServeConfig
-    from milton_lora.export import ExportOptions
     from milton_lora.redact import Redactor
     from milton_lora.registry import Registry
 
@@ -58,15 +56,6 @@ def serve_config_of(settings: Settings) -> ServeConfig:
     from milton_lora.config import ServeConfig
 
     return load_model(settings.serve_config_path, ServeConfig, defaults_if_missing=True)
-
-
-def export_options_of(settings: Settings) -> ExportOptions:
-    """The home's `export.yaml` (optional) as the export's options."""
-    from milton_lora.config import ExportConfig
-    from milton_lora.export import ExportOptions
-
-    config = load_model(settings.export_config_path, ExportConfig, defaults_if_missing=True)
-    return ExportOptions(config.include_attachments, config.keep_reasoning)
 
 
 def redactor_of(settings: Settings) -> Redactor:

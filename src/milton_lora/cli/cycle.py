@@ -17,7 +17,6 @@ from milton_lora.cli.app import app
 from milton_lora.cli.common import (
     console,
     err_console,
-    export_options_of,
     print_rows,
     print_warning,
     redactor_of,
@@ -97,6 +96,7 @@ def cycle(
 
     One cycle at a time (a second one exits 75); a log of each in runs/cycles/; a failed stage exits 1."""
     from milton_lora.cycle import CycleRequest, log_path, plan_cycle, run_cycle
+    from milton_lora.export import export_options_of
 
     evaluation = EvalOptions(
         judge_url=judge_url, judge_model=judge_model, judge_api_key_env=judge_api_key_env,

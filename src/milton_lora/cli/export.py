@@ -14,7 +14,6 @@ from milton_lora.cli.app import app
 from milton_lora.cli.common import (
     console,
     err_console,
-    export_options_of,
     print_rows,
     redactor_of,
     settings_of,
@@ -40,7 +39,7 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary (or the review) as JSON.")] = False,
 ) -> None:
     """Export conversations to redacted train.jsonl / test.jsonl (80/20, stable) and metadata.json."""
-    from milton_lora.export import export_training_data, review_export
+    from milton_lora.export import export_options_of, export_training_data, review_export
 
     settings = settings_of(ctx)
     redactor, options = redactor_of(settings), export_options_of(settings)

@@ -131,9 +131,8 @@ def memory_feedback(
     """Judge a stored reply by hand: a thumbs up/down, the text you wanted instead, or both (export turns them
     into preferences.jsonl)."""
     from milton_lora.memory import MemoryStore
+    from milton_lora.memory.feedback import give_feedback
 
-    if rating not in (None, "up", "down"):
-        raise MiltonError(f"memory feedback: --rating '{rating}' is not up or down")
     if edited is not None and edited_file is not None:
         raise MiltonError("memory feedback: give --edited or --edited-file, not both")
     if edited_file is not None:
@@ -141,22 +140,8 @@ def memory_feedback(
             edited = edited_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise MiltonError(f"{edited_file}: cannot read the edited reply ({exc})") from None
-    if edited is not None and not edited.strip():
-        raise MiltonError("memory feedback: the edited reply is empty")
-    if rating is None and edited is None:
-        raise MiltonError("memory feedback: give --rating up|down, --edited TEXT or --edited-file PATH")
     with MemoryStore(settings_of(ctx).memory_db) as store:
-        stored = store.stored(*store.key_of(conversation).split(":", 1))
-        if stored is None or stored.id is None:
-            raise MiltonError(f"memory feedback: no stored conversation {conversation}")
-        replies = [n for n, m in enumerate(stored.messages, start=1) if m.role == "assistant"]
-        number = turn if turn is not None else (replies[-1] if replies else 0)
-        if number not in replies:
-            raise MiltonError(
-                f"memory feedback: turn {number} of {stored.key} is not a reply; its replies are turns "
-                f"{', '.join(map(str, replies)) or '(none)'}"
-            )
-        store.add_feedback(stored.id, number - 1, rating, edited, "cli", datetime.now(timezone.utc))
+        stored, number = give_feedback(store, conversation, turn, rating, edited, "cli", datetime.now(timezone.utc))
     said = ", ".join(filter(None, [f"rated {rating}" if rating else "", "edited" if edited is not None else ""]))
     console.print(f"Feedback on turn {number} of {stored.key} (#{stored.id}): {said}", highlight=False)
 
@@ -197,23 +182,11 @@ def memory_forget(
 
 
 def print_forget_report(report: ForgetReport) -> None:
-    console.print(f"Forgot {report.forgotten} conversation(s); the store keeps only a keyed hash of each.")
-    for path in report.rewritten:
-        console.print(f"  rewrote {path} without them", highlight=False)
-    for path in report.deleted:
-        console.print(f"  deleted {path} (it held their text and no lineage to rewrite it by)", highlight=False)
-    if report.tainted:
-        console.print(f"Tainted (learned them; can no longer be promoted): {', '.join(report.tainted)}")
-    if report.production_tainted:
-        back = (
-            f"{report.rollback_command}   # back to {report.rollback_to}, the newest untainted adapter, or"
-            if report.rollback_command
-            else "no untainted adapter to go back to;"
-        )
-        print_warning(f"production {report.production_tainted} learned a forgotten conversation and is tainted.")
-        console.print(f"  Fix: {back}\n       milton-lora cycle   # retrains from new weights without it", markup=False)
-    for path in report.leftovers:
-        print_warning(f"{path} still holds forgotten text (not a file milton-lora rewrites); delete or edit it")
+    for warning, line in report.lines():
+        if warning:
+            print_warning(line)
+        else:
+            console.print(line, markup=False, highlight=False)
 
 
 @memory_app.command("lineage")

@@ -46,14 +46,23 @@ class Message:
         return "\n\n".join([*blocks, self.content] if self.content else blocks)
 
 
+# Where a stored conversation came from, by its source (the importers', `memory add`'s and serve's capture's).
+SOURCE_ORIGINS = {
+    "chatgpt": "import file (a ChatGPT export)",
+    "claude": "import file (a claude.ai export)",
+    "openai": "import file (OpenAI-format .jsonl)",
+    "milton": "cli (milton-lora memory add)",
+    "milton-serve": "served (captured by milton-lora serve)",
+}
 RATINGS = ("up", "down")
-FEEDBACK_SOURCES = ("served", "cli")
+FEEDBACK_SOURCES = ("served", "cli", "ui")
 
 
 @dataclass(frozen=True)
 class Feedback:
     """What the person said about one reply: a thumbs `rating` (`up`/`down`), the text they `edited` it into,
-    or both; `source` is where it came from (`served`: `POST /v1/feedback`; `cli`: `memory feedback`)."""
+    or both; `source` is where it came from (`served`: `POST /v1/feedback`; `cli`: `memory feedback`; `ui`: the
+    dashboard)."""
 
     rating: str | None
     edited: str | None

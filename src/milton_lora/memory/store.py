@@ -318,17 +318,6 @@ class MemoryStore:
                     Alternative(content, from_iso(created_at))
                 )
 
-    def search(self, text: str, limit: int = 50) -> list[Conversation]:
-        """The newest `limit` conversations whose title or any message contains `text` (case-insensitive for
-        ASCII, as SQLite's LIKE), newest first; an empty `text` matches every conversation."""
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        selected = (
-            "SELECT id FROM conversations WHERE title LIKE ?1 ESCAPE '\\' OR id IN "
-            "(SELECT conversation_id FROM messages WHERE content LIKE ?1 ESCAPE '\\') "
-            "ORDER BY created_at DESC, id DESC LIMIT ?2"
-        )
-        return list(reversed(self._load(selected, (pattern, limit))))
-
     def conversation(self, conversation_id: int) -> Conversation | None:
         """One stored conversation with its messages, or None."""
         found = self._load("SELECT ?", (conversation_id,))

@@ -6,8 +6,11 @@ Decisions:
   metadata.json, the TensorBoard logs, the evaluation's files and the memory store as they are now.
 - Every action is the CLI's own function: promote and roll back go through `promotion` (the registry
   lock, the note, the integrity and vLLM checks, the hot swap of a running server), after a page that
-  shows what the CLI's confirmation shows. `--force` is a checkbox offered only when it alone would allow
-  the promotion; like the CLI it never skips the integrity and vLLM checks.
+  shows what the CLI's confirmation shows; forget goes through `forgetting.forget_everywhere` (as
+  `memory forget ID`, after a page naming what it will rewrite and taint), feedback through
+  `memory.feedback.give_feedback` (as `memory feedback`, recorded with the source `ui`). `--force` is a
+  checkbox offered only when it alone would allow the promotion; like the CLI it never skips the
+  integrity and vLLM checks.
 - The server's key rules: with MILTON_SERVE_API_KEY set, every page needs it, as `Authorization: Bearer`
   (scripts) or as a session cookie the sign-in form sets (browsers): HttpOnly, SameSite=Strict, an HMAC
   of the key, never the key itself. `ui` binds to 127.0.0.1 and refuses another address without a key.
@@ -21,6 +24,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -33,7 +37,11 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from milton_lora.cycle import CycleRequest, plan_cycle
 from milton_lora.errors import MiltonError
+from milton_lora.export import export_options_of
+from milton_lora.forgetting import ForgetReport, forget_everywhere
 from milton_lora.memory import MemoryStore
+from milton_lora.memory.feedback import give_feedback
+from milton_lora.memory.forget import ForgetQuery, select_conversations
 from milton_lora.promotion import promote as promote_adapter
 from milton_lora.promotion import roll_back
 from milton_lora.redact.config import load_redactor
@@ -48,9 +56,11 @@ from milton_lora.ui.overview import (
     adapter_rows,
     live_run,
     run_state,
+    search_memory,
     side_of,
     taint_of,
     unregistered_runs,
+    whereabouts,
 )
 
 SESSION_COOKIE = "milton_ui_session"
@@ -154,29 +164,57 @@ def create_ui(settings: Settings, api_key: str | None, max_rank: int, host: str)
     async def cycle(plan: bool = False, days: int = 7, config: str = "lora_default.yaml",
                     from_production: bool = False) -> str:  # fmt: skip
         configs = sorted(p.name for p in settings.configs_dir.glob("lora_*.yaml")) or [config]
-        planned = None
+        planned, options = None, export_options_of(settings)
         if plan:
-            request = CycleRequest(days=max(days, 1), config=Path(config), from_production=from_production)
+            request = CycleRequest(days=max(days, 1), config=Path(config), from_production=from_production,
+                                   export_options=options)  # fmt: skip
             redactor = load_redactor(settings.redact_terms_path)
             planned = await run_in_threadpool(plan_cycle, settings, request, redactor)
-        return pages.cycle_page(configs, days, config, from_production, planned)
+        return pages.cycle_page(configs, days, config, from_production, planned, options)
 
     @app.get("/memory", response_class=HTMLResponse)
     async def memory(q: str = "") -> str:
-        def search() -> tuple[list[Any], int]:
-            with MemoryStore(settings.memory_db) as store:
-                return store.search(q, _MEMORY_LIMIT), int(str(store.stats()["conversations"]))
-
-        found, total = await run_in_threadpool(search)
-        return pages.memory_page(q, found, total)
+        found, matched = await run_in_threadpool(search_memory, settings, q, _MEMORY_LIMIT)
+        return pages.memory_page(q, found, matched)
 
     @app.get("/memory/{conversation_id}", response_class=HTMLResponse)
     async def conversation(conversation_id: int) -> HTMLResponse:
-        with MemoryStore(settings.memory_db) as store:
-            found = store.conversation(conversation_id)
+        found = await run_in_threadpool(whereabouts, settings, registry, conversation_id)
         if found is None:
             return HTMLResponse(pages.error_page(f"no conversation {conversation_id} in {settings.memory_db}"), 404)
-        return HTMLResponse(pages.conversation_page(found))
+        return HTMLResponse(pages.conversation_page(found, csrf))
+
+    @app.post("/memory/{conversation_id}/feedback")
+    async def feedback(conversation_id: int, request: Request) -> RedirectResponse:
+        form = await _checked_form(request, csrf)
+        turn = int(form["turn"]) if form.get("turn", "").isdigit() else None
+
+        def give() -> int:
+            with MemoryStore(settings.memory_db) as store:
+                return give_feedback(store, str(conversation_id), turn, form.get("rating") or None,
+                                     form.get("edited") or None, "ui", datetime.now(timezone.utc))[1]  # fmt: skip
+
+        number = await run_in_threadpool(give)
+        return RedirectResponse(f"{pages.PREFIX}/memory/{conversation_id}#turn-{number}", 303)
+
+    @app.get("/memory/{conversation_id}/forget", response_class=HTMLResponse)
+    async def forget_form(conversation_id: int) -> str:
+        found = await run_in_threadpool(whereabouts, settings, registry, conversation_id)
+        if found is None:
+            raise MiltonError(f"no stored conversation {conversation_id}; a forgotten one is gone")
+        return pages.forget_page(found, csrf)
+
+    @app.post("/memory/{conversation_id}/forget", response_class=HTMLResponse)
+    async def forget(conversation_id: int, request: Request) -> str:
+        await _checked_form(request, csrf)
+
+        def forget_it() -> ForgetReport:
+            with MemoryStore(settings.memory_db) as store:
+                chosen = select_conversations(store, ForgetQuery(ids=(str(conversation_id),)))
+            return forget_everywhere(settings, chosen, "ui: memory forget")
+
+        done = await run_in_threadpool(forget_it)
+        return pages.forgotten_page(done.lines())
 
     @app.get("/login", response_class=HTMLResponse)
     async def login_form(next: str = pages.PREFIX + "/") -> str:

@@ -1,6 +1,7 @@
 """What the dashboard shows, gathered from the files the pipeline writes: the registry, each adapter's
-metadata.json, the TensorBoard logs and the evaluation's files (read through their owners). Nothing here
-writes, and nothing is kept between requests: a page is always the files as they are now.
+metadata.json, the TensorBoard logs, the evaluation's files and the memory store with its lineage (read
+through their owners). Nothing here writes, and nothing is kept between requests: a page is always the files
+as they are now.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import Any, Literal
 
 from milton_lora.errors import MiltonError
 from milton_lora.evaluate.result import METRICS_FILE, SANITY_FILE, EvalResult, SanityAnswer, read_result, read_sanity
+from milton_lora.forgetting import ForgetPlan, adapters_that_learned, plan_forget
+from milton_lora.memory import Conversation, MemoryStore
+from milton_lora.memory.forget import ForgetQuery
+from milton_lora.memory.models import SOURCE_ORIGINS, Feedback
 from milton_lora.record import TrainingRecord, read_record
 from milton_lora.registry import Entry, Registry, latest_note, validate_run_id
 from milton_lora.report import number, read_scalars, run_health
-from milton_lora.settings import RUN_HEALTH
+from milton_lora.settings import RUN_HEALTH, Settings
 
 RunState = Literal["registered", "running", "stopped"]
 
@@ -198,3 +203,55 @@ def compared_benchmarks(a: Side, b: Side) -> list[tuple[str, str, Any, Any]]:
     theirs = {r.id: r for r in b.result.benchmarks.results}
     return [(r.id, r.category, r.adapter, theirs[r.id].adapter) for r in a.result.benchmarks.results
             if r.id in theirs]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Learner:
+    """A registered adapter that met a conversation: how (trained, replayed, inherited, evaluated), its stage,
+    and its taint."""
+
+    run_id: str
+    created_at: str
+    how: str
+    status: str
+    taint: str
+
+
+@dataclass
+class Whereabouts:
+    """One stored conversation and everything the dashboard says about it: where it came from, where it went
+    (the adapters that met it, what a forget would rewrite and taint) and the feedback on its replies."""
+
+    conversation: Conversation
+    origin: str
+    learners: list[Learner]
+    plan: ForgetPlan
+    feedback: dict[int, Feedback]  # by the reply's position (0 = the first turn)
+
+
+def search_memory(settings: Settings, text: str, limit: int) -> tuple[list[Conversation], int]:
+    """The newest `limit` conversations that `memory forget --search TEXT` would match (all when `text` is
+    empty), newest first, and how many matched."""
+    query = ForgetQuery(search=text)
+    with MemoryStore(settings.memory_db) as store:
+        found = [c for c in store.conversations() if query.matches(c)]
+    newest = sorted(found, key=lambda c: (c.created_at, c.id or 0), reverse=True)
+    return newest[:limit], len(found)
+
+
+def origin_of(conversation: Conversation) -> str:
+    return SOURCE_ORIGINS.get(conversation.source, conversation.source)
+
+
+def whereabouts(settings: Settings, registry: Registry, conversation_id: int) -> Whereabouts | None:
+    with MemoryStore(settings.memory_db) as store:
+        conversation = store.conversation(conversation_id)
+        if conversation is None:
+            return None
+        identity = store.identity_hash(conversation.key)
+        feedback = {position: given for (owner, position), given in store.feedback().items()
+                    if owner == conversation_id}  # fmt: skip
+    entries = registry.load().adapters
+    learners = [Learner(run_id, created, how, entries[run_id].status, taint_of(entries[run_id]))
+                for run_id, created, how in adapters_that_learned(registry, identity)]  # fmt: skip
+    return Whereabouts(conversation, origin_of(conversation), learners, plan_forget(settings, {identity}), feedback)

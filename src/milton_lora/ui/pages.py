@@ -8,14 +8,27 @@ ui.js (`data/ui/`), so they work offline.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from html import escape
 
 from milton_lora.cycle import CyclePlan
 from milton_lora.evaluate.result import CheckOutcome
-from milton_lora.memory import Conversation
+from milton_lora.export import ExportOptions
+from milton_lora.forgetting import ForgetPlan
+from milton_lora.memory import Conversation, Message
+from milton_lora.memory.models import Feedback
 from milton_lora.registry import Entry, Transition
 from milton_lora.report import number, table, verdict
-from milton_lora.ui.overview import AdapterRow, LiveRun, Side, compared_answers, compared_benchmarks, compared_metrics
+from milton_lora.ui.overview import (
+    AdapterRow,
+    LiveRun,
+    Side,
+    Whereabouts,
+    compared_answers,
+    compared_benchmarks,
+    compared_metrics,
+    origin_of,
+)
 
 PREFIX = "/ui"  # where the dashboard lives, under `milton-lora ui` and under `serve` alike
 STATUSES = ("production", "candidate", "training", "archived", "running", "stopped")
@@ -191,16 +204,18 @@ def outcome_page(title: str, lines: list[str], ok: bool = True) -> str:
     )
 
 
-def memory_page(query: str, found: list[Conversation], total: int) -> str:
+def memory_page(query: str, found: list[Conversation], matched: int) -> str:
     form = (f'<form class="tools" method="get" action="{PREFIX}/memory"><input type="search" name="q" '
             f'value="{escape(query)}" placeholder="words in a title or message" aria-label="search">'
-            '<button type="submit">Search</button></form>')  # fmt: skip
-    rows = [[f'<a href="{PREFIX}/memory/{c.id}">{escape(c.title or "(untitled)")}</a>', escape(c.source),
+            '<button type="submit">Search</button></form><p class="muted">The same matching as <code>milton-lora '
+            "memory forget --search TEXT --dry-run</code>: the title or any turn, ignoring case.</p>")  # fmt: skip
+    rows = [[f'<a href="{PREFIX}/memory/{c.id}">{escape(c.title or "(untitled)")}</a>', escape(origin_of(c)),
              escape(c.created_at.isoformat(timespec="seconds")), str(len(c.messages)),
              escape(_first_user_line(c))] for c in found]  # fmt: skip
-    shown = f"<p>{len(found)} shown of {total} conversations in the store.</p>" + (
-        table(["conversation", "source", "started", "messages", "first question"], rows) if rows else ""
-    )
+    shown = f"<p>{len(found)} shown of {matched} matching conversations, newest first.</p>" + (
+        table(["conversation", "source", "started", "messages", "first question"], rows, table_id="found")
+        if rows else ""
+    )  # fmt: skip
     return layout("Memory", f"<h1>Memory</h1>{form}{shown}")
 
 
@@ -209,16 +224,81 @@ def _first_user_line(conversation: Conversation) -> str:
     return first[:120]
 
 
-def conversation_page(conversation: Conversation) -> str:
-    rows = [("source", conversation.source), ("id at the source", conversation.source_id),
+def conversation_page(found: Whereabouts, token: str) -> str:
+    """A conversation: where it came from, which adapters learned it and where its text is, its turns with the
+    feedback on each reply (and a form to give it), and the way to forget it."""
+    conversation = found.conversation
+    rows = [("source", found.origin), ("key", conversation.key),
             ("started", conversation.created_at.isoformat(timespec="seconds")),
             ("last message", conversation.last_message_at.isoformat(timespec="seconds"))]  # fmt: skip
-    origin = table(["", ""], [[name, escape(value)] for name, value in rows])
-    turns = "".join(f'<div class="turn {escape(m.role)}"><b>{escape(m.role)}</b> '
-                    f'<span class="muted">{escape(m.created_at.isoformat(timespec="seconds"))}</span>\n'
-                    f"{escape(m.content)}</div>" for m in conversation.messages)  # fmt: skip
+    origin = table(["", ""], [[name, escape(value)] for name, value in rows], table_id="origin")
+    learners = [[f'<a href="{PREFIX}/runs/{escape(a.run_id)}">{escape(a.run_id)}</a>', _stage(a.status),
+                 escape(a.created_at.replace("T", " ")[:19]), escape(a.how), _taint(a.taint)]
+                for a in found.learners]  # fmt: skip
+    lineage = (table(["adapter", "stage", "created", "how it met it", "taint"], learners, table_id="lineage")
+               if learners else '<p class="muted" id="lineage">No registered adapter met it.</p>')  # fmt: skip
+    turns = "".join(_turn(conversation.id, n, m, found.feedback.get(n - 1), token)
+                    for n, m in enumerate(conversation.messages, start=1))  # fmt: skip
+    forget = f'<p><a class="button" href="{PREFIX}/memory/{conversation.id}/forget">Forget this conversation…</a></p>'
     title = conversation.title or "(untitled)"
-    return layout(title, f"<h1>{escape(title)}</h1><h2>Where it came from</h2>{origin}<h2>Messages</h2>{turns}")
+    return layout(title, f"<h1>{escape(title)}</h1>{forget}<h2>Where it came from</h2>{origin}<h2>Which adapters "
+                  f"learned it</h2>{lineage}{_rows('Where its text is', _held(found.plan), 'held')}"
+                  f"<h2>Messages</h2>{turns}")  # fmt: skip
+
+
+def _held(plan: ForgetPlan) -> list[tuple[str, object]]:
+    export = ("no lineage recorded: deleted if it holds the text" if plan.export_parts is None
+              else ", ".join(plan.export_parts) or "not in it")  # fmt: skip
+    return [("the export", export), ("runs' kept training data", ", ".join(plan.runs) or "none")]
+
+
+def _turn(conversation_id: int | None, number: int, message: Message, given: Feedback | None, token: str) -> str:
+    head = (f'<div class="turn {escape(message.role)}" id="turn-{number}"><b>{number}. {escape(message.role)}</b> '
+            f'<span class="muted">{escape(message.created_at.isoformat(timespec="seconds"))}</span>\n'
+            f"{escape(message.content)}")  # fmt: skip
+    if message.role != "assistant":
+        return head + "</div>"
+    said = '<p class="muted">No feedback.</p>'
+    if given is not None:
+        rating = {"up": "👍 up", "down": "👎 down"}.get(given.rating or "", "no rating")
+        edit = f"\nwanted instead:\n{escape(given.edited)}" if given.edited else ""
+        said = (f'<p class="feedback"><b>Feedback</b> {rating} <span class="muted">({escape(given.source)}, '
+                f"{escape(given.created_at.isoformat(timespec='seconds'))})</span>{edit}</p>")  # fmt: skip
+    form = (f'<details><summary>Give feedback</summary><form class="act" method="post" '
+            f'action="{PREFIX}/memory/{conversation_id}/feedback"><input type="hidden" name="csrf" '
+            f'value="{escape(token)}"><input type="hidden" name="turn" value="{number}"><label>rating '
+            '<select name="rating"><option value="">(none)</option><option value="up">up</option>'
+            '<option value="down">down</option></select></label><br><label>The reply as you wanted it (optional)'
+            '<br><textarea name="edited" rows="3" cols="70"></textarea></label><p><button type="submit">Save '
+            "feedback</button></p></form></details>")  # fmt: skip
+    return head + said + form + "</div>"
+
+
+def forget_page(found: Whereabouts, token: str) -> str:
+    """What `memory forget ID` forgets and what that rewrites and taints, then the form that does it."""
+    c = found.conversation
+    listed = table(["number", "key", "started", "turns", "title"],
+                   [[str(c.id), escape(c.key), escape(f"{c.created_at:%Y-%m-%d}"), str(len(c.messages)),
+                     escape(c.title[:50])]])  # fmt: skip
+    plan = found.plan
+    effects = [("the store", "its rows deleted for good; only a keyed hash stays, so a re-import skips it"),
+               *_held(plan), ("adapters tainted (can never be promoted)", ", ".join(plan.taints) or "none"),
+               ("then", "every file under the home is searched for its text: JSON-lines files lose those lines, "
+                        "anything else still holding it is named")]  # fmt: skip
+    warning = (f'<p class="fail">Production {escape(plan.production)} learned it and will be tainted: roll back to '
+               "an untainted adapter or run milton-lora cycle afterwards.</p>" if plan.production else "")  # fmt: skip
+    form = (f'<form class="act" method="post" action="{PREFIX}/memory/{c.id}/forget"><input type="hidden" '
+            f'name="csrf" value="{escape(token)}"><p><button type="submit">Forget it for good</button> '
+            f'<a href="{PREFIX}/memory/{c.id}">cancel</a></p></form>')  # fmt: skip
+    body = f"<h1>Forget 1 conversation</h1>{listed}{_rows('What it will do', effects, 'forget-plan')}{warning}{form}"
+    return layout("Forget", body)
+
+
+def forgotten_page(lines: list[tuple[bool, str]]) -> str:
+    """What `memory forget` printed: what was rewritten and tainted, and the warnings."""
+    said = "".join(f'<p class="{"fail" if warning else "pass"}">{escape(line)}</p>' for warning, line in lines)
+    return layout("Forgotten", f'<h1>Forgotten</h1><div id="outcome">{said}</div><p><a href="{PREFIX}/memory">'
+                  f'Memory</a> · <a href="{PREFIX}/">Adapters</a></p>')  # fmt: skip
 
 
 def login_page(failed: bool, next_path: str) -> str:
@@ -234,8 +314,9 @@ def error_page(message: str) -> str:
                   f'<p><a href="{PREFIX}/">Adapters</a></p>')  # fmt: skip
 
 
-def cycle_page(configs: list[str], days: int, config: str, from_production: bool, plan: CyclePlan | None) -> str:
-    """`cycle --dry-run` in the browser: the flags, then each stage's plan."""
+def cycle_page(configs: list[str], days: int, config: str, from_production: bool, plan: CyclePlan | None,
+               options: ExportOptions) -> str:  # fmt: skip
+    """`cycle --dry-run` in the browser: the flags, then each stage's plan (exported with `options`)."""
     options = "".join(f"<option{' selected' if name == config else ''}>{escape(name)}</option>" for name in configs)
     form = (f'<form class="tools" method="get" action="{PREFIX}/cycle"><input type="hidden" name="plan" value="1">'
             f'<label>last <input type="number" name="days" min="1" value="{days}" style="width:5rem"> days</label>'
@@ -245,7 +326,9 @@ def cycle_page(configs: list[str], days: int, config: str, from_production: bool
     body = ["<h1>Cycle plan</h1><p>What <code>milton-lora cycle</code> would do with these flags; nothing is "
             "exported, trained, evaluated or promoted.</p>", form]  # fmt: skip
     if plan is not None:
-        body.append(_rows("Export (dry run: nothing written)", plan.export.rows(), "plan-export"))
+        chosen = ", ".join(f"{k}: {str(v).lower()}" for k, v in asdict(options).items())
+        body.append(_rows("Export (dry run: nothing written)", [*plan.export.rows(), ("export.yaml", chosen)],
+                          "plan-export"))  # fmt: skip
         if plan.training is not None:
             body.append(_rows("Training plan", plan.training.rows(), "plan-training"))
             body += [f'<p class="fail">{escape(w)}</p>' for w in plan.training.warnings]
