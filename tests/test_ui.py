@@ -19,6 +19,7 @@ import pytest
 
 from helpers import Server, copy_home, free_port, registry_of, second_adapter
 from milton_lora.cli import main
+from milton_lora.evaluate.result import SANITY_FILE, read_sanity
 from milton_lora.settings import Settings
 from scripted_judge import ScriptedJudge
 
@@ -120,7 +121,7 @@ def points_of(tab: Any, nth: int = 0) -> int:
 
 @pytest.mark.slow
 def test_adapters_run_and_compare_pages(page: Any, server: Server, dash_home: tuple[Path, str], shots: Path) -> None:
-    _, first = dash_home
+    home, first = dash_home
     rows = page.locator("#adapters tr[data-status]")
     assert rows.count() == 2
     assert rows.first.get_attribute("data-status") == "production" and first in rows.first.inner_text()
@@ -137,7 +138,16 @@ def test_adapters_run_and_compare_pages(page: Any, server: Server, dash_home: tu
                     "Every verdict and its reason", "Sanity prompts"):  # fmt: skip
         assert section in text
     assert "The longer reply wins" in text or "equally long" in text  # the judge's own words
+    assert "this adapter is production" in page.inner_text("#sanity-sides")  # evaluated against the base
     page.screenshot(path=str(shots / "run.png"), full_page=True)
+
+    page.goto(f"{server.url}/ui/runs/{SECOND}")  # evaluated against production: the base's answers are first's
+    recorded = page.inner_text("#sanity-sides")
+    assert f"production {first}" in recorded and f"{first}'s evaluation" in recorded and "missing" not in recorded
+    asked = read_sanity(home / "runs" / first / SANITY_FILE)[0]
+    cells = page.locator("#sanity .side").first.locator("div")
+    assert cells.count() == 4 and cells.nth(3).inner_text().endswith(asked.opponent.strip() or "-")
+    page.screenshot(path=str(shots / "run-sanity.png"), full_page=True)
 
     page.goto(f"{server.url}/ui/compare?a={first}&b={SECOND}")
     metrics = page.inner_text("main")

@@ -131,8 +131,9 @@ def build_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None
 
 
 def report_sections(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None = None,
-                    taint: str | None = None) -> list[str]:  # fmt: skip
-    """The report's sections as HTML fragments (the report page and the dashboard's run page show them)."""
+                    taint: str | None = None, sanity: bool = True) -> list[str]:  # fmt: skip
+    """The report's sections as HTML fragments (the report page and the dashboard's run page show them; the
+    dashboard draws the sanity answers itself, with a third side, so it asks for them without `sanity`)."""
     if not run_dir.exists():
         raise MiltonError(f"{run_dir}: no such run; train it first")
     training = read_record(adapter_dir)
@@ -141,7 +142,7 @@ def report_sections(run_id: str, run_dir: Path, adapter_dir: Path, note: str | N
     if taint:
         noted = f'<p class="note"><b>Tainted, cannot be promoted:</b> {escape(taint)}</p>' + noted
     body = [noted, _training_summary(training), _health(health), "<h2>Loss curves</h2>", loss_charts(run_dir, health)]
-    return body + _evaluation(run_id, run_dir)
+    return body + _evaluation(run_id, run_dir, sanity)
 
 
 def run_health(training: TrainingRecord | None, run_dir: Path) -> dict[str, Any]:
@@ -177,7 +178,7 @@ def write_report(run_id: str, run_dir: Path, adapter_dir: Path, note: str | None
     return path
 
 
-def _evaluation(run_id: str, run_dir: Path) -> list[str]:
+def _evaluation(run_id: str, run_dir: Path, with_sanity: bool) -> list[str]:
     """The evaluation's sections, or why there are none."""
     try:
         result = read_result(run_dir / METRICS_FILE)
@@ -195,7 +196,7 @@ def _evaluation(run_id: str, run_dir: Path) -> list[str]:
     sections.append(_preferences(result))
     if result.head_to_head is not None:
         sections.append(_head_to_head(result.head_to_head, [j for j in judgements if j.source != "style"]))
-    return [*sections, _sanity(sanity, opponent)]
+    return [*sections, _sanity(sanity, opponent)] if with_sanity else sections
 
 
 def _training_summary(training: TrainingRecord | None) -> str:

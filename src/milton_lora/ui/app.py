@@ -56,6 +56,7 @@ from milton_lora.ui.overview import (
     adapter_rows,
     live_run,
     run_state,
+    sanity_sides,
     search_memory,
     side_of,
     taint_of,
@@ -101,7 +102,8 @@ def create_ui(settings: Settings, api_key: str | None, max_rank: int, host: str)
         entry = registry.load().adapters.get(run_id)
         status = entry.status if entry else state
         sections = await run_in_threadpool(report_sections, run_id, run_dir, adapter_dir_of(registry, run_id),
-                                           registry.note_of(run_id), taint_of(entry) or None)  # fmt: skip
+                                           registry.note_of(run_id), taint_of(entry) or None, False)  # fmt: skip
+        sections.append(pages.sanity_section(*await run_in_threadpool(sanity_sides, registry, run_id)))
         history = [t for _, t in registry.history(run_id)] if entry else []
         actions = pages.run_actions(run_id, status, _can_roll_back(registry))
         return pages.run_page(run_id, status, sections, actions, history)

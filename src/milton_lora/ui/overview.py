@@ -6,6 +6,7 @@ as they are now.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -62,11 +63,15 @@ def _registered_row(registry: Registry, entry: Entry, reference: float | None) -
     window = f"{days} days to {(data.export_created_at or '')[:10]}" if data and days else "-"
     eval_loss = entry.metrics.get("eval_loss")
     delta = None if eval_loss is None or reference is None or entry.status == "production" else eval_loss - reference
-    base_path = entry.base_model_path or (training.base_model_path if training else None)
+    base_path = _base_path(entry, training)
     base = Path(base_path).name if base_path else "-"
     health = health_summary(run_health(training, registry.run_dir(entry.run_id)))
     return AdapterRow(entry.run_id, entry.status, entry.created_at, window, base, eval_loss, delta, entry.pass_rate,
                       entry.metrics.get("win_rate"), health, latest_note(entry) or "", taint_of(entry))  # fmt: skip
+
+
+def _base_path(entry: Entry | None, training: TrainingRecord | None) -> str | None:
+    return (entry.base_model_path if entry else None) or (training.base_model_path if training else None)
 
 
 def taint_of(entry: Entry | None) -> str:
@@ -255,3 +260,79 @@ def whereabouts(settings: Settings, registry: Registry, conversation_id: int) ->
     learners = [Learner(run_id, created, how, entries[run_id].status, taint_of(entries[run_id]))
                 for run_id, created, how in adapters_that_learned(registry, identity)]  # fmt: skip
     return Whereabouts(conversation, origin_of(conversation), learners, plan_forget(settings, {identity}), feedback)
+
+
+@dataclass(frozen=True)
+class SanitySide:
+    """One column of a run's sanity answers: whose answers, which evaluation recorded them (or why there are
+    none), and the answers by prompt (id and messages)."""
+
+    title: str
+    recorded: str
+    answers: dict[str, str]
+
+    def answer_to(self, asked: SanityAnswer) -> str | None:
+        return self.answers.get(_asked(asked))
+
+
+def _asked(answer: SanityAnswer) -> str:
+    return json.dumps([answer.id, answer.messages], sort_keys=True)
+
+
+def sanity_sides(registry: Registry, run_id: str) -> tuple[list[SanityAnswer], list[SanitySide]]:
+    """A run's sanity prompts with three sides: the adapter, production and the base model. An evaluation
+    records two (the adapter and its opponent); the third is taken from the evaluation that recorded it with
+    the same prompts: production's own evaluation, or the newest evaluation on the same base that ran against
+    the base model (both greedy). A side nobody recorded is named with why."""
+    own = _evaluation_of(registry, run_id)
+    if own is None:
+        return [], []
+    result, sanity = own
+    adapter = SanitySide(f"adapter {run_id}", "this evaluation", {_asked(a): a.adapter for a in sanity})
+    opponent = SanitySide(result.opponent.label, "this evaluation", {_asked(a): a.opponent for a in sanity})
+    if result.opponent.kind == "production":
+        return sanity, [adapter, opponent, _base_side(registry, run_id, result.opponent.run_id)]
+    return sanity, [adapter, _production_side(registry, run_id), opponent]
+
+
+def _evaluation_of(registry: Registry, run_id: str) -> tuple[EvalResult, list[SanityAnswer]] | None:
+    run_dir = registry.run_dir(run_id)
+    try:
+        result = read_result(run_dir / METRICS_FILE)
+        sanity = read_sanity(run_dir / SANITY_FILE)
+    except MiltonError:
+        return None  # the run page's evaluation section says what is wrong with the files
+    return (result, sanity) if result is not None and sanity else None
+
+
+def _base_of(registry: Registry, run_id: str) -> str | None:
+    return _base_path(registry.load().adapters.get(run_id), read_record(adapter_dir_of(registry, run_id)))
+
+
+def _production_side(registry: Registry, run_id: str) -> SanitySide:
+    current = registry.load().production()
+    if current is None:
+        return SanitySide("production", "missing: there is no production adapter", {})
+    title = f"production {current.run_id}"
+    if current.run_id == run_id:
+        return SanitySide(title, "missing: this adapter is production (it was evaluated against the base model)", {})
+    if _base_of(registry, current.run_id) != _base_of(registry, run_id):
+        return SanitySide(title, "missing: production is on another base model", {})
+    other = _evaluation_of(registry, current.run_id)
+    if other is None:
+        return SanitySide(title, "missing: production has no evaluation with sanity answers", {})
+    recorded = f"{current.run_id}'s own evaluation ({other[0].evaluated_at[:10]})"
+    return SanitySide(title, recorded, {_asked(a): a.adapter for a in other[1]})
+
+
+def _base_side(registry: Registry, run_id: str, production: str | None) -> SanitySide:
+    """The base model's answers from another evaluation on the same base that ran against it: production's
+    first (the likeliest), then the newest run's."""
+    base = _base_of(registry, run_id)
+    others = sorted((p.name for p in registry.runs_dir.iterdir() if p.is_dir()), reverse=True)
+    for other in dict.fromkeys([*([production] if production else []), *others]):
+        found = _evaluation_of(registry, other) if other != run_id else None
+        if found and found[0].opponent.kind == "base" and _base_of(registry, other) == base:
+            recorded = f"{other}'s evaluation ({found[0].evaluated_at[:10]}), which ran against the base model"
+            return SanitySide("base", recorded, {_asked(a): a.opponent for a in found[1]})
+    return SanitySide("base", "missing: no evaluation on this base model ran against the base model", {})

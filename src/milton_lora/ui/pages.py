@@ -12,7 +12,7 @@ from dataclasses import asdict
 from html import escape
 
 from milton_lora.cycle import CyclePlan
-from milton_lora.evaluate.result import CheckOutcome
+from milton_lora.evaluate.result import CheckOutcome, SanityAnswer
 from milton_lora.export import ExportOptions
 from milton_lora.forgetting import ForgetPlan
 from milton_lora.memory import Conversation, Message
@@ -22,6 +22,7 @@ from milton_lora.report import number, table, verdict
 from milton_lora.ui.overview import (
     AdapterRow,
     LiveRun,
+    SanitySide,
     Side,
     Whereabouts,
     compared_answers,
@@ -132,6 +133,22 @@ def live_status(live: LiveRun) -> str:
     return f"Training: step {live.step}, loss {number(live.loss, '.4f')}{evaluated}{since}."
 
 
+def sanity_section(asked: list[SanityAnswer], sides: list[SanitySide]) -> str:
+    """The sanity prompts with the adapter's, production's and the base model's answers side by side."""
+    if not asked:
+        return ""
+    recorded = table(["side", "answers recorded by"], [[escape(s.title), escape(s.recorded)] for s in sides],
+                     table_id="sanity-sides")  # fmt: skip
+    cards = [f"<h3>{escape(a.id)}</h3>" + side_by_side([("prompt", _prompt_of(a)),
+                                                        *((s.title, s.answer_to(a) or "-") for s in sides)])
+             for a in asked]  # fmt: skip
+    return f'<div id="sanity"><h2>Sanity prompts: adapter | production | base</h2>{recorded}{"".join(cards)}</div>'
+
+
+def _prompt_of(answer: SanityAnswer) -> str:
+    return answer.messages[-1]["content"] if answer.messages else ""
+
+
 def compare_page(run_ids: list[str], a: Side | None, b: Side | None) -> str:
     body = ["<h1>Compare two adapters</h1>", _compare_form(run_ids, a.run_id if a else "", b.run_id if b else "")]
     if a is None or b is None:
@@ -149,8 +166,7 @@ def compare_page(run_ids: list[str], a: Side | None, b: Side | None) -> str:
     if not answers:
         body.append('<p class="muted">No sanity prompt answered by both evaluations.</p>')
     for x, y in answers:
-        prompt = x.messages[-1]["content"] if x.messages else ""
-        body.append(f"<h3>{escape(x.id)}</h3>" + side_by_side([("prompt", prompt), (a.run_id, x.adapter),
+        body.append(f"<h3>{escape(x.id)}</h3>" + side_by_side([("prompt", _prompt_of(x)), (a.run_id, x.adapter),
                                                                 (b.run_id, y.adapter)]))  # fmt: skip
     return layout(f"{a.run_id} vs {b.run_id}", "".join(body))
 
