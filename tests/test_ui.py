@@ -320,5 +320,9 @@ def test_the_dashboard_alone_keeps_to_loopback_and_the_key(tmp_path: Path) -> No
     assert local.post("/ui/rollback", data={"csrf": "x"}).status_code == 401
     signed = local.post("/ui/rollback", data={"csrf": "forged"}, headers={"Authorization": f"Bearer {KEY}"})
     assert signed.status_code == 400 and "another site" in signed.text  # no form token: nothing changes
+    for action in ("/ui/memory/1/forget", "/ui/memory/1/feedback"):  # the memory page's actions, alike
+        assert local.post(action, data={"csrf": "x"}).status_code == 401
+        forged = local.post(action, data={"csrf": "forged"}, headers={"Authorization": f"Bearer {KEY}"})
+        assert forged.status_code == 400 and "another site" in forged.text
     rebound = TestClient(app, base_url="http://attacker.example")
     assert rebound.get("/ui/", headers={"Authorization": f"Bearer {KEY}"}).status_code == 400

@@ -190,11 +190,12 @@ def create_ui(settings: Settings, api_key: str | None, max_rank: int, host: str)
     async def feedback(conversation_id: int, request: Request) -> RedirectResponse:
         form = await _checked_form(request, csrf)
         turn = int(form["turn"]) if form.get("turn", "").isdigit() else None
+        edited = form.get("edited", "").replace("\r\n", "\n") or None  # a textarea sends CRLF line breaks
 
         def give() -> int:
             with MemoryStore(settings.memory_db) as store:
-                return give_feedback(store, str(conversation_id), turn, form.get("rating") or None,
-                                     form.get("edited") or None, "ui", datetime.now(timezone.utc))[1]  # fmt: skip
+                return give_feedback(store, str(conversation_id), turn, form.get("rating") or None, edited, "ui",
+                                     datetime.now(timezone.utc))[1]  # fmt: skip
 
         number = await run_in_threadpool(give)
         return RedirectResponse(f"{pages.PREFIX}/memory/{conversation_id}#turn-{number}", 303)
