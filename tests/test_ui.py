@@ -146,7 +146,7 @@ def test_adapters_run_and_compare_pages(page: Any, server: Server, dash_home: tu
     assert f"production {first}" in recorded and f"{first}'s evaluation" in recorded and "missing" not in recorded
     asked = read_sanity(home / "runs" / first / SANITY_FILE)[0]
     cells = page.locator("#sanity .side").first.locator("div")
-    assert cells.count() == 4 and cells.nth(3).inner_text().endswith(asked.opponent.strip() or "-")
+    assert cells.count() == 4 and cells.nth(3).inner_text().endswith(asked.opponent.strip() or "(empty answer)")
     page.screenshot(path=str(shots / "run-sanity.png"), full_page=True)
 
     page.goto(f"{server.url}/ui/compare?a={first}&b={SECOND}")
@@ -215,14 +215,9 @@ def test_cycle_plan_is_a_dry_run(page: Any, server: Server, dash_home: tuple[Pat
     assert "min_train_preferences" in page.inner_text("#plan-preferences")  # the samples hold too few
     page.screenshot(path=str(shots / "cycle.png"), full_page=True)
     assert sorted((home / "adapters").iterdir()) == adapters and sorted((home / "runs").iterdir()) == runs
-
-    def stripped() -> str:
-        return page.locator("#plan-export tr", has_text="reasoning traces stripped").locator("td").nth(1).inner_text()
-
-    assert stripped() == "0" and "keep_reasoning: true" in page.inner_text("#plan-export")  # the home's export.yaml
-    (home / "export.yaml").unlink()
-    page.reload()
-    assert stripped() == "1" and "keep_reasoning: false" in page.inner_text("#plan-export")
+    # The home's export.yaml keeps the reasoning that the default strips: nothing stripped.
+    stripped = page.locator("#plan-export tr", has_text="reasoning traces stripped").locator("td").nth(1)
+    assert stripped.inner_text() == "0" and "keep_reasoning: true" in page.inner_text("#plan-export")
 
 
 @pytest.mark.slow

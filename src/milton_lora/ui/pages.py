@@ -140,9 +140,14 @@ def sanity_section(asked: list[SanityAnswer], sides: list[SanitySide]) -> str:
     recorded = table(["side", "answers recorded by"], [[escape(s.title), escape(s.recorded)] for s in sides],
                      table_id="sanity-sides")  # fmt: skip
     cards = [f"<h3>{escape(a.id)}</h3>" + side_by_side([("prompt", _prompt_of(a)),
-                                                        *((s.title, s.answer_to(a) or "-") for s in sides)])
+                                                        *((s.title, _said(s, a)) for s in sides)])
              for a in asked]  # fmt: skip
     return f'<div id="sanity"><h2>Sanity prompts: adapter | production | base</h2>{recorded}{"".join(cards)}</div>'
+
+
+def _said(side: SanitySide, asked: SanityAnswer) -> str:
+    answer = side.answer_to(asked)
+    return "(not recorded)" if answer is None else answer or "(empty answer)"
 
 
 def _prompt_of(answer: SanityAnswer) -> str:
@@ -331,8 +336,8 @@ def error_page(message: str) -> str:
 
 
 def cycle_page(configs: list[str], days: int, config: str, from_production: bool, plan: CyclePlan | None,
-               options: ExportOptions) -> str:  # fmt: skip
-    """`cycle --dry-run` in the browser: the flags, then each stage's plan (exported with `options`)."""
+               exported_with: ExportOptions) -> str:  # fmt: skip
+    """`cycle --dry-run` in the browser: the flags, then each stage's plan (exporting with `exported_with`)."""
     options = "".join(f"<option{' selected' if name == config else ''}>{escape(name)}</option>" for name in configs)
     form = (f'<form class="tools" method="get" action="{PREFIX}/cycle"><input type="hidden" name="plan" value="1">'
             f'<label>last <input type="number" name="days" min="1" value="{days}" style="width:5rem"> days</label>'
@@ -342,7 +347,7 @@ def cycle_page(configs: list[str], days: int, config: str, from_production: bool
     body = ["<h1>Cycle plan</h1><p>What <code>milton-lora cycle</code> would do with these flags; nothing is "
             "exported, trained, evaluated or promoted.</p>", form]  # fmt: skip
     if plan is not None:
-        chosen = ", ".join(f"{k}: {str(v).lower()}" for k, v in asdict(options).items())
+        chosen = ", ".join(f"{k}: {str(v).lower()}" for k, v in asdict(exported_with).items())
         body.append(_rows("Export (dry run: nothing written)", [*plan.export.rows(), ("export.yaml", chosen)],
                           "plan-export"))  # fmt: skip
         if plan.training is not None:
