@@ -262,8 +262,8 @@ def conversation_page(found: Whereabouts, token: str) -> str:
                     for n, m in enumerate(conversation.messages, start=1))  # fmt: skip
     forget = f'<p><a class="button" href="{PREFIX}/memory/{conversation.id}/forget">Forget this conversation…</a></p>'
     title = conversation.title or "(untitled)"
-    return layout(title, f"<h1>{escape(title)}</h1>{forget}<h2>Where it came from</h2>{origin}<h2>Which adapters "
-                  f"learned it</h2>{lineage}{_rows('Where its text is', _held(found.plan), 'held')}"
+    return layout(title, f"<h1>{escape(title)}</h1>{forget}<h2>Where it came from</h2>{origin}<h2>Adapters that "
+                  f"met it (lineage)</h2>{lineage}{_rows('Where its text is', _held(found.plan), 'held')}"
                   f"<h2>Messages</h2>{turns}")  # fmt: skip
 
 
