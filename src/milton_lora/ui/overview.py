@@ -17,7 +17,7 @@ from milton_lora.errors import MiltonError
 from milton_lora.evaluate.result import METRICS_FILE, SANITY_FILE, EvalResult, SanityAnswer, read_result, read_sanity
 from milton_lora.forgetting import ForgetPlan, adapters_that_learned, plan_forget
 from milton_lora.memory import Conversation, MemoryStore
-from milton_lora.memory.forget import ForgetQuery
+from milton_lora.memory.forget import ForgetQuery, select_conversations
 from milton_lora.memory.models import SOURCE_ORIGINS, Feedback
 from milton_lora.record import TrainingRecord, read_record
 from milton_lora.registry import Entry, Registry, latest_note, validate_run_id
@@ -237,9 +237,8 @@ class Whereabouts:
 def search_memory(settings: Settings, text: str, limit: int) -> tuple[list[Conversation], int]:
     """The newest `limit` conversations that `memory forget --search TEXT` would match (all when `text` is
     empty), newest first, and how many matched."""
-    query = ForgetQuery(search=text)
     with MemoryStore(settings.memory_db) as store:
-        found = [c for c in store.conversations() if query.matches(c)]
+        found = select_conversations(store, ForgetQuery(search=text))
     newest = sorted(found, key=lambda c: (c.created_at, c.id or 0), reverse=True)
     return newest[:limit], len(found)
 
