@@ -281,7 +281,7 @@ def _turn(conversation_id: int | None, number: int, message: Message, given: Fee
         return head + "</div>"
     said = '<p class="muted">No feedback.</p>'
     if given is not None:
-        rating = {"up": "👍 up", "down": "👎 down"}.get(given.rating or "", "no rating")
+        rating = f"rated {given.rating}" if given.rating else "no rating"
         edit = f"\nwanted instead:\n{escape(given.edited)}" if given.edited else ""
         said = (f'<p class="feedback"><b>Feedback</b> {rating} <span class="muted">({escape(given.source)}, '
                 f"{escape(given.created_at.isoformat(timespec='seconds'))})</span>{edit}</p>")  # fmt: skip
