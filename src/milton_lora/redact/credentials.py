@@ -197,7 +197,7 @@ def named_secrets(text: str, names: list[Name], reuse_cues: list[int], known: se
         if first is None or (is_password and not first[1]):
             grouped[end] = (first[0] if first else start, is_password)
         if not is_password:
-            if text[end : end + 1] == " " and (span := _prose_secret(text, start, end)):
+            if text[end : end + 1] == " " and (span := _prose_secret(text, start, end, known)):
                 found.append(span)  # `my secret key is <random>`, `our Twilio auth token is <random>`
             continue
         # Cheap character tests first: most password words are part of a name (`DB_PASSWORD=`).
@@ -231,16 +231,20 @@ def _assigned(text: str, pos: int, name_end: int, is_password: bool, known: set[
     return _assigned_value(text, match, is_password, known)
 
 
-def _prose_secret(text: str, pos: int, end: int) -> Span | None:
+def _prose_secret(text: str, pos: int, end: int, known: set[Span]) -> Span | None:
     """A random value after a secret word of a sentence (`the client secret is ...`, `datadog api key ...`): an
-    API_KEY when it is long, mixed and varied (`high_entropy`), so `the key is to be consistent` stays."""
+    API_KEY when it is long, mixed and varied (`high_entropy`), so `the key is to be consistent` stays. A value
+    already found as a key (`known`: `api key sk_live_...`) is not measured again."""
     match = _PROSE_SECRET.match(text, end)
-    if match is None or not _secret_name(text, pos, end):
+    if match is None:
+        return None
+    span = (match.start("value"), match.end("value"), "API_KEY")
+    if span in known or not _secret_name(text, pos, end):
         return None
     value = match.group("value")
     if not high_entropy(value) or is_placeholder(value) or looks_like_code(value):
         return None
-    return (match.start("value"), match.end("value"), "API_KEY")
+    return span
 
 
 def _flag_value(text: str, pos: int, end: int) -> list[Span]:

@@ -9,6 +9,7 @@ import bisect
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 from milton_lora.redact import anchors as kinds
 from milton_lora.redact.anchors import Anchors, one_byte_per_character
@@ -25,6 +26,9 @@ from milton_lora.redact.web import SEPARATOR, emails, ipv6, jwts, private_keys, 
 
 _BLOCK_CHARS = 1 << 20
 _ANCHORS = Anchors()
+# A Finding made from its (start, end, label) tuple directly: NamedTuple's generated `__new__` is a Python-level call,
+# which a batch pays once per finding (about 2% of the export's time on PII-dense text).
+_finding = partial(tuple.__new__, Finding)
 
 
 class Redactor:
@@ -37,7 +41,7 @@ class Redactor:
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings, in text order."""
-        return [Finding(*span) for span in self._spans(text)]
+        return [_finding(span) for span in self._spans(text)]
 
     def redact(self, text: str) -> Redaction:
         return apply(text, self.find(text))
@@ -74,9 +78,9 @@ class Redactor:
         hits = _ANCHORS.find(latin)
         anchors = hits.by_kind
         found_keys = provider_keys(text, hits.keys)
+        found_keys += aws_secrets_beside(text, found_keys)
         candidates = [
             *found_keys,
-            *aws_secrets_beside(text, found_keys),
             *discord_tokens(text, anchors[kinds.DISCORD]),
             *telegram_tokens(text, anchors[kinds.TELEGRAM]),
             *private_keys(text, anchors[kinds.PEM]),
@@ -114,7 +118,7 @@ class Redactor:
         for start, end, label in self._spans(joined):
             position = bisect.bisect_right(starts, start) - 1
             base = starts[position]
-            results[block[position]].append(Finding(start - base, end - base, label))
+            results[block[position]].append(_finding((start - base, end - base, label)))
 
 
 @contextmanager

@@ -33,12 +33,13 @@ from stdnum.us import itin
 
 from milton_lora.redact.labels import Span
 
-# Where a mixed number ends, on the byte-class copy of the text: a digit then a capital at the end of a token
-# (`8Z`, `7L`, `2S`). The start is then known from the length of each shape, so only tokens that end like an
-# identity number cost any Python work; a pattern that opens with a literal is searched for at C speed. The two
+# Where a mixed number ends, on the byte-class copy of the text: three digits then a capital at the end of a token
+# (`678Z`, `567L`, `562S`: every shape below ends so). The start is then known from the length of each shape, so
+# only tokens that end like an identity number cost any Python work; a pattern that opens with a literal is searched
+# for at C speed, and the longer the literal, the fewer the tokens that end like one (`2FA`, `4K`). The two
 # shapes that do not end so (`AB 12 34 56 C`, a HETU with a digit last: `131052-3087`) begin a run of digits and
 # are looked at by the number finder (`in_numeric_run`).
-_MIXED_END = re.compile(rb"0A(?![A0a])")
+_MIXED_END = re.compile(rb"000A(?![A0a])")
 _SPACED_NINO = b"00.00.00.A"
 _NUMERIC_HETU = b"000000.0000"
 _MIXED_LENGTHS = (9, 10, 11, 13, 16)

@@ -41,8 +41,9 @@ def is_placeholder(value: str) -> bool:
         return True
     if lowered.startswith(_PLACEHOLDER_PREFIXES) and len(set(lowered) - _FILLER) <= 12:
         return True  # `xxxx-1234`, `your_api_key`, `example-token`; not a random secret that starts with `xxx`
-    if len(set(stripped[:8]) - _DASHES) <= 2 and len(set(stripped) - _DASHES) <= 2:
-        return True  # xxxx, ****, 0000, x-x-x (the first 8 characters settle it for almost every value)
+    head = set(stripped[:8])  # more than four characters there (two may be dashes) settle it for almost every value
+    if len(head) <= 4 and len(head - _DASHES) <= 2 and len(set(stripped) - _DASHES) <= 2:
+        return True  # xxxx, ****, 0000, x-x-x
     return value[:1] in ("$", "<", "{", "%", "*", "•", ".", "…") and _PLACEHOLDER_SHAPE.fullmatch(value) is not None
 
 
