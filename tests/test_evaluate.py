@@ -113,6 +113,21 @@ def test_a_suite_the_tiny_model_passes_promotes_at_the_default_threshold(home: P
     assert registry_of(home).get(run_id).status == "candidate"
 
 
+def test_a_test_with_its_own_max_new_tokens_is_answered_within_it(home: Path, tmp_path: Path, cli) -> None:
+    suite = tmp_path / "short.yaml"
+    suite.write_text(EASY_SUITE + "  - {id: short, category: general_knowledge, prompt: 'Hi', max_new_tokens: 6, "
+                     "check: {type: regex, pattern: '.*'}}\n")  # fmt: skip
+    run_id = only_run_id(home)
+    result = cli("eval", "--run-id", run_id, "--benchmarks", str(suite), "--no-auto-promote", *FAST)
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads((home / "runs" / run_id / "metrics.json").read_text())
+    answers = {r["id"]: r for r in metrics["benchmarks"]["results"]}
+    for side in ("adapter", "opponent"):  # the same prompt: 12 tokens under the eval's budget, 6 under its own
+        assert answers["anything"][side]["answer"].startswith(answers["short"][side]["answer"])
+    short, full = answers["short"]["opponent"]["answer"], answers["anything"]["opponent"]["answer"]
+    assert short and len(short) < len(full)  # the base model's first tokens are words (the adapter's may be blank)
+
+
 def test_dry_run_writes_nothing(home: Path, cli) -> None:
     run_id = only_run_id(home)
     before = (home / "models" / "registry.json").read_text()

@@ -8,8 +8,9 @@ in different words. What the bench asks is kept apart from what the history hold
 - `history`: ~150 conversations from one pool of request templates (the export splits them into train and test);
 - `new_prompts`: conversations from another pool (other topics, other wordings), answered in the person's style:
   the held-out loss and the style match are measured on these;
-- `checks`: each fact asked in words the history never used, plus general-knowledge questions the base model
-  answers on its own (what the adapter must keep).
+- `checks`: each fact asked in words the history never used, plus 60 general-knowledge questions the base model
+  answers on its own (what the adapter must keep): a set of its own per persona, so the held-out persona's
+  questions were never looked at while choosing settings.
 
 `tune` is the persona to iterate on; `heldout` (another person, style, fact set, slot values and seed) is the one
 whose figures are reported, never looked at while choosing anything.
@@ -18,6 +19,7 @@ whose figures are reported, never looked at while choosing anything.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 Conversation = list[dict[str, str]]
@@ -120,21 +122,140 @@ NEW_TASKS = [
         "the corner café by {place} is quiet until {time}; it's {distance} away.",
     ),
 ]
+# The questions' answers are a word or a short sentence: both sides stop after this many tokens (generation is what
+# the evaluation costs). The general questions below are those whose answer the base model gave within 32 tokens.
+ANSWER_TOKENS = 32
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-GENERAL = [  # (question, any of these answers counts): what a 135M instruct model answers without help
-    ("What is the capital of France?", ("Paris",)),
-    ("How many days are there in a week?", ("7", "seven")),
-    ("What is the largest planet in our solar system?", ("Jupiter",)),
-    ("What is H2O commonly called?", ("water",)),
-    ("Who wrote Romeo and Juliet?", ("Shakespeare",)),
-    ("What color is the sky on a clear day?", ("blue",)),
-    ("What is 2 plus 2?", ("4", "four")),
-    ("Which animal is known as the king of the jungle?", ("lion",)),
-    ("What is the opposite of hot?", ("cold",)),
-    ("How many legs does a spider have?", ("8", "eight")),
-    ("What is the capital of Japan?", ("Tokyo",)),
-    ("What gas do plants take in from the air?", ("carbon dioxide", "CO2")),
-]
+GENERAL = {  # (question, any of these answers as a word): what SmolLM2-135M-Instruct answers without help
+    # One set per persona, never shared: the tune persona's set is the one looked at while choosing settings.
+    "tune": [
+        ("What is the capital of France?", ("Paris",)),
+        ("What color is the sky on a clear day?", ("blue",)),
+        ("What is the opposite of hot?", ("cold",)),
+        ("What is the capital of Germany?", ("Berlin",)),
+        ("What is the capital of Russia?", ("Moscow",)),
+        ("What is the capital of Egypt?", ("Cairo",)),
+        ("What is the capital of Australia?", ("Canberra",)),
+        ("In which country is the Eiffel Tower?", ("France",)),
+        ("How many hours are there in a day?", ("24", "twenty-four")),
+        ("How many sides does a triangle have?", ("3", "three")),
+        ("Who developed the theory of relativity?", ("Einstein",)),
+        ("What is the chemical symbol for oxygen?", ("O",)),
+        ("What is the largest ocean on Earth?", ("Pacific",)),
+        ("What is the tallest mountain in the world?", ("Everest",)),
+        ("Which continent is Brazil in?", ("South America",)),
+        ("What language is mainly spoken in Brazil?", ("Portuguese",)),
+        ("What is the currency of Japan?", ("yen",)),
+        ("What is the largest mammal?", ("whale",)),
+        ("What organ do we use to breathe?", ("lung",)),
+        ("What color do you get by mixing red and white?", ("pink",)),
+        ("What is the opposite of big?", ("small", "little")),
+        ("Which month comes after January?", ("February",)),
+        ("Who wrote Hamlet?", ("Shakespeare",)),
+        ("Who discovered penicillin?", ("Fleming",)),
+        ("Who was the first person to walk on the Moon?", ("Armstrong",)),
+        ("What gas do humans need to breathe?", ("oxygen",)),
+        ("In which city is the Statue of Liberty?", ("New York",)),
+        ("What is half of 50?", ("25", "twenty-five")),
+        ("What is the primary language of Germany?", ("German",)),
+        ("What is the capital of Norway?", ("Oslo",)),
+        ("What is the capital of India?", ("New Delhi", "Delhi")),
+        ("What is the capital of Kenya?", ("Nairobi",)),
+        ("What is the capital of Austria?", ("Vienna",)),
+        ("What process do plants use to make food from sunlight?", ("photosynthesis",)),
+        ("How many centimeters are in a meter?", ("100", "hundred")),
+        ("Which is the coldest continent?", ("Antarctica",)),
+        ("What is the capital of Hungary?", ("Budapest",)),
+        ("What is the capital of Peru?", ("Lima",)),
+        ("What is the capital of Mexico?", ("Mexico City",)),
+        ("What is the opposite of fast?", ("slow",)),
+        ("What is the opposite of open?", ("closed", "shut")),
+        ("What is the opposite of young?", ("old",)),
+        ("What is the plural of child?", ("children",)),
+        ("What is the plural of tooth?", ("teeth",)),
+        ("How many days are in the month of April?", ("30", "thirty")),
+        ("Who wrote the play Macbeth?", ("Shakespeare",)),
+        ("Who composed the Fifth Symphony that begins da-da-da-dum?", ("Beethoven",)),
+        ("Who proposed the theory of evolution by natural selection?", ("Darwin",)),
+        ("Who wrote Harry Potter?", ("Rowling",)),
+        ("What is the chemical symbol for sodium?", ("Na",)),
+        ("What is the chemical formula for water?", ("H2O",)),
+        ("What is the longest river in South America?", ("Amazon",)),
+        ("In which country is the city of Sydney?", ("Australia",)),
+        ("In which country is the city of Barcelona?", ("Spain",)),
+        ("In which country is the Taj Mahal?", ("India",)),
+        ("In which city is Big Ben?", ("London",)),
+        ("What language is spoken in Italy?", ("Italian",)),
+        ("What is the currency of the United Kingdom?", ("pound", "sterling")),
+        ("What is the currency of India?", ("rupee",)),
+        ("What is the hottest planet in our solar system?", ("Venus",)),
+    ],
+    "heldout": [
+        ("How many days are there in a week?", ("7", "seven")),
+        ("What is 2 plus 2?", ("4", "four")),
+        ("What is the capital of Japan?", ("Tokyo",)),
+        ("What is the capital of the United Kingdom?", ("London",)),
+        ("What is the capital of China?", ("Beijing",)),
+        ("What is the capital of Canada?", ("Ottawa",)),
+        ("What is the capital of Greece?", ("Athens",)),
+        ("Which planet is known as the Red Planet?", ("Mars",)),
+        ("How many months are there in a year?", ("12", "twelve")),
+        ("Who painted the Mona Lisa?", ("Leonardo", "da Vinci")),
+        ("What is the chemical symbol for gold?", ("Au",)),
+        ("What is the boiling point of water in degrees Celsius?", ("100",)),
+        ("What is the longest river in Africa?", ("Nile",)),
+        ("What is the largest desert in Africa?", ("Sahara",)),
+        ("Which continent is Kenya in?", ("Africa",)),
+        ("What language is spoken in Mexico?", ("Spanish",)),
+        ("What is the currency of the United States?", ("dollar",)),
+        ("What organ pumps blood through the body?", ("heart",)),
+        ("What fruit is used to make wine?", ("grape",)),
+        ("What is the opposite of up?", ("down",)),
+        ("What is the opposite of day?", ("night",)),
+        ("What is the plural of mouse?", ("mice",)),
+        ("Who wrote Pride and Prejudice?", ("Austen",)),
+        ("Who invented the telephone?", ("Bell",)),
+        ("What force pulls objects toward the Earth?", ("gravity",)),
+        ("What is the center of an atom called?", ("nucleus",)),
+        ("In which country are the pyramids of Giza?", ("Egypt",)),
+        ("What instrument has black and white keys?", ("piano",)),
+        ("What is the capital of Ireland?", ("Dublin",)),
+        ("What is the capital of Sweden?", ("Stockholm",)),
+        ("What is the capital of South Korea?", ("Seoul",)),
+        ("What is the capital of Thailand?", ("Bangkok",)),
+        ("What is the capital of the Netherlands?", ("Amsterdam",)),
+        ("What is the chemical formula for table salt?", ("NaCl",)),
+        ("How many seconds are in a minute?", ("60", "sixty")),
+        ("What is the capital of Poland?", ("Warsaw",)),
+        ("What is the capital of Cuba?", ("Havana",)),
+        ("What is the capital of the Czech Republic?", ("Prague",)),
+        ("What is the capital of Chile?", ("Santiago",)),
+        ("What is the opposite of happy?", ("sad", "unhappy")),
+        ("What is the opposite of wet?", ("dry",)),
+        ("What is the opposite of left?", ("right",)),
+        ("What is the plural of foot?", ("feet",)),
+        ("How many days are there in a year?", ("365",)),
+        ("What is the first month of the year?", ("January",)),
+        ("Who wrote the novel 1984?", ("Orwell",)),
+        ("Who invented the light bulb?", ("Edison",)),
+        ("Who formulated the laws of motion and gravity?", ("Newton",)),
+        ("What is the chemical symbol for iron?", ("Fe",)),
+        ("What is the chemical symbol for hydrogen?", ("H",)),
+        ("What is the main gas in the air we breathe?", ("nitrogen",)),
+        ("Which ocean lies between Europe and America?", ("Atlantic",)),
+        ("In which country is the city of Toronto?", ("Canada",)),
+        ("In which country is the city of Munich?", ("Germany",)),
+        ("In which city is the Colosseum?", ("Rome",)),
+        ("What language is spoken in France?", ("French",)),
+        ("What language is spoken in Japan?", ("Japanese",)),
+        ("What is the currency used in Germany?", ("euro",)),
+        ("What is the largest planet's moon Ganymede orbiting?", ("Jupiter",)),
+        (
+            "What is the speed of light in a vacuum, in kilometers per second, roughly?",
+            ("300,000", "300000", "299,792", "299792"),
+        ),
+    ],
+}
 
 
 def _fact(fid: str, statements: tuple[str, str, str], ack: str, question: str, *answers: str) -> Fact:
@@ -409,6 +530,7 @@ def checks(persona: Persona) -> dict[str, list[dict]]:
             "category": "memory_retrieval",
             "prompt": f.question,
             "check": {"type": "contains_any", "values": list(f.answers)},
+            "max_new_tokens": ANSWER_TOKENS,
         }
         for f in persona.facts
     ]
@@ -417,8 +539,10 @@ def checks(persona: Persona) -> dict[str, list[dict]]:
             "id": f"general_{i + 1}",
             "category": "general_knowledge",
             "prompt": question,
-            "check": {"type": "contains_any", "values": list(answers)},
+            # a whole word (or its plural): "7" is not found in "17", nor "H" in "H2O"
+            "check": {"type": "regex", "pattern": rf"\b(?:{'|'.join(map(re.escape, answers))})(?:e?s)?\b"},
+            "max_new_tokens": ANSWER_TOKENS,
         }
-        for i, (question, answers) in enumerate(GENERAL)
+        for i, (question, answers) in enumerate(GENERAL[persona.key])
     ]
     return {"tests": tests}

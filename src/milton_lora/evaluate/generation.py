@@ -51,14 +51,20 @@ class Sides:
         self.model.set_adapter(side)
         yield
 
-    def pairs(self, conversations: list[Conversation], advance: Advance) -> list[tuple[str, str]]:
-        """(adapter's answer, opponent's answer) per conversation; each conversation is answered once."""
-        keys = [json.dumps(c, sort_keys=True) for c in conversations]
+    def pairs(self, conversations: list[Conversation], advance: Advance,
+              max_new_tokens: int | None = None) -> list[tuple[str, str]]:  # fmt: skip
+        """(adapter's answer, opponent's answer) per conversation, each at most `max_new_tokens` tokens (None: the
+        evaluation's); each conversation is answered once per budget."""
+        budget = max_new_tokens or self.max_new_tokens
+        keys = [json.dumps([budget, c], sort_keys=True) for c in conversations]
         todo = list(dict.fromkeys(k for k in keys if k not in self._answers))
         advance(len(keys) - len(todo))
-        fresh = [json.loads(k) for k in todo]
+        fresh = [json.loads(k)[1] for k in todo]
         if fresh:
-            answered = self._mixed(fresh, advance) if self.mixed_batches else self._two_passes(fresh, advance)
+            if self.mixed_batches:
+                answered = self._mixed(fresh, advance, budget)
+            else:
+                answered = self._two_passes(fresh, advance, budget)
             self._answers.update(zip(todo, answered, strict=True))
         return [self._answers[k] for k in keys]
 
@@ -70,7 +76,7 @@ class Sides:
             return generate(self.model, self.tokenizer, conversations, self.max_new_tokens, self.batch_size,
                             on_batch=advance)  # fmt: skip
 
-    def _mixed(self, conversations: list[Conversation], advance: Advance) -> list[tuple[str, str]]:
+    def _mixed(self, conversations: list[Conversation], advance: Advance, budget: int) -> list[tuple[str, str]]:
         rows = [c for c in conversations for _ in (ADAPTER, self.opponent)]
         names = [name for _ in conversations for name in (ADAPTER, self.opponent)]
         # A pair's two rows have the same length, so the length sort keeps them in one batch.
@@ -78,14 +84,14 @@ class Sides:
             self.model,
             self.tokenizer,
             rows,
-            self.max_new_tokens,
+            budget,
             2 * self.batch_size,
             adapter_names=names,
             on_batch=lambda n: advance(n / 2),
         )
         return list(zip(replies[0::2], replies[1::2], strict=True))
 
-    def _two_passes(self, conversations: list[Conversation], advance: Advance) -> list[tuple[str, str]]:
+    def _two_passes(self, conversations: list[Conversation], advance: Advance, budget: int) -> list[tuple[str, str]]:
         answers = {}
         for side in (ADAPTER, self.opponent):
             with self.using(side):
@@ -93,7 +99,7 @@ class Sides:
                     self.model,
                     self.tokenizer,
                     conversations,
-                    self.max_new_tokens,
+                    budget,
                     self.batch_size,
                     on_batch=lambda n: advance(n / 2),
                 )

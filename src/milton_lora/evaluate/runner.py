@@ -119,8 +119,12 @@ def sanity_phase(plan: EvalPlan, sides: Sides, phases: Phases) -> list[SanityAns
 def benchmarks_phase(plan: EvalPlan, sides: Sides, phases: Phases) -> Benchmarks:
     tests = plan.benchmarks.tests
     with phases.phase("benchmarks", "benchmarks", 2 * len(tests)) as advance:  # answers, then checks
-        answers = sides.pairs([test.conversation() for test in tests], advance)
-        return score_benchmarks(tests, answers, plan.sandbox, advance)
+        answers: dict[int, tuple[str, str]] = {}
+        for budget in dict.fromkeys(test.max_new_tokens for test in tests):  # one pass per budget, in file order
+            picked = [i for i, test in enumerate(tests) if test.max_new_tokens == budget]
+            found = sides.pairs([tests[i].conversation() for i in picked], advance, budget)
+            answers.update(zip(picked, found, strict=True))
+        return score_benchmarks(tests, [answers[i] for i in range(len(tests))], plan.sandbox, advance)
 
 
 def style_phase(plan: EvalPlan, sides: Sides, phases: Phases) -> list[StyleReply]:

@@ -71,6 +71,8 @@ class Check(StrictModel):
 class BenchmarkTest(Prompt):
     category: Literal[CATEGORIES]  # type: ignore[valid-type]
     check: Check
+    # A short factual question needs a few tokens, not the eval's --max-new-tokens: both sides stop there.
+    max_new_tokens: int | None = Field(None, ge=1)
 
 
 class SanityFile(StrictModel):
