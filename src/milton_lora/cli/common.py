@@ -66,7 +66,7 @@ def export_options_of(settings: Settings) -> ExportOptions:
     from milton_lora.export import ExportOptions
 
     config = load_model(settings.export_config_path, ExportConfig, defaults_if_missing=True)
-    return ExportOptions(config.include_attachments, config.keep_reasoning)
+    return ExportOptions(**config.model_dump())
 
 
 def redactor_of(settings: Settings) -> Redactor:
