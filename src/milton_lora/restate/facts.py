@@ -117,6 +117,7 @@ class Statement:
     rule: str
     topic: tuple[str, ...]
     answer: tuple[str, ...]
+    clues: tuple[str, ...] = ()  # its other words ("prefer", "dog"): a question about it names one of them
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -153,11 +154,12 @@ def _matched(clause: str) -> Statement | None:
         topic = _words(groups.get("relation", "")) + _words(groups.get("topic", ""))
         answer = _words(groups.get("name", "")) + _words(groups.get("what", "") or groups.get("what2", ""))
         if answer:
-            return Statement(clause, rule, topic, answer)
+            clues = tuple(w for w in _words(clause, limit=None) if w not in answer)
+            return Statement(clause, rule, topic, answer, clues)
     return None
 
 
-def _words(text: str) -> tuple[str, ...]:
-    """The words of `text` a restatement has to carry: not the stopwords, at most four."""
+def _words(text: str, limit: int | None = 4) -> tuple[str, ...]:
+    """The words of `text` a restatement has to carry: not the stopwords, at most `limit`."""
     words = re.findall(r"[\w'-]+", text)
-    return tuple(w for w in words if w.lower() not in _STOPWORDS and len(w) > 1)[:4]
+    return tuple(w for w in words if w.lower() not in _STOPWORDS and len(w) > 1)[:limit]
