@@ -136,7 +136,7 @@ def restate_export(export_dir: Path, model: str, generate: Generate, max_stateme
     summary = RestateSummary(model=model, statements_found=len(statements))
     summary.over_cap = max(0, len(statements) - max_statements)
     chosen = statements[:max_statements]
-    exchanges = _exchanges([statement for statement, _ in chosen], generate, summary) if chosen else []
+    exchanges = restated_lines([statement for statement, _ in chosen], generate, summary) if chosen else []
     made = [(line, seen) for line, (_, seen) in zip(exchanges, chosen, strict=True) if line is not None]
     every = kept + made
     data = "".join(line + "\n" for line, _ in every).encode()
@@ -160,7 +160,7 @@ def _statements(lines: list[tuple[str, Seen]]) -> list[tuple[Statement, Seen]]:
     return list(found.values())
 
 
-def _exchanges(statements: list[Statement], generate: Generate, summary: RestateSummary) -> list[str | None]:
+def restated_lines(statements: list[Statement], generate: Generate, summary: RestateSummary) -> list[str | None]:
     """The restated line of each statement, None where the answer did not restate it."""
     questions_shown = [(given, asked) for given, asked, _ in SHOTS]
     asked = generate([_shown(ASK, questions_shown, s) for s in statements], QUESTION_TOKENS)
