@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "base": {"libraries"},
     "adapters": {"base", "chat", "libraries", "registry"},
     "home": {"config", "memory"},
-    "cycle": {"export", "redact", "train", "evaluate"},
+    "restate": {"inference"},
+    "cycle": {"export", "redact", "train", "evaluate", "restate"},
     "promotion": {"registry", "serve.state"},
     "forgetting": {"memory", "registry", "export"},
     "ui": {

@@ -96,7 +96,7 @@ def write_inputs(home: Path, persona: Persona, model: Path) -> dict[str, Path]:
     return paths
 
 
-def run(persona: Persona, home: Path, tiny: bool = False) -> dict:
+def run(persona: Persona, home: Path, tiny: bool = False, restate_facts: bool = False) -> dict:
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     if tiny:
@@ -107,7 +107,7 @@ def run(persona: Persona, home: Path, tiny: bool = False) -> dict:
     paths = write_inputs(home, persona, model)
     timings = {}
     _, timings["import"] = cli(home, "memory", "import", str(paths["history.jsonl"]))
-    _, timings["export"] = cli(home, "export", "--days", "30")
+    _, timings["export"] = cli(home, "export", "--days", "30", *(["--restate-facts"] if restate_facts else []))
     _, timings["train"] = cli(home, "train", "--config", str(paths["config"]))
     out, timings["eval"] = cli(
         home,
@@ -212,12 +212,15 @@ def main() -> None:
     parser.add_argument("--persona", choices=sorted(PERSONAS), default="heldout")
     parser.add_argument("--keep", type=Path, help="work in this (new) folder and keep it")
     parser.add_argument("--tiny", action="store_true", help="the tiny random model: checks the plumbing in minutes")
+    parser.add_argument(
+        "--restate-facts", action="store_true", help="export with the stated facts restated (export --restate-facts)"
+    )
     args = parser.parse_args()
     persona = PERSONAS[args.persona]
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as scratch:
         home = args.keep or Path(scratch) / "home"
         home.mkdir(parents=True)
-        found = run(persona, home, args.tiny)
+        found = run(persona, home, args.tiny, args.restate_facts)
         run_dir = next((home / "runs").glob("lora_*"))
         found["samples"] = json.loads((run_dir / "style_replies.json").read_text())
         report(persona, found)

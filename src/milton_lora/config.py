@@ -183,6 +183,14 @@ class ExportConfig(StrictModel):
     keep_reasoning: bool = Field(
         False, description="Keep <think>…</think> reasoning in answers (for base models whose template models it)."
     )
+    restate_facts: bool = Field(
+        False,
+        description="Add the facts you state about yourself, restated by the base model in the assistant's voice, "
+        "to the train split (as `export --restate-facts`).",
+    )
+    restate_max_facts: int = Field(
+        64, ge=1, description="At most this many stated facts are restated per export (the first found)."
+    )
 
 
 def load_model(path: Path, model: type[Model], defaults_if_missing: bool = False) -> Model:

@@ -173,13 +173,27 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
     from milton_lora.evaluate.plan import EvalRequest
     from milton_lora.evaluate.runner import evaluate_run
     from milton_lora.export import export_training_data
+    from milton_lora.train.checks import base_model_of
     from milton_lora.train.launch import plan_training, preference_stage, production_is_tainted, train_and_register
 
-    summary = stage(settings, log, ui, "export",
-                    lambda: export_training_data(settings.memory_db, settings.export_dir, request.days,
-                                                 redactor=redactor, options=request.export_options),
+    def export() -> ExportSummary:
+        options = request.export_options
+
+        def exported() -> ExportSummary:
+            return export_training_data(settings.memory_db, settings.export_dir, request.days, redactor=redactor,
+                                        options=options)  # fmt: skip
+
+        if options is None or not options.restate_facts:
+            return exported()
+        from milton_lora.restate import export_then_restate
+
+        # The base the cycle's training config names restates the facts.
+        return export_then_restate(exported, base_model_of(settings, request.config), options.restate_max_facts)
+
+    summary = stage(settings, log, ui, "export", export,
                     lambda s: {"train_conversations": s.train_conversations, "test_conversations": s.test_conversations,
-                               "window_days": s.window_days, "files": s.files})  # fmt: skip
+                               "window_days": s.window_days, "files": s.files,
+                               **({"restated": s.restated} if s.restated else {})})  # fmt: skip
     ui.exported(summary)
 
     def launch(plan: TrainPlan) -> TrainResult:

@@ -41,7 +41,7 @@ from milton_lora import __version__
 from milton_lora.config import ExportConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_files, sha256_bytes
-from milton_lora.lineage import ExportLineage, Seen, keep_lines
+from milton_lora.lineage import ExportLineage, Seen, is_restated, keep_lines
 from milton_lora.memory import Conversation, MemoryStore, Message
 from milton_lora.memory.models import Feedback
 from milton_lora.memory.signals import Harvest, Signal, harvest
@@ -61,13 +61,16 @@ class ExportOptions:
 
     include_attachments: bool = True
     keep_reasoning: bool = False
+    # Read by the caller, which restates after the export (`milton_lora.restate`); the export itself ignores them.
+    restate_facts: bool = False
+    restate_max_facts: int = 64
 
 
 def export_options_of(settings: Settings) -> ExportOptions:
     """The home's `export.yaml` (optional) as the export's options: what `export`, `cycle` and the dashboard's
     cycle plan export with."""
     config = load_model(settings.export_config_path, ExportConfig, defaults_if_missing=True)
-    return ExportOptions(config.include_attachments, config.keep_reasoning)
+    return ExportOptions(**config.model_dump())
 
 
 @dataclass
@@ -93,6 +96,7 @@ class ExportSummary:
     files: dict[str, str] = field(default_factory=dict)
     lineage: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # lineage.ExportLineage
     preferences: dict[str, Any] = field(default_factory=dict)  # preference_counts, skips, redactions
+    restated: dict[str, Any] = field(default_factory=dict)  # restate.RestateSummary, when the caller restated
     tool_version: str = __version__
 
     def as_dict(self) -> dict[str, object]:
@@ -113,6 +117,7 @@ class ExportSummary:
             ("messages", self.messages_exported),
             *((f"redacted [{label}]", n) for label, n in self.redactions.items()),
             *((f"preference {what}", n) for what, n in _preference_rows(self.preferences)),
+            *_restated_rows(self.restated),
         ]
 
 
@@ -433,6 +438,18 @@ def _preference_rows(preferences: dict[str, Any]) -> list[tuple[str, object]]:
     ]
 
 
+def _restated_rows(restated: dict[str, Any]) -> list[tuple[str, object]]:
+    if not restated:
+        return []
+    return [
+        ("restated: statements found", restated["statements_found"]),
+        ("restated: over the cap (not restated)", restated["over_cap"]),
+        ("restated: lines written to train", restated["written"]),
+        ("restated: dropped (answer without the fact)", restated["dropped"]),
+        ("restated: questions from the rule", restated["questions_from_rule"]),
+    ]
+
+
 def rewrite_without(output_dir: Path, forgotten: set[str]) -> int | None:
     """Take the forgotten conversations' lines out of the export in `output_dir` (the splits, preferences.jsonl,
     counts, sha256 and lineage in metadata.json rewritten together); returns how many lines went, None when the
@@ -458,11 +475,15 @@ def rewrite_without(output_dir: Path, forgotten: set[str]) -> int | None:
                 metadata["files"][name] = sha256_bytes(files[path])
                 metadata["preferences"] = {**metadata.get("preferences", {}), **preference_counts(kept[0])}
             continue
-        conversations += len(lines) - len(kept[0])
-        messages += sum(len(json.loads(line)["messages"]) for line in kept[0])
+        parsed = [json.loads(line) for line in kept[0]]
+        own = [item for item in parsed if not is_restated(item)]
+        conversations += sum(not is_restated(json.loads(line)) for line in lines) - len(own)
+        messages += sum(len(item["messages"]) for item in own)
         files[path] = "".join(line + "\n" for line in kept[0]).encode()
-        metadata[f"{part}_conversations"] = len(kept[0])
+        metadata[f"{part}_conversations"] = len(own)
         metadata["files"][name] = sha256_bytes(files[path])
+        if part == "train" and metadata.get("restated"):
+            metadata["restated"]["written"] = len(parsed) - len(own)
     if removed:
         metadata["conversations_exported"] -= conversations
         metadata["messages_exported"] = messages

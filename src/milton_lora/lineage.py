@@ -16,7 +16,18 @@ Decisions:
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+# The `source` of a train line the export made from a conversation instead of copying it (`restate`: the person's
+# stated facts restated by the assistant); it carries the lineage of the conversation it came from.
+RESTATED = "restated"
+
+
+def is_restated(line: dict[str, Any]) -> bool:
+    """Whether an export line (`{"messages": [...]}`, parsed) is a restatement rather than a conversation."""
+    return line.get("source") == RESTATED
 
 
 class Seen(BaseModel):

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from milton_lora.errors import MiltonError
+from milton_lora.lineage import is_restated
 
 ROLES = ("system", "user", "assistant")
 Conversation = list[dict[str, str]]
 
 
-def read_conversations(path: Path) -> list[Conversation]:
-    """Read an exported JSONL file; errors name the file and line."""
+def read_conversations(path: Path, restated: bool = True) -> list[Conversation]:
+    """Read an exported JSONL file; errors name the file and line. `restated=False` leaves out the lines the
+    export restated (`lineage.RESTATED`): what the person's assistant really said, without them."""
     if not path.exists():
         raise MiltonError(f"{path}: not found; run `milton-lora export --days 30` first")
     conversations = []
@@ -32,7 +34,8 @@ def read_conversations(path: Path) -> list[Conversation]:
             raise MiltonError(
                 f'{path}:{number}: expected {{"messages": [{{"role": "system|user|assistant", "content": "..."}}]}}'
             )
-        conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])
+        if restated or not is_restated(record):
+            conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])
     return conversations
 
 

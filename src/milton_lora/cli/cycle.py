@@ -4,6 +4,7 @@ printed as the `export`, `train`, `eval` and `promote` commands print it."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -88,6 +89,13 @@ def cycle(
     no_preferences: Annotated[
         bool, typer.Option("--no-preferences", help="No preference stage after SFT, whatever the export holds.")
     ] = False,
+    restate_facts: Annotated[
+        bool,
+        typer.Option(
+            "--restate-facts",
+            help="Export with the facts you state restated by the --config's base model (export.yaml: restate_facts).",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show each stage's plan; export, train, evaluate and log nothing.")
     ] = False,
@@ -105,9 +113,10 @@ def cycle(
         batch_size=batch_size, style_prompts=style_prompts,
     )  # fmt: skip
     settings = settings_of(ctx)
+    options = export_options_of(settings)
     request = CycleRequest(days=days, config=config, from_production=from_production,
                            promote_if_candidate=promote_if_candidate, evaluation=evaluation,
-                           export_options=export_options_of(settings),
+                           export_options=replace(options, restate_facts=restate_facts or options.restate_facts),
                            preference_config=None if no_preferences else preference_config)  # fmt: skip
     if dry_run:
         print_cycle_plan(plan_cycle(settings, request, redactor_of(settings)))

@@ -20,7 +20,7 @@ from milton_lora.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from milton_lora.export import ExportReview
+    from milton_lora.export import ExportReview, ExportSummary
 
 
 @app.command()
@@ -37,12 +37,25 @@ def export(
         bool, typer.Option("--review", help="Show each redaction in context (paged); write nothing.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary (or the review) as JSON.")] = False,
+    restate_facts: Annotated[
+        bool,
+        typer.Option(
+            "--restate-facts",
+            help="Add the facts you state about yourself, restated by the base model in the assistant's voice, to "
+            "the train split (export.yaml: restate_facts).",
+        ),
+    ] = False,
+    config: Annotated[
+        Path,
+        typer.Option("--config", help="With --restate-facts: the training YAML whose base_model_path restates."),
+    ] = Path("lora_default.yaml"),
 ) -> None:
     """Export conversations to redacted train.jsonl / test.jsonl (80/20, stable) and metadata.json."""
     from milton_lora.export import export_options_of, export_training_data, review_export
 
     settings = settings_of(ctx)
     redactor, options = redactor_of(settings), export_options_of(settings)
+    restating = (restate_facts or options.restate_facts) and not (review or dry_run)
     if review:
         result = review_export(settings.memory_db, days, redactor=redactor, options=options)
         if as_json:
@@ -51,9 +64,18 @@ def export(
             _print_review(result, days)
         return
     target = output_dir.expanduser().resolve() if output_dir else settings.export_dir
-    summary = export_training_data(
-        settings.memory_db, target, days, dry_run=dry_run, redactor=redactor, options=options
-    )
+
+    def exported() -> ExportSummary:
+        return export_training_data(settings.memory_db, target, days, dry_run=dry_run, redactor=redactor,
+                                    options=options)  # fmt: skip
+
+    if restating:
+        from milton_lora.restate import export_then_restate
+        from milton_lora.train.checks import base_model_of
+
+        summary = export_then_restate(exported, base_model_of(settings, config), options.restate_max_facts)
+    else:
+        summary = exported()
     if as_json:
         console.print_json(json.dumps(summary.as_dict()))
         return

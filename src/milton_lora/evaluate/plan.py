@@ -188,7 +188,8 @@ def plan_evaluation(settings: Settings, registry: Registry, request: EvalRequest
     plan.train_file = train_file_of(record, settings.export_train_path)
     plan.preference_file, plan.preference_pairs = held_out_pairs(test_file)
     if request.style_prompts > 0 and plan.train_file is not None:
-        plan.style_replies = assistant_replies(read_conversations(plan.train_file))
+        # The person's style is in their own replies, not in the base model's restatements of their facts.
+        plan.style_replies = assistant_replies(read_conversations(plan.train_file, restated=False))
         plan.style_prompts = style_prompts(held_out, request.style_prompts) if plan.style_replies else []
     if request.judge_url or request.judge_model:
         plan.judge = judge_of(request, plan)

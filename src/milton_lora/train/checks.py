@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from milton_lora.chat.template import ChatFormat
-from milton_lora.config import TrainConfig
+from milton_lora.config import TrainConfig, load_model
 from milton_lora.errors import MiltonError
 from milton_lora.registry import validate_run_id
 from milton_lora.settings import Settings, shipped
@@ -120,6 +120,11 @@ def resolve_config_path(settings: Settings, given: Path) -> Path:
         if candidate.exists():
             return candidate
     raise MiltonError(f"{given}: config not found (looked in ., $MILTON_HOME and {settings.configs_dir})")
+
+
+def base_model_of(settings: Settings, config: Path) -> Path:
+    """The base model folder a training config names (resolved as `train --config` resolves it)."""
+    return settings.resolve(load_model(resolve_config_path(settings, config), TrainConfig).base_model_path)
 
 
 def new_run_id(prefix: str, taken: list[Path], now: datetime) -> str:
