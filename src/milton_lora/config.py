@@ -102,6 +102,16 @@ class TrainConfig(StrictModel):
         le=1.0,
         description="With --from-production: older conversations replayed, as a fraction of the new train ones.",
     )
+    general_replay: float = Field(
+        0.0,
+        ge=0.0,
+        le=2.0,
+        description="SFT: general questions answered by the base model itself, mixed in as a fraction of the train "
+        'conversations, so the adapter keeps the base\'s general answers (README "Training"); 0: none.',
+    )
+    general_replay_prompts: str | None = Field(
+        None, description="The general replay's prompts, one per line; null: the shipped general_prompts.txt."
+    )
 
     method: Literal["sft", "dpo", "kto"] = Field(
         "sft",

@@ -111,6 +111,22 @@ class Replay(_Section):
     source_sha256: str | None = None
 
 
+class GeneralReplayMade(_Section):
+    """The general questions an SFT run mixed in, answered by the base model (`train/general_replay.py`)."""
+
+    fraction: float
+    requested: int
+    count: int
+    asked: int
+    cut: int
+    pool: int
+    prompts_file: str
+    prompts_sha256: str
+    system: str | None = None
+    max_new_tokens: int
+    seconds: float
+
+
 class PreferenceData(_Section):
     """What a `method: dpo | kto` run learned from: `preferences.jsonl`'s counts per split."""
 
@@ -152,6 +168,7 @@ class TrainingRecord(_Section):
     oom_retries: list[dict[str, Any]] = []
     init_from: InitFrom | None = None
     replay: Replay | None = None
+    general_replay: GeneralReplayMade | None = None
     lineage: Lineage = Lineage()  # what the weights learned, as keyed hashes (`milton_lora.lineage`)
 
     @property

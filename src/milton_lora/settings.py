@@ -37,6 +37,9 @@ RUN_INIT_FROM = "init_from.json"
 # line came from (`lineage.LineMap`), kept so that `train --resume` trains on the same ones.
 RUN_TRAIN_PREFERENCES = "preferences.jsonl"
 RUN_PREFERENCE_LINEAGE = "preferences_lineage.json"
+# The general questions an SFT run mixed in, answered by the base model, and how they were made
+# (`train/general_replay.py`); not the person's, so no lineage.
+RUN_GENERAL_REPLAY = "general_replay.json"
 
 
 @dataclass(frozen=True)

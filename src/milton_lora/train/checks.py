@@ -22,6 +22,7 @@ from milton_lora.errors import MiltonError
 from milton_lora.registry import validate_run_id
 from milton_lora.settings import Settings, shipped
 from milton_lora.train.attention import attention_implementation, flash_attn_installed
+from milton_lora.train.general_replay import GENERAL_PROMPTS
 from milton_lora.train.lora_kernel import FUSED, PEFT, lora_kernel
 from milton_lora.train.loss import loss_kernel, triton_installed
 from milton_lora.train.preference import SFT, TRL_HEAD, PreferenceCounts, check_preferences
@@ -62,6 +63,7 @@ class TrainPlan:
     warnings: list[str] = field(default_factory=list)
     init_from: InitFromProduction | None = None  # --from-production; a dpo/kto run's start adapter
     preferences: PreferenceCounts | None = None  # what a dpo/kto run learns from
+    general_prompts: Path | None = None  # the general replay's pool, when the run mixes one in
     schedule: Schedule | None = None  # sized to the tokenized data (`runner.size_schedule`)
     prepared: Any = field(default=None, repr=False)  # the tokenized data it was sized on (`runner.Prepared`)
 
@@ -103,7 +105,11 @@ class TrainPlan:
             ("logs, checkpoints", str(self.run_dir)),
             ("free disk", f"{self.free_disk_gb:.1f} GB"),
             ("start from", self.init_from.describe() if self.init_from else "new LoRA weights"),
+            *([("general replay", self.prepared.general.describe())] if self.general_replay() else []),
         ]
+
+    def general_replay(self) -> bool:
+        return getattr(self.prepared, "general", None) is not None
 
     def reference(self) -> str:
         """What a dpo/kto run's rewards are measured against: never a second model in memory."""
@@ -168,6 +174,7 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
             f"{train_file}: {train_count} conversations, at least {config.min_train_examples} needed "
             "(export a wider window with --days)"
         )
+    general_prompts = _general_prompts(settings, config, problems)
     _check_retired_folders(settings, config, problems)
     adapters_dir, runs_dir = settings.adapters_dir, settings.runs_dir
     free_gb = _free_disk_gb(adapters_dir)
@@ -194,7 +201,7 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
         attention=attention_implementation(cuda, precision, flash_attn_installed()),
         loss=loss_kernel("cuda" if cuda else "cpu", triton_installed()) if config.method == SFT else TRL_HEAD,
         lora=lora_kernel(precision, config.load_in_4bit) if config.method == SFT else PEFT,
-        threads=cpu_threads(processes), warnings=warnings, preferences=preferences,
+        threads=cpu_threads(processes), warnings=warnings, preferences=preferences, general_prompts=general_prompts,
     )  # fmt: skip
 
 
@@ -258,6 +265,16 @@ def _check_target_modules(model_config: Any, targets: list[str], problems: list[
                         f"{sorted(linear)}")  # fmt: skip
     elif missing:
         warnings.append(f"target_modules {missing} match no linear layer of the base model (skipped)")
+
+
+def _general_prompts(settings: Settings, config: TrainConfig, problems: list[str]) -> Path | None:
+    """The general replay's pool (`train/general_replay.py`): None when the run mixes none in."""
+    if config.method != SFT or config.general_replay <= 0:
+        return None
+    path = settings.resolve(config.general_replay_prompts) if config.general_replay_prompts else None
+    if path is not None and not path.is_file():
+        problems.append(f"general_replay_prompts {path}: not found; name a file of prompts, one per line")
+    return path or shipped(GENERAL_PROMPTS)
 
 
 def _count_lines(path: Path, problems: list[str]) -> int:

@@ -40,6 +40,7 @@ from milton_lora.lineage import ExportLineage, Lineage, LineMap
 from milton_lora.record import TrainingRecord, TrainingSchedule, write_record
 from milton_lora.settings import (
     EXPORT_METADATA,
+    RUN_GENERAL_REPLAY,
     RUN_HEALTH,
     RUN_INIT_FROM,
     RUN_TRAIN_DATA,
@@ -48,6 +49,14 @@ from milton_lora.settings import (
 )
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
+from milton_lora.train.general_replay import (
+    GeneralReplay,
+    answer_general_prompts,
+    base_model_completer,
+    keep_general_replay,
+    plan_general_replay,
+    read_general_replay,
+)
 from milton_lora.train.health import HealthCallback
 from milton_lora.train.lora_kernel import FUSED, install_fused_lora
 from milton_lora.train.loss import CHUNKED, install_labelled_head
@@ -76,9 +85,10 @@ class Prepared:
     """The conversations a run trains on, tokenized, with the tokenizer that did it."""
 
     tokenizer: Any
-    conversations: list[Conversation]
-    train: TokenizedSplit
+    conversations: list[Conversation]  # the person's (kept in train.jsonl)
+    train: TokenizedSplit  # the person's conversations, then the general replay's
     test: TokenizedSplit
+    general: GeneralReplay | None = None
 
     @property
     def has_eval(self) -> bool:
@@ -209,7 +219,23 @@ def tokenize_plan_data(plan: TrainPlan, tokenizer: Any, conversations: list[Conv
 def prepare_data(plan: TrainPlan, resume: bool) -> Prepared:
     tokenizer = load_tokenizer(plan.base_model)
     conversations = training_conversations(plan, resume)
-    return Prepared(tokenizer, conversations, *tokenize_plan_data(plan, tokenizer, conversations))
+    general = general_replay_of(plan, conversations, resume)
+    mixed = conversations + (general.conversations if general else [])
+    return Prepared(tokenizer, conversations, *tokenize_plan_data(plan, tokenizer, mixed), general)
+
+
+def general_replay_of(plan: TrainPlan, person: list[Conversation], resume: bool) -> GeneralReplay | None:
+    """The general conversations the run mixes in (`train/general_replay.py`): a resumed run's kept ones, else
+    answered now by the base model; None when the config asks for none."""
+    kept = plan.run_dir / RUN_GENERAL_REPLAY
+    if resume and kept.exists():
+        return read_general_replay(kept)
+    if plan.general_prompts is None:
+        return None
+    replay = plan_general_replay(plan.config.general_replay, plan.general_prompts, person)
+    if not replay.requested:
+        return replay
+    return answer_general_prompts(replay, base_model_completer(plan.base_model), plan.config.seed)
 
 
 def size_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
@@ -399,6 +425,8 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     if main_process:
         if isinstance(prepared, Prepared):
             keep_training_conversations(plan, prepared.conversations, resume)
+            if prepared.general is not None:
+                keep_general_replay(plan.run_dir / RUN_GENERAL_REPLAY, prepared.general)
         else:
             keep_preferences(plan.run_dir, plan.config.method, prepared, preferences_file(plan.train_file),
                              export_lineage(plan), plan.init_from.run_dir if plan.init_from else None,
@@ -539,6 +567,7 @@ def build_record(plan: TrainPlan, trainer: Any, output: Any, final_eval: dict[st
         "trainable_parameters": trainable,
         "total_parameters": total,
         **{key: value for key, value in start.items() if key in ("init_from", "replay")},
+        "general_replay": prepared.general.record() if isinstance(prepared, Prepared) and prepared.general else None,
         "lineage": run_lineage(plan, start),
     })  # fmt: skip
 
