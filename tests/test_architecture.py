@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"memory", "redact", "config"},
     "chat": set(),
     "inference": {"chat", "libraries"},
-    "train": {"chat", "config", "registry", "libraries"},
+    "train": {"chat", "config", "registry", "libraries", "inference"},
     "evaluate": {"chat", "inference", "registry", "config"},
     "registry": {"vllm_rules"},
     "serve": {"chat", "inference", "config", "registry", "memory", "vllm_rules"},

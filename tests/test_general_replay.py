@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO, copy_home
 from milton_lora.demo.samples import write_cpu_config
 from milton_lora.settings import RUN_GENERAL_REPLAY, RUN_TRAIN_DATA, shipped
-from milton_lora.train import runner
+from milton_lora.train import general_replay
 from milton_lora.train.general_replay import (
     ASKED_PER_ANSWER,
     GENERAL_PROMPTS,
@@ -112,7 +112,7 @@ def test_a_run_mixes_them_in_and_keeps_them_apart_from_the_persons(
     config = home / "training/configs/general.yaml"
     write_cpu_config(config, tiny_model_dir, REPO / "training/configs/lora_light.yaml", general_replay=0.5,
                      general_replay_prompts=str(pool(tmp_path, 60)))  # fmt: skip
-    monkeypatch.setattr(runner, "base_model_completer", lambda base: ends_on_even_questions)
+    monkeypatch.setattr(general_replay, "base_model_completer", lambda base: ends_on_even_questions)
 
     planned = cli("--home", str(home), "train", "--config", str(config), "--dry-run")
     assert planned.exit_code == 0, planned.stderr

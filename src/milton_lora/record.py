@@ -118,7 +118,8 @@ class GeneralReplayMade(_Section):
     requested: int
     count: int
     asked: int
-    cut: int
+    shortened: int  # cut at the token budget, kept up to the last full sentence
+    dropped: int
     pool: int
     prompts_file: str
     prompts_sha256: str

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from milton_lora.chat.conversations import Conversation
+from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_text, sha256_file
 
@@ -157,8 +158,10 @@ def base_model_completer(base: Path) -> Complete:
     return answer
 
 
-def keep_general_replay(path: Path, replay: GeneralReplay) -> None:
+def keep_general_replay(path: Path, replay: GeneralReplay | None) -> None:
     """Write `runs/<run_id>/general_replay.json`: how the conversations were made, then the conversations."""
+    if replay is None:
+        return
     lines = [{"messages": c, "source": SOURCE} for c in replay.conversations]
     atomic_write_text(path, json.dumps({**replay.record(), "conversations": lines}, ensure_ascii=False) + "\n")
 
@@ -173,3 +176,17 @@ def read_general_replay(path: Path) -> GeneralReplay:
         return GeneralReplay(**kept, conversations=conversations)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise MiltonError(f"{path}: unreadable general replay ({exc}); start a new run instead of --resume") from None
+
+
+def general_replay_for(kept: Path, prompts: Path | None, config: TrainConfig, base: Path, person: list[Conversation],
+                       resume: bool) -> GeneralReplay | None:  # fmt: skip
+    """What a run mixes in: a resumed run's `kept` ones, else `prompts` answered now by the model at `base`; None
+    when the run mixes none in (`prompts` None)."""
+    if resume and kept.exists():
+        return read_general_replay(kept)
+    if prompts is None:
+        return None
+    replay = plan_general_replay(config.general_replay, prompts, person)
+    if not replay.requested:
+        return replay
+    return answer_general_prompts(replay, base_model_completer(base), config.seed)

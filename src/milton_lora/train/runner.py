@@ -1,17 +1,16 @@
 """Run one training: base model + LoRA through TRL's SFTTrainer, logs, checkpoints, the adapter and its metadata.
 
-The data arrive pre-tokenized with our own assistant-only labels (see `milton_lora.chat.masks`); TRL keeps a
-`labels` column as is and, with `packing`, packs best-fit-decreasing without padding. Packed rows
-carry position_ids and no attention mask; the attention the plan chose (`milton_lora.train.attention`)
-runs each packed conversation on its own, so they never attend to each other, and the loss head the
-plan chose (`milton_lora.train.loss`) scores only labelled positions, without full logits, and in fp32
-the LoRA layers run fused (`milton_lora.train.lora_kernel`) (tests compare packed and unpacked losses
-and gradients, and fused and peft LoRA layers).
+The data arrive pre-tokenized with our own assistant-only labels (see `milton_lora.chat.masks`); TRL keeps a `labels`
+column as is and, with `packing`, packs best-fit-decreasing without padding. Packed rows carry position_ids and no
+attention mask; the attention the plan chose (`milton_lora.train.attention`) runs each packed conversation on its own,
+so they never attend to each other, and the loss head the plan chose (`milton_lora.train.loss`) scores only labelled
+positions, without full logits, and in fp32 the LoRA layers run fused (`milton_lora.train.lora_kernel`) (tests compare
+packed and unpacked losses and gradients, and fused and peft LoRA layers).
 
-While it trains, `HealthCallback` watches the loss (a non-finite one stops the run: see `train/health.py`),
-and an out-of-memory error goes on with a smaller batch (`train/oom.py`). The conversations trained on
-(the export's train split, plus the replay of a `--from-production` run) are kept in
-`runs/<run_id>/train.jsonl`; a `--from-production` run starts from the production adapter's weights.
+While it trains, `HealthCallback` watches the loss (a non-finite one stops the run: see `train/health.py`), and an
+out-of-memory error goes on with a smaller batch (`train/oom.py`). The person's conversations trained on (the
+export's train split, plus the replay of a `--from-production` run, which starts from production's weights) are
+kept in `runs/<run_id>/train.jsonl`, the general questions mixed in in `general_replay.json` (`general_replay`).
 
 A `method: dpo | kto` run (`milton_lora.train.preference`) trains TRL's DPOTrainer or KTOTrainer on the export's
 preferences with the same arguments, callbacks (TensorBoard, health, early stopping, progress), checkpoints,
@@ -49,14 +48,7 @@ from milton_lora.settings import (
 )
 from milton_lora.train.attention import register_packed_attention
 from milton_lora.train.checks import TrainPlan
-from milton_lora.train.general_replay import (
-    GeneralReplay,
-    answer_general_prompts,
-    base_model_completer,
-    keep_general_replay,
-    plan_general_replay,
-    read_general_replay,
-)
+from milton_lora.train.general_replay import GeneralReplay, general_replay_for, keep_general_replay
 from milton_lora.train.health import HealthCallback
 from milton_lora.train.lora_kernel import FUSED, install_fused_lora
 from milton_lora.train.loss import CHUNKED, install_labelled_head
@@ -219,23 +211,10 @@ def tokenize_plan_data(plan: TrainPlan, tokenizer: Any, conversations: list[Conv
 def prepare_data(plan: TrainPlan, resume: bool) -> Prepared:
     tokenizer = load_tokenizer(plan.base_model)
     conversations = training_conversations(plan, resume)
-    general = general_replay_of(plan, conversations, resume)
+    general = general_replay_for(plan.run_dir / RUN_GENERAL_REPLAY, plan.general_prompts, plan.config, plan.base_model,
+                                 conversations, resume)  # fmt: skip
     mixed = conversations + (general.conversations if general else [])
     return Prepared(tokenizer, conversations, *tokenize_plan_data(plan, tokenizer, mixed), general)
-
-
-def general_replay_of(plan: TrainPlan, person: list[Conversation], resume: bool) -> GeneralReplay | None:
-    """The general conversations the run mixes in (`train/general_replay.py`): a resumed run's kept ones, else
-    answered now by the base model; None when the config asks for none."""
-    kept = plan.run_dir / RUN_GENERAL_REPLAY
-    if resume and kept.exists():
-        return read_general_replay(kept)
-    if plan.general_prompts is None:
-        return None
-    replay = plan_general_replay(plan.config.general_replay, plan.general_prompts, person)
-    if not replay.requested:
-        return replay
-    return answer_general_prompts(replay, base_model_completer(plan.base_model), plan.config.seed)
 
 
 def size_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
@@ -425,8 +404,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     if main_process:
         if isinstance(prepared, Prepared):
             keep_training_conversations(plan, prepared.conversations, resume)
-            if prepared.general is not None:
-                keep_general_replay(plan.run_dir / RUN_GENERAL_REPLAY, prepared.general)
+            keep_general_replay(plan.run_dir / RUN_GENERAL_REPLAY, prepared.general)
         else:
             keep_preferences(plan.run_dir, plan.config.method, prepared, preferences_file(plan.train_file),
                              export_lineage(plan), plan.init_from.run_dir if plan.init_from else None,
