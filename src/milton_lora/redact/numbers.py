@@ -371,7 +371,7 @@ def ssns(text: str, lo: int, hi: int, *, cued: bool, listed_after: int = -1) -> 
         for match in _SSN.finditer(text, lo, hi):
             if ssn_ok(*match.groups()):
                 found.append((match.start(), match.end(), "SSN"))
-            elif match.group(1)[0] == "9" and itin_ok(match.group()):
+            elif itin_ok(match.group()):
                 found.append((match.start(), match.end(), "ID_NUMBER"))  # a US ITIN: the SSN shape, area 9XX
     if cued:
         for match in _SSN_PLAIN.finditer(text, lo, hi):
