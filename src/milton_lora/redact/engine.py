@@ -107,7 +107,7 @@ class Redactor:
             *ssn_columns(text, anchors[kinds.SSN_CUE]),
             *phone_columns(text, anchors[kinds.PHONE_HEADER]),
         ]
-        found_ibans = ibans(text, classes)
+        found_ibans = ibans(text, classes, anchors[kinds.IBAN])
         candidates += found_ibans
         candidates += mixed_numbers(text, classes)
         candidates += self._numbers.find(text, classes, found_ibans, anchors[kinds.SSN_CUE])

@@ -1,5 +1,6 @@
 """Numbers: IBANs, cards, US social security numbers, IPv4 addresses and phone numbers, each looked for only in
-runs of digits and separators that can hold one, and each validated with its context.
+runs of digits and separators that can hold one (an IBAN where the anchor pass found a country code and two
+digits), and each validated with its context.
 
 Numbers are found as runs on a byte-class copy of the text (one byte per character: digits `0`, capitals
 `A`, lower case `a`, the separators numbers are written with `.`, anything else a space), where literal
@@ -54,8 +55,6 @@ IBAN_LENGTHS = {
 _IBAN_BY_LENGTH = {
     length: re.compile(rf"[A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]){{{length - 4}}}") for length in set(IBAN_LENGTHS.values())
 }
-# Where an IBAN can start: two capitals and two digits, not inside a word (`[A-Z]{2}\d{2}` after no `[A-Za-z0-9]`).
-_IBAN_START = re.compile(rb"AA00(?<![Aa0]AA00)")
 
 # Patterns scanned over a stretch of text start with a character class and check the character before
 # their first one in a lookbehind placed after it: a pattern that opens with a lookbehind is tried at
@@ -336,12 +335,13 @@ def _version_or_decimal(core: str) -> bool:
     return dotted_only and not _DOTTED_PHONE.fullmatch(core)
 
 
-def ibans(text: str, classes: bytes) -> list[Span]:
+def ibans(text: str, classes: bytes, starts: list[int]) -> list[Span]:
+    """IBANs at `starts` (where an IBAN country's code and two digits are, in text order), not inside a word."""
     found = []
-    for anchor in _IBAN_START.finditer(classes):
-        start = anchor.start()
-        length = IBAN_LENGTHS.get(text[start : start + 2])
-        match = _IBAN_BY_LENGTH[length].match(text, start) if length else None
+    for start in starts:
+        if start and classes[start - 1] in b"Aa0":
+            continue
+        match = _IBAN_BY_LENGTH[IBAN_LENGTHS[text[start : start + 2]]].match(text, start)
         if match and iban_checksum_ok(match.group().replace(" ", "")):
             found.append((start, match.end(), "IBAN"))
     return found
