@@ -440,12 +440,12 @@ def password_shaped(value: str) -> bool:
     if len(value) < 6:
         return False
     core = value.rstrip(".!?")
-    classes = (
-        (core.upper() != core)
-        + (core[1:].lower() != core[1:])
-        + any(char.isdigit() for char in core)
-        + bool(_SYMBOLS.search(value))
-    )
+    # Counted cheapest first, and only until two are found (this runs for every value after a password word).
+    classes = (core.upper() != core) + (core[1:].lower() != core[1:])
+    if classes < 2:
+        classes += any(map(str.isdigit, core))
+    if classes < 2:
+        classes += _SYMBOLS.search(value) is not None
     return classes >= 2 and not core.isdigit()
 
 
@@ -457,8 +457,10 @@ def strongly_shaped(value: str) -> bool:
         return True
     if not password_shaped(value):
         return False
-    capitals = sum(char.isupper() for char in value[1:])
-    return bool(_SYMBOLS.search(value)) or capitals >= 2 or (capitals == 1 and any(c.isdigit() for c in value))
+    if _SYMBOLS.search(value):
+        return True
+    capitals = sum(map(str.isupper, value[1:]))
+    return capitals >= 2 or (capitals == 1 and any(map(str.isdigit, value)))
 
 
 def _holds_user_and_password(value: str) -> bool:

@@ -204,7 +204,7 @@ def ipv6(text: str, double_colons: list[int]) -> list[Span]:
     found = []
     for match in (m for lo, hi in stretches for m in _IPV6.finditer(text, lo, hi)):
         address = match.group()
-        if address in _KEPT_IPV6 or not any(ch.isdigit() for ch in address) or address.count(":") < 2:
+        if address in _KEPT_IPV6 or not any(map(str.isdigit, address)) or address.count(":") < 2:
             continue
         if _needs_parsing(address) and not _parses_as_ipv6(address):
             continue
