@@ -112,7 +112,6 @@ _DIGIT_GROUPS = re.compile(rb"0000(?:\.0000){3,}(?![0.]0)")
 # Two groups of digits joined by a dash, no trunk prefix or bracket: a phone number, a difference or a range.
 _TWO_GROUPS = re.compile(r"([1-9]\d{2,4})([^\S\n]*-[^\S\n]*)(\d{2,5})")
 _WORD_CHARS = re.compile(r"\w*")
-_LAST_GROUP = re.compile(r"\s+\S+$")
 _NON_DIGITS = re.compile(r"\D")
 _YEARS = re.compile(r"(?:(?:19|20)\d\d[\s,]*)+")
 # A phone candidate's verdict: refused, accepted by its form (numbering plan, `+`, a phone key), or only by a cue.
@@ -188,9 +187,10 @@ class NumberFinder:
         text. Candidates starting after the run are left to the next run.
         """
         found: list[Span] = []
-        hi = _WORD_CHARS.match(text, digits_end + 32).end() + 2
+        hi = 0  # how far candidates are read, found at the first start (a run of a hash or a key holds none)
         position = max(0, run_start - 2)
         while begin := _PHONE_START.search(text, position, digits_end):
+            hi = hi or _WORD_CHARS.match(text, digits_end + 32).end() + 2
             match = _PHONE.match(text, begin.start(), hi)
             if match is None:
                 position = begin.start() + 1
@@ -198,7 +198,7 @@ class NumberFinder:
             position = match.end()
             if taken and any(f[0] < match.end() and match.start() < f[1] for f in taken):
                 continue
-            if match.group()[:1] == "(" and _AREA_CODE.match(match.group()) is None:
+            if text[match.start()] == "(" and _AREA_CODE.match(text, match.start(), match.end()) is None:
                 # `(07700 900123)`: the bracket opens a remark, it encloses no area code; it stays in the text.
                 position = match.start() + 1
                 continue
@@ -231,10 +231,11 @@ class NumberFinder:
                 accepted = accepted or end
             elif verdict == _BY_CUE:
                 cued = cued or end
-            trimmed = _LAST_GROUP.sub("", candidate)
-            if trimmed == candidate:
+            # The last group and the space before it off: a candidate starts and ends with no space (`\s` is `isspace`).
+            head = candidate.rsplit(None, 1)
+            if len(head) == 1:
                 break
-            candidate = trimmed
+            candidate = head[0]
         end = accepted or cued
         return (start, end, "PHONE") if end else None
 
