@@ -109,6 +109,7 @@ _PASSPHRASE = re.compile(r"[a-z]+(?:([-_.])[a-z]+)(?:\1[a-z]+)+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z]+")
 _DOTTED_PASSPHRASE = re.compile(r"[A-Za-z]{3,}(?:[._-][A-Za-z]{3,})+[._-]?\d{1,4}")
 _DIGITS = re.compile(r"\d{4,}")
+_NON_SPACES = re.compile(r"\S*")
 # Words that follow `password` in sentences about passwords rather than before one.
 _STOPWORDS = frozenset(
     """
@@ -405,9 +406,7 @@ _PROSE_WORDS = frozenset({"password", "passwd", "pwd", "pw", "pass", "passphrase
 
 def _prose_value(text: str, start: int, word: str, strong_grammar: bool, context: str) -> Span | None:
     """The value at `start` with surrounding quotes and trailing punctuation off, if it is a password here."""
-    end = start
-    while end < len(text) and not text[end].isspace():
-        end += 1
+    end = _NON_SPACES.match(text, start).end()
     if text[start] in "\"'`" and (quoted := _QUOTED.match(text, start)):
         end = quoted.end()  # `"Winter 2024!"`: a quoted password may hold spaces
     raw_end = end
