@@ -173,6 +173,18 @@ def test_redact_many_equals_redact_one_by_one() -> None:
     assert batched == [redactor.redact(text).text for text in texts]
 
 
+def test_an_iban_starts_at_a_message_or_after_punctuation_not_inside_a_word_or_number() -> None:
+    texts = [
+        "DE89370400440532013000 is mine",
+        "(GB29NWBK60161331926819)",
+        "refXDE89370400440532013000",
+        "7DE89370400440532013000",
+    ]
+    found = Redactor().find_many(texts)
+    assert [[f.label for f in findings] for findings in found] == [["IBAN"], ["IBAN"], [], []]
+    assert found[1][0][:2] == (1, 23)
+
+
 @pytest.mark.parametrize("block_chars", [1, 2000, 1 << 20])
 def test_find_many_equals_find_across_blocks_and_texts_holding_a_nul(
     block_chars: int, monkeypatch: pytest.MonkeyPatch
