@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from milton_lora.redact import LABELS, PersonalTerms, Redactor, Term, in_context, redact_text
+from milton_lora.redact import LABELS, PersonalTerms, Redactor, Term, engine, in_context, redact_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from pii_eval import build_eval_corpus
@@ -171,6 +171,31 @@ def test_redact_many_equals_redact_one_by_one() -> None:
     redactor = Redactor()
     batched = [r.text for r in redactor.redact_many(texts)]
     assert batched == [redactor.redact(text).text for text in texts]
+
+
+def test_an_iban_starts_at_a_message_or_after_punctuation_not_inside_a_word_or_number() -> None:
+    texts = [
+        "DE89370400440532013000 is mine",
+        "(GB29NWBK60161331926819)",
+        "refXDE89370400440532013000",
+        "7DE89370400440532013000",
+    ]
+    found = Redactor().find_many(texts)
+    assert [[f.label for f in findings] for findings in found] == [["IBAN"], ["IBAN"], [], []]
+    assert found[1][0][:2] == (1, 23)
+
+
+@pytest.mark.parametrize("block_chars", [1, 2000, 1 << 20])
+def test_find_many_equals_find_across_blocks_and_texts_holding_a_nul(
+    block_chars: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks closed after every text, after a few, or never; texts holding a NUL scanned on their own."""
+    texts = [sample.text for sample in build_corpus(200, seed=5)]
+    texts[3:3] = ["mail jane@example.com\x00 and 4111 1111 1111 1111", "\x00", ""]
+    monkeypatch.setattr(engine, "_BLOCK_CHARS", block_chars)
+    redactor = Redactor()
+    assert redactor.find_many(texts) == [redactor.find(text) for text in texts]
+    assert [f.label for f in redactor.find_many(texts)[3]] == ["EMAIL", "CREDIT_CARD"]
 
 
 def test_labeled_corpus_recall_and_negatives() -> None:

@@ -109,6 +109,7 @@ _PASSPHRASE = re.compile(r"[a-z]+(?:([-_.])[a-z]+)(?:\1[a-z]+)+", re.IGNORECASE)
 _WORD = re.compile(r"[a-z]+")
 _DOTTED_PASSPHRASE = re.compile(r"[A-Za-z]{3,}(?:[._-][A-Za-z]{3,})+[._-]?\d{1,4}")
 _DIGITS = re.compile(r"\d{4,}")
+_NON_SPACES = re.compile(r"\S*")
 # Words that follow `password` in sentences about passwords rather than before one.
 _STOPWORDS = frozenset(
     """
@@ -405,9 +406,7 @@ _PROSE_WORDS = frozenset({"password", "passwd", "pwd", "pw", "pass", "passphrase
 
 def _prose_value(text: str, start: int, word: str, strong_grammar: bool, context: str) -> Span | None:
     """The value at `start` with surrounding quotes and trailing punctuation off, if it is a password here."""
-    end = start
-    while end < len(text) and not text[end].isspace():
-        end += 1
+    end = _NON_SPACES.match(text, start).end()
     if text[start] in "\"'`" and (quoted := _QUOTED.match(text, start)):
         end = quoted.end()  # `"Winter 2024!"`: a quoted password may hold spaces
     raw_end = end
@@ -440,12 +439,12 @@ def password_shaped(value: str) -> bool:
     if len(value) < 6:
         return False
     core = value.rstrip(".!?")
-    classes = (
-        (core.upper() != core)
-        + (core[1:].lower() != core[1:])
-        + any(char.isdigit() for char in core)
-        + bool(_SYMBOLS.search(value))
-    )
+    # Counted cheapest first, and only until two are found (this runs for every value after a password word).
+    classes = (core.upper() != core) + (core[1:].lower() != core[1:])
+    if classes < 2:
+        classes += any(map(str.isdigit, core))
+    if classes < 2:
+        classes += _SYMBOLS.search(value) is not None
     return classes >= 2 and not core.isdigit()
 
 
@@ -457,8 +456,10 @@ def strongly_shaped(value: str) -> bool:
         return True
     if not password_shaped(value):
         return False
-    capitals = sum(char.isupper() for char in value[1:])
-    return bool(_SYMBOLS.search(value)) or capitals >= 2 or (capitals == 1 and any(c.isdigit() for c in value))
+    if _SYMBOLS.search(value):
+        return True
+    capitals = sum(map(str.isupper, value[1:]))
+    return capitals >= 2 or (capitals == 1 and any(map(str.isdigit, value)))
 
 
 def _holds_user_and_password(value: str) -> bool:

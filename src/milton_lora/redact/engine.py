@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import bisect
 import gc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
+from itertools import accumulate, repeat
+from operator import add
 
 from milton_lora.redact import anchors as kinds
 from milton_lora.redact.anchors import Anchors, one_byte_per_character
@@ -54,19 +56,27 @@ class Redactor:
         text that itself holds a NUL is scanned on its own.
         """
         results: list[list[Finding]] = [[] for _ in texts]
-        block: list[int] = []
-        size = 0
+        # Where each text ends in all of them joined without separators: a block's last text is found by bisection,
+        # and whether any text of it holds a NUL by one search of the joined block, not by a loop over the texts.
+        ends = list(accumulate(map(len, texts)))
+        first = 0
         with _cyclic_gc_paused():
-            for index, text in enumerate(texts):
-                if "\x00" in text:
-                    results[index] = self.find(text)
-                    continue
-                block.append(index)
-                size += len(text)
-                if size >= _BLOCK_CHARS:
-                    self._find_block(texts, block, results)
-                    block, size = [], 0
-            self._find_block(texts, block, results)
+            while first < len(texts):
+                last = min(
+                    bisect.bisect_left(ends, (ends[first - 1] if first else 0) + _BLOCK_CHARS, first) + 1, len(texts)
+                )
+                block: Sequence[int] = range(first, last)
+                chunk = texts[first:last]
+                joined = SEPARATOR.join(chunk)
+                if "\x00" in joined:
+                    for index in block:
+                        if "\x00" in texts[index]:
+                            results[index] = self.find(texts[index])
+                    block = [index for index in block if "\x00" not in texts[index]]
+                    chunk = [texts[index] for index in block]
+                    joined = SEPARATOR.join(chunk)
+                self._find_block(joined, chunk, block, results)
+                first = last
         return results
 
     def redact_many(self, texts: list[str]) -> list[Redaction]:
@@ -97,7 +107,7 @@ class Redactor:
             *ssn_columns(text, anchors[kinds.SSN_CUE]),
             *phone_columns(text, anchors[kinds.PHONE_HEADER]),
         ]
-        found_ibans = ibans(text, classes)
+        found_ibans = ibans(text, classes, anchors[kinds.IBAN])
         candidates += found_ibans
         candidates += mixed_numbers(text, classes)
         candidates += self._numbers.find(text, classes, found_ibans, anchors[kinds.SSN_CUE])
@@ -106,19 +116,21 @@ class Redactor:
             chosen = self.terms.apply(text, chosen)
         return chosen
 
-    def _find_block(self, texts: list[str], block: list[int], results: list[list[Finding]]) -> None:
+    def _find_block(self, joined: str, chunk: list[str], block: Sequence[int], results: list[list[Finding]]) -> None:
+        """The findings of `joined` (`chunk`, the texts `block`, joined by SEPARATOR), each given to its text."""
         if not block:
             return
-        joined = SEPARATOR.join(texts[i] for i in block)
-        starts = []
-        offset = 0
-        for index in block:
-            starts.append(offset)
-            offset += len(texts[index]) + len(SEPARATOR)
+        # Where each text starts in `joined`, and past the last one. Findings come in text order, so a finding's text
+        # is looked up only when it starts past the text of the finding before it (about half of them on PII-dense
+        # text, where this loop takes 4% of the time).
+        starts = list(accumulate(map(add, map(len, chunk), repeat(len(SEPARATOR))), initial=0))
+        limit = -1
         for start, end, label in self._spans(joined):
-            position = bisect.bisect_right(starts, start) - 1
-            base = starts[position]
-            results[block[position]].append(_finding((start - base, end - base, label)))
+            if start >= limit:
+                position = bisect.bisect_right(starts, start)
+                base, limit = starts[position - 1], starts[position]
+                add_finding = results[block[position - 1]].append
+            add_finding(_finding((start - base, end - base, label)))
 
 
 @contextmanager

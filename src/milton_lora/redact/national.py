@@ -76,9 +76,25 @@ def nric_ok(value: str) -> bool:
     return _NRIC_LETTERS[value[0]][total % 11] == value[8]
 
 
+def dni_ok(value: str) -> bool:
+    """A Spanish DNI/NIF (`12345678Z`, its shape already matched): stdnum's check letter, asked directly. `is_valid`
+    would first compact the number and check its format again, nine tenths of its cost."""
+    return value.isascii() and dni.calc_check_digit(value[:8]) == value[8]
+
+
+def nie_ok(value: str) -> bool:
+    """A Spanish NIE (`X1234567L`, its shape already matched): stdnum's check letter, asked directly, as `dni_ok`."""
+    return value.isascii() and nie.calc_check_digit(value[:8]) == value[8]
+
+
+def itin_ok(value: str) -> bool:
+    """A US ITIN (`9XX-7X-XXXX`): the SSN shape with an area no SSN has (only an area 9XX is asked of stdnum)."""
+    return value[:1] == "9" and itin.is_valid(value)
+
+
 _MIXED_VALID: dict[str, Callable[[str], bool]] = {
-    "dni": dni.is_valid,
-    "nie": nie.is_valid,
+    "dni": dni_ok,
+    "nie": nie_ok,
     "nric": nric_ok,
     "pan": lambda value: pan.is_valid(value) and value[3] == "P",
     "nino": nino_ok,
@@ -87,7 +103,7 @@ _MIXED_VALID: dict[str, Callable[[str], bool]] = {
 }
 # Checksummed all-digit numbers: valid after a cue naming an identity number, even a few words after it.
 _NUMERIC_VALID: dict[int, tuple[Callable[[str], bool], ...]] = {
-    9: (sin.is_valid, tfn.is_valid, itin.is_valid),
+    9: (sin.is_valid, tfn.is_valid, itin_ok),
     10: (nhs.is_valid, lambda digits: luhn.is_valid("80840" + digits)),  # a US NPI: Luhn over 80840 + its digits
     11: (idnr.is_valid,),
     12: (aadhaar.is_valid,),
@@ -132,11 +148,6 @@ def checksum_holds(value: str) -> bool:
     """An all-digit value (spaces and dashes allowed) passes the checksum of a national number of its length."""
     digits = value.replace(" ", "").replace("-", "")
     return digits.isdigit() and any(valid(digits) for valid in _NUMERIC_VALID.get(len(digits), ()))
-
-
-def itin_ok(value: str) -> bool:
-    """A US ITIN (`9XX-7X-XXXX`): the SSN shape with an area no SSN has."""
-    return itin.is_valid(value)
 
 
 def _stands_alone(text: str, start: int, end: int) -> bool:

@@ -1,5 +1,6 @@
 """Numbers: IBANs, cards, US social security numbers, IPv4 addresses and phone numbers, each looked for only in
-runs of digits and separators that can hold one, and each validated with its context.
+runs of digits and separators that can hold one (an IBAN where the anchor pass found a country code and two
+digits), and each validated with its context.
 
 Numbers are found as runs on a byte-class copy of the text (one byte per character: digits `0`, capitals
 `A`, lower case `a`, the separators numbers are written with `.`, anything else a space), where literal
@@ -54,8 +55,6 @@ IBAN_LENGTHS = {
 _IBAN_BY_LENGTH = {
     length: re.compile(rf"[A-Z]{{2}}\d{{2}}(?: ?[A-Z0-9]){{{length - 4}}}") for length in set(IBAN_LENGTHS.values())
 }
-# Where an IBAN can start: two capitals and two digits, not inside a word (`[A-Z]{2}\d{2}` after no `[A-Za-z0-9]`).
-_IBAN_START = re.compile(rb"AA00(?<![Aa0]AA00)")
 
 # Patterns scanned over a stretch of text start with a character class and check the character before
 # their first one in a lookbehind placed after it: a pattern that opens with a lookbehind is tried at
@@ -113,7 +112,6 @@ _DIGIT_GROUPS = re.compile(rb"0000(?:\.0000){3,}(?![0.]0)")
 # Two groups of digits joined by a dash, no trunk prefix or bracket: a phone number, a difference or a range.
 _TWO_GROUPS = re.compile(r"([1-9]\d{2,4})([^\S\n]*-[^\S\n]*)(\d{2,5})")
 _WORD_CHARS = re.compile(r"\w*")
-_LAST_GROUP = re.compile(r"\s+\S+$")
 _NON_DIGITS = re.compile(r"\D")
 _YEARS = re.compile(r"(?:(?:19|20)\d\d[\s,]*)+")
 # A phone candidate's verdict: refused, accepted by its form (numbering plan, `+`, a phone key), or only by a cue.
@@ -189,9 +187,10 @@ class NumberFinder:
         text. Candidates starting after the run are left to the next run.
         """
         found: list[Span] = []
-        hi = _WORD_CHARS.match(text, digits_end + 32).end() + 2
+        hi = 0  # how far candidates are read, found at the first start (a run of a hash or a key holds none)
         position = max(0, run_start - 2)
         while begin := _PHONE_START.search(text, position, digits_end):
+            hi = hi or _WORD_CHARS.match(text, digits_end + 32).end() + 2
             match = _PHONE.match(text, begin.start(), hi)
             if match is None:
                 position = begin.start() + 1
@@ -199,7 +198,7 @@ class NumberFinder:
             position = match.end()
             if taken and any(f[0] < match.end() and match.start() < f[1] for f in taken):
                 continue
-            if match.group()[:1] == "(" and _AREA_CODE.match(match.group()) is None:
+            if text[match.start()] == "(" and _AREA_CODE.match(text, match.start(), match.end()) is None:
                 # `(07700 900123)`: the bracket opens a remark, it encloses no area code; it stays in the text.
                 position = match.start() + 1
                 continue
@@ -232,10 +231,11 @@ class NumberFinder:
                 accepted = accepted or end
             elif verdict == _BY_CUE:
                 cued = cued or end
-            trimmed = _LAST_GROUP.sub("", candidate)
-            if trimmed == candidate:
+            # The last group and the space before it off: a candidate starts and ends with no space (`\s` is `isspace`).
+            head = candidate.rsplit(None, 1)
+            if len(head) == 1:
                 break
-            candidate = trimmed
+            candidate = head[0]
         end = accepted or cued
         return (start, end, "PHONE") if end else None
 
@@ -336,12 +336,13 @@ def _version_or_decimal(core: str) -> bool:
     return dotted_only and not _DOTTED_PHONE.fullmatch(core)
 
 
-def ibans(text: str, classes: bytes) -> list[Span]:
+def ibans(text: str, classes: bytes, starts: list[int]) -> list[Span]:
+    """IBANs at `starts` (where an IBAN country's code and two digits are, in text order), not inside a word."""
     found = []
-    for anchor in _IBAN_START.finditer(classes):
-        start = anchor.start()
-        length = IBAN_LENGTHS.get(text[start : start + 2])
-        match = _IBAN_BY_LENGTH[length].match(text, start) if length else None
+    for start in starts:
+        if start and classes[start - 1] in b"Aa0":
+            continue
+        match = _IBAN_BY_LENGTH[IBAN_LENGTHS[text[start : start + 2]]].match(text, start)
         if match and iban_checksum_ok(match.group().replace(" ", "")):
             found.append((start, match.end(), "IBAN"))
     return found
@@ -371,7 +372,7 @@ def ssns(text: str, lo: int, hi: int, *, cued: bool, listed_after: int = -1) -> 
         for match in _SSN.finditer(text, lo, hi):
             if ssn_ok(*match.groups()):
                 found.append((match.start(), match.end(), "SSN"))
-            elif match.group(1)[0] == "9" and itin_ok(match.group()):
+            elif itin_ok(match.group()):
                 found.append((match.start(), match.end(), "ID_NUMBER"))  # a US ITIN: the SSN shape, area 9XX
     if cued:
         for match in _SSN_PLAIN.finditer(text, lo, hi):

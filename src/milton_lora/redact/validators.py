@@ -109,9 +109,9 @@ def card_prefix_ok(digits: str) -> bool:
     if digits[0] not in "23456":
         return False  # no network issues cards from 0, 1, 7, 8 or 9 (ISBNs start 978)
     length = len(digits)
-    two, four = int(digits[:2]), int(digits[:4])
     if digits[0] == "4":
         return length in (13, 16, 19)
+    two, four = int(digits[:2]), int(digits[:4])
     if 51 <= two <= 55 or 2221 <= four <= 2720:
         return length == 16
     if two in (34, 37):
@@ -127,16 +127,16 @@ def card_prefix_ok(digits: str) -> bool:
     return False
 
 
-_CARD_SEPARATOR = re.compile(r"[ -]")
-
-
 def card_grouping_ok(raw: str) -> bool:
     """Cards are written as one run or in groups split by one kind of separator; 3-7-7 order numbers are not."""
-    groups = _CARD_SEPARATOR.split(raw)
-    if len(groups) == 1:
+    if " " in raw:
+        if "-" in raw:
+            return False
+        groups = raw.split(" ")
+    elif "-" in raw:
+        groups = raw.split("-")
+    else:
         return True
-    if " " in raw and "-" in raw:
-        return False
     lengths = list(map(len, groups))
     return lengths[0] == 4 and min(lengths) >= 1 and max(lengths) <= 6
 

@@ -148,12 +148,12 @@ def url_has_token(url: str) -> bool:
     for pair in _QUERY_SEPARATOR.split(query):
         name, _, value = pair.partition("=")
         name = name.lower()
-        if not value or is_placeholder(value):
-            continue
+        # The name first: most parameters (`page`, `utm_source`) name nothing secret, whatever their value.
         if name in _LOOSE_PARAMS:
-            if _random_value(value):
-                return True
-        elif name in _SECRET_PARAMS or name.endswith(_SECRET_PARAM_ENDINGS):
+            secret = _random_value(value)
+        else:
+            secret = name in _SECRET_PARAMS or name.endswith(_SECRET_PARAM_ENDINGS)
+        if secret and value and not is_placeholder(value):
             return True
     return False
 
@@ -190,16 +190,21 @@ def spelled_emails(text: str, anchors: list[int]) -> list[Span]:
 
 
 def ipv6(text: str, double_colons: list[int]) -> list[Span]:
-    anchors = double_colons + [m.start() for m in _IPV6_GROUPS.finditer(text)]
     # An address holding an anchor lies within the run of address characters around it; the stretch ends
-    # two characters past that run so the pattern's lookahead sees the real text.
-    stretches = _merge_windows(
-        (run_start(text, a, _IPV6_CHARS_BEFORE, 45), _IPV6_CHARS_AFTER.match(text, a).end() + 2) for a in anchors
-    )
+    # two characters past that run so the pattern's lookahead sees the real text. An anchor inside the run of the
+    # anchor before it (a full address holds two) adds nothing to that anchor's stretch.
+    windows = []
+    run_end = -1
+    for anchor in sorted(double_colons + [m.start() for m in _IPV6_GROUPS.finditer(text)]):
+        if anchor < run_end:
+            continue
+        run_end = _IPV6_CHARS_AFTER.match(text, anchor).end()
+        windows.append((run_start(text, anchor, _IPV6_CHARS_BEFORE, 45), run_end + 2))
+    stretches = _merge_windows(windows)
     found = []
     for match in (m for lo, hi in stretches for m in _IPV6.finditer(text, lo, hi)):
         address = match.group()
-        if address in _KEPT_IPV6 or not any(ch.isdigit() for ch in address) or address.count(":") < 2:
+        if address in _KEPT_IPV6 or not any(map(str.isdigit, address)) or address.count(":") < 2:
             continue
         if _needs_parsing(address) and not _parses_as_ipv6(address):
             continue
