@@ -44,17 +44,6 @@ def test_a_month_gets_a_smaller_batch_then_more_epochs() -> None:
     assert rows["learning rate"].startswith("peak 0.0002")
 
 
-def test_general_replay_adds_steps_instead_of_taking_passes_from_the_persons_conversations() -> None:
-    alone = resolve_schedule(default(), rows=6, input_tokens=12_000, trained_tokens=7_000, has_eval=True)
-    mixed = resolve_schedule(default(), rows=9, input_tokens=18_000, trained_tokens=10_000, has_eval=True, sized_rows=6)
-    assert mixed.config.num_epochs == alone.config.num_epochs == 7  # not 5, which 9 rows alone would give
-    assert mixed.optimizer_steps == 63 and mixed.rows_per_epoch == 9
-    assert (
-        mixed.changes[1]
-        == "num_epochs 3 -> 7 for at least 40 steps (min_steps), counted on your 6 rows without the general replay"
-    )
-
-
 def test_a_large_export_keeps_the_config() -> None:
     # 50,000 conversations: 2,000 packed rows, 125 steps of 16 rows per epoch.
     schedule = resolve_schedule(default(), rows=2_000, input_tokens=4_000_000, trained_tokens=2_500_000,

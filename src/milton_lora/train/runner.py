@@ -65,7 +65,7 @@ from milton_lora.train.preference import (
     prepare_preferences,
 )
 from milton_lora.train.progress import EvaluationClock, RichProgressCallback
-from milton_lora.train.schedule import micro_batching, resolve_schedule, rows_of
+from milton_lora.train.schedule import micro_batching, resolve_schedule
 
 RUN_CONFIG = "config.yaml"
 LOADER_WORKERS = 1
@@ -225,12 +225,8 @@ def size_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
         return size_preference_schedule(plan, resume)
     prepared = prepare_data(plan, resume)
     train, config = prepared.train, plan.config
-    # min_steps is counted on the person's conversations alone: general replay adds steps, never takes passes away
-    own = None
-    if prepared.general:
-        own = rows_of(tokenize_split(prepared.tokenizer, prepared.conversations, config.max_seq_length), config)
-    schedule = resolve_schedule(config, rows_of(train, config), train.tokens, train.labelled_tokens,
-                                bool(prepared.test.examples), sized_rows=own)  # fmt: skip
+    rows = packed_rows(train, config.max_seq_length) if config.packing else len(train.examples)
+    schedule = resolve_schedule(config, rows, train.tokens, train.labelled_tokens, bool(prepared.test.examples))
     return replace(plan, config=schedule.config, schedule=schedule, prepared=prepared,
                    warnings=plan.warnings + schedule.warnings)  # fmt: skip
 
@@ -246,6 +242,15 @@ def size_preference_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
         warnings.append(f"{prepared.too_long} preference prompts fill max_seq_length {config.max_seq_length} by "
                         "themselves; TRL leaves them out (raise max_seq_length)")  # fmt: skip
     return replace(plan, config=schedule.config, schedule=schedule, prepared=prepared, warnings=warnings)
+
+
+def packed_rows(split: TokenizedSplit, max_length: int) -> int:
+    """Rows TRL's best-fit-decreasing packing makes of the split (the packing itself, on the lengths alone)."""
+    from datasets import Dataset
+    from trl.data_utils import pack_dataset
+
+    lengths = Dataset.from_dict({"input_ids": [example["input_ids"] for example in split.examples]})
+    return len(pack_dataset(lengths, max_length, strategy="bfd"))
 
 
 def trainer_arguments(plan: TrainPlan, has_eval: bool) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from milton_lora.chat.masks import TokenizedSplit
 from milton_lora.config import TrainConfig
 
 MAX_EPOCHS = 10  # raising epochs for min_steps stops here: beyond it a small export is memorised, not learned
@@ -122,16 +121,13 @@ def micro_batching(config: TrainConfig) -> tuple[int, int]:
 
 
 def resolve_schedule(config: TrainConfig, rows: int, input_tokens: int, trained_tokens: int, has_eval: bool,
-                     unit: str = "", min_batch: int = 1, sized_rows: int | None = None) -> Schedule:  # fmt: skip
+                     unit: str = "", min_batch: int = 1) -> Schedule:  # fmt: skip
     """The schedule for `rows` rows per epoch (packed rows, or conversations without packing, or the `unit`
-    named); the per-device batch is never lowered below `min_batch` (KTO compares the rows of one batch).
-    `sized_rows`: the rows `min_steps` is counted on, when not all of them (the person's, under general replay)."""
+    named); the per-device batch is never lowered below `min_batch` (KTO compares the rows of one batch)."""
     changes: list[str] = []
     warnings: list[str] = []
     if config.max_steps <= 0 and config.min_steps > 0:
-        config = _enough_steps(config, sized_rows or rows, changes, min_batch)
-        if sized_rows is not None:
-            changes = [f"{change}, counted on your {sized_rows} rows without the general replay" for change in changes]
+        config = _enough_steps(config, rows, changes, min_batch)
     per_epoch = steps_per_epoch(rows, config)
     total = config.max_steps if config.max_steps > 0 else math.ceil(config.num_epochs * per_epoch)
     warmup = config.warmup_steps if config.warmup_steps is not None else round(config.warmup_ratio * total)
@@ -176,17 +172,3 @@ def _enough_steps(config: TrainConfig, rows: int, changes: list[str], min_batch:
 
 def _batch(config: TrainConfig) -> str:
     return f"{config.per_device_train_batch_size} x {config.gradient_accumulation_steps}"
-
-
-def rows_of(split: TokenizedSplit, config: TrainConfig) -> int:
-    """Rows per epoch of a tokenized split: packed rows, or conversations without packing."""
-    return packed_rows(split, config.max_seq_length) if config.packing else len(split.examples)
-
-
-def packed_rows(split: TokenizedSplit, max_length: int) -> int:
-    """Rows TRL's best-fit-decreasing packing makes of the split (the packing itself, on the lengths alone)."""
-    from datasets import Dataset
-    from trl.data_utils import pack_dataset
-
-    lengths = Dataset.from_dict({"input_ids": [example["input_ids"] for example in split.examples]})
-    return len(pack_dataset(lengths, max_length, strategy="bfd"))
