@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from stdnum import ean, luhn
+from stdnum.iso7064 import mod_97_10
 
-from milton_lora.redact import LABELS, PersonalTerms, Redactor, Term, engine, in_context, redact_text
+from milton_lora.redact import LABELS, PersonalTerms, Redactor, Term, engine, in_context, redact_text, validators
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from pii_eval import build_eval_corpus
@@ -183,6 +185,29 @@ def test_an_iban_starts_at_a_message_or_after_punctuation_not_inside_a_word_or_n
     found = Redactor().find_many(texts)
     assert [[f.label for f in findings] for findings in found] == [["IBAN"], ["IBAN"], [], []]
     assert found[1][0][:2] == (1, 23)
+
+
+def test_the_direct_stdnum_checksums_give_is_valid_s_verdict() -> None:
+    """The checks ask stdnum's checksum functions without `is_valid`'s wrapping; on the candidates the patterns
+    can hand them (digits, an IBAN's capitals and digits, a digit of another script) the verdict is the same."""
+    rng = random.Random(30)
+    numbers = ["".join(rng.choices(string.digits, k=rng.randint(1, 19))) for _ in range(3000)]
+    numbers += [digits + luhn.calc_check_digit(digits) for digits in numbers[:1000]]  # half of them valid
+    numbers += ["411111111111111\u0663", "4111111111111111", "\u0664111111111111111"]
+    assert [validators.luhn_ok(digits) for digits in numbers] == [luhn.is_valid(digits) for digits in numbers]
+    barcodes = [digits for digits in numbers if len(digits) in (12, 13) and digits.isascii()]
+    barcodes += [digits[:-1] + ean.calc_check_digit(digits[:-1]) for digits in barcodes]
+    assert [validators.gtin_ok(digits) for digits in barcodes] == [ean.is_valid(digits) for digits in barcodes]
+    ibans = []
+    for _ in range(2000):
+        bban = "".join(rng.choices(string.ascii_uppercase + string.digits * 3, k=rng.randint(11, 30)))
+        country = "".join(rng.choices(string.ascii_uppercase, k=2))
+        check = mod_97_10.calc_check_digits(bban + country) if rng.random() < 0.5 else f"{rng.randint(0, 99):02d}"
+        ibans.append(country + check + bban)
+    ibans += ["DE89370400440532013000", "DE8937040044053201300\u0660"]
+    rearranged = [iban[4:] + iban[:4] for iban in ibans]
+    assert [validators.iban_checksum_ok(iban) for iban in ibans] == list(map(mod_97_10.is_valid, rearranged))
+    assert sum(map(validators.iban_checksum_ok, ibans)) > 900
 
 
 @pytest.mark.parametrize("block_chars", [1, 2000, 1 << 20])
