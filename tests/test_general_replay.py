@@ -82,7 +82,7 @@ def test_the_draw_is_seeded_and_a_model_that_never_stops_costs_a_bounded_time(tm
 
 def test_a_history_larger_than_the_pool_gets_the_whole_pool(tmp_path: Path) -> None:
     replay = plan_general_replay(0.4, pool(tmp_path, 10), person(50, 0))
-    assert replay.requested == 10
+    assert replay.requested == 10 and "(the whole pool)" in replay.describe()
 
 
 def test_an_empty_or_missing_pool_is_a_clear_error(tmp_path: Path) -> None:

@@ -77,6 +77,7 @@ class GeneralReplay:
 
     def describe(self) -> str:
         short = "" if len(self.conversations) >= self.requested else f" of {self.requested} wanted"
+        short += " (the whole pool)" if self.requested == self.pool else ""
         return (
             f"{len(self.conversations)}{short} general questions answered by the base model (general_replay "
             f"{self.fraction:g}; of {self.asked} answers cut at {MAX_NEW_TOKENS} tokens, {self.shortened} kept to "
@@ -118,7 +119,7 @@ def plan_general_replay(fraction: float, prompts_file: Path, person: list[Conver
 
 
 def answer_general_prompts(replay: GeneralReplay, complete: Complete, seed: int) -> GeneralReplay:
-    """Ask the pool in seeded order, a batch at a time, until `requested` answers that ended on their own are kept."""
+    """Ask the pool in seeded order, a batch at a time, until `requested` answers are kept (see the module's doc)."""
     started = time.perf_counter()
     prompts = read_prompts(Path(replay.prompts_file))
     random.Random(seed).shuffle(prompts)
