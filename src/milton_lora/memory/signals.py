@@ -26,7 +26,7 @@ from milton_lora.memory.models import Conversation, Feedback, Message
 
 MAX_PAIRS_PER_REPLY = 3
 NEAR_IDENTICAL = 0.95
-Turn = dict[str, str]
+Turn = dict[str, str]  # one chat-template message, {'role': ..., 'content': ...}; the export's turns too
 # The export's turn preparation: messages -> the turns a chat template takes.
 Prepare = Callable[[list[Message]], list[Turn]]
 

@@ -65,6 +65,7 @@ class GeneralReplay:
     pool: int
     system: str | None
     conversations: list[Conversation] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list, repr=False)  # the pool as read by the plan; not recorded
     asked: int = 0
     shortened: int = 0  # cut at the budget, kept up to the last full sentence
     dropped: int = 0  # cut at the budget with no full sentence
@@ -73,6 +74,7 @@ class GeneralReplay:
     def record(self) -> dict[str, Any]:
         made = asdict(self)
         made.pop("conversations")
+        made.pop("prompts")
         return {**made, "count": len(self.conversations), "max_new_tokens": MAX_NEW_TOKENS}
 
     def describe(self) -> str:
@@ -115,13 +117,14 @@ def plan_general_replay(fraction: float, prompts_file: Path, person: list[Conver
         prompts_sha256=sha256_file(prompts_file),
         pool=len(prompts),
         system=common_system_prompt(person),
+        prompts=prompts,
     )
 
 
 def answer_general_prompts(replay: GeneralReplay, complete: Complete, seed: int) -> GeneralReplay:
     """Ask the pool in seeded order, a batch at a time, until `requested` answers are kept (see the module's doc)."""
     started = time.perf_counter()
-    prompts = read_prompts(Path(replay.prompts_file))
+    prompts = list(replay.prompts)
     random.Random(seed).shuffle(prompts)
     head = [{"role": "system", "content": replay.system}] if replay.system else []
     prompts = prompts[: ASKED_PER_ANSWER * replay.requested]
