@@ -16,10 +16,11 @@ side by side, adapter and base model, with the targets of issue 25:
 `--persona heldout` (the default) is the persona whose figures the README reports; `--persona tune` is the one
 to iterate on. Each step runs as its own process with MILTON_HOME in a temporary folder. `--conversations N`
 (the month's size), `--seed N` (the training seed) and `--max-seq-length N` measure one shipped setting on
-other months, seeds and row lengths than the reported run's.
+other months, seeds and row lengths than the reported run's; `--set KEY=VALUE` changes one key of the shipped
+config (the training validates it as it would a user's).
 
     .venv/bin/python bench/persona/run.py [--persona heldout|tune] [--keep DIR] [--tiny] [--conversations N]
-        [--seed N] [--max-seq-length N]
+        [--seed N] [--max-seq-length N] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -217,6 +218,14 @@ def report(persona: Persona, found: dict) -> None:
         print(f"    adapter: {reply['adapter']!r}\n    base: {reply['base']!r}")
 
 
+def config_override(text: str) -> tuple[str, object]:
+    """`KEY=VALUE` from the command line as a config key and its YAML value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: write KEY=VALUE, e.g. general_replay=1.0")
+    return key, yaml.safe_load(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--persona", choices=sorted(PERSONAS), default="heldout")
@@ -229,11 +238,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="the training seed, instead of the shipped config's")
     parser.add_argument("--max-seq-length", type=int, default=CPU_ONLY["max_seq_length"],
                         help="packed row length (default 512, what a CPU needs; a GPU config keeps 2048)")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], type=config_override, metavar="KEY=VALUE",
+                        help="change one shipped config key (a YAML value), e.g. general_replay=1.0")  # fmt: skip
     args = parser.parse_args()
     overrides = {
         **CPU_ONLY,
         "max_seq_length": args.max_seq_length,
         **({"seed": args.seed} if args.seed is not None else {}),
+        **dict(args.set),
     }
     persona = PERSONAS[args.persona]
     with tempfile.TemporaryDirectory(prefix="persona-bench-") as scratch:
