@@ -99,7 +99,7 @@ def test_the_shipped_pool_holds_no_question_of_the_persona_benchmark() -> None:
     sys.path.insert(0, str(REPO / "bench" / "persona"))
     from personas import GENERAL
 
-    shipped_prompts = {p.lower() for p in read_prompts(shipped(GENERAL_PROMPTS))}
+    shipped_prompts = {p.lower() for p in read_prompts(shipped(GENERAL_PROMPTS))[0]}
     assert len(shipped_prompts) == 200
     asked = {question.lower() for questions in GENERAL.values() for question, _ in questions}
     assert not shipped_prompts & asked

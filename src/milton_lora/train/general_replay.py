@@ -42,7 +42,7 @@ from typing import Any
 from milton_lora.chat.conversations import Conversation
 from milton_lora.config import TrainConfig
 from milton_lora.errors import MiltonError
-from milton_lora.fileio import atomic_write_text, sha256_file
+from milton_lora.fileio import atomic_write_text, sha256_bytes
 
 GENERAL_PROMPTS = "general_prompts.txt"  # shipped in milton_lora/data/
 MAX_NEW_TOKENS = 160
@@ -87,10 +87,11 @@ class GeneralReplay:
         )
 
 
-def read_prompts(path: Path) -> list[str]:
-    """The prompts of a pool file: one per non-empty line, `#` lines skipped."""
+def read_prompts(path: Path) -> tuple[list[str], str]:
+    """The prompts of a pool file (one per non-empty line, `#` lines skipped) and the file's sha256, read once."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        raw = path.read_bytes()
+        lines = raw.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise MiltonError(
             f"{path}: cannot read the general replay prompts ({exc}); fix general_replay_prompts"
@@ -98,7 +99,7 @@ def read_prompts(path: Path) -> list[str]:
     prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not prompts:
         raise MiltonError(f"{path}: no prompts (one per line); fix the file or general_replay_prompts")
-    return prompts
+    return prompts, sha256_bytes(raw)
 
 
 def common_system_prompt(conversations: list[Conversation]) -> str | None:
@@ -109,12 +110,12 @@ def common_system_prompt(conversations: list[Conversation]) -> str | None:
 
 def plan_general_replay(fraction: float, prompts_file: Path, person: list[Conversation]) -> GeneralReplay:
     """What to mix in: how many, from which pool, with which system prompt (nothing generated yet)."""
-    prompts = read_prompts(prompts_file)
+    prompts, digest = read_prompts(prompts_file)
     return GeneralReplay(
         fraction=fraction,
         requested=min(round(fraction * len(person)), len(prompts)),
         prompts_file=str(prompts_file),
-        prompts_sha256=sha256_file(prompts_file),
+        prompts_sha256=digest,
         pool=len(prompts),
         system=common_system_prompt(person),
         prompts=prompts,
