@@ -298,14 +298,18 @@ def test_vllm_proxy_adds_the_alias(shared_server: Server, shared_home: tuple[Pat
         assert proxy.get("/v1/models").json()["data"]
 
 
-def test_capture_keeps_apart_what_shares_an_opening_and_never_brings_back_a_forgotten_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("system", [None, "You are Milton."], ids=["no system prompt", "one system prompt for all"])
+def test_capture_keeps_apart_what_shares_an_opening_and_never_brings_back_a_forgotten_one(
+    tmp_path: Path, system: str | None
+) -> None:
     from datetime import datetime, timezone
 
     from milton_lora.serve.runtime import capture_to_memory
 
     db = tmp_path / "milton.db"
     capture = capture_to_memory(db)
-    opening = [{"role": "user", "content": "Plan my week"}]
+    head = [{"role": "system", "content": system}] if system else []
+    opening = [*head, {"role": "user", "content": "Plan my week"}]
     capture(opening, "Sure: Monday gym.")
     first = [
         *opening,
@@ -317,16 +321,19 @@ def test_capture_keeps_apart_what_shares_an_opening_and_never_brings_back_a_forg
     other = [*opening, {"role": "assistant", "content": "Sure: Monday gym."}, {"role": "user", "content": "Cancel it"}]
     capture(other, "Cancelled.")  # branches off the first after its first reply
     capture(first, "Tuesday: dentist.")  # the same request again (a retry) changes nothing
+    capture([*head, {"role": "user", "content": "Plan my day"}], "Up at seven.")  # shares the system prompt only
     with MemoryStore(db) as store:
-        stored = {tuple(m.content for m in c.messages) for c in store.conversations()}
+        stored = {tuple(m.content for m in c.messages if m.role != "system") for c in store.conversations()}
         assert stored == {
             ("Plan my week", "Sure: Monday gym.", "And Tuesday?", "Tuesday: dentist."),
             ("Plan my week", "Happy to: start with sleep."),
             ("Plan my week", "Sure: Monday gym.", "Cancel it", "Cancelled."),
+            ("Plan my day", "Up at seven."),
         }
         grown = next(
-            c for c in store.conversations() if len(c.messages) == 4 and c.messages[2].content == "And Tuesday?"
-        )
+            c for c in store.conversations() if len(c.messages) == 4 + len(head) and "And Tuesday?" in
+            [m.content for m in c.messages]
+        )  # fmt: skip
         store.delete_forever([grown], "test", datetime.now(timezone.utc))
     capture(
         [*first, {"role": "assistant", "content": "Tuesday: dentist."}, {"role": "user", "content": "Wed?"}], "Rest."
@@ -335,7 +342,10 @@ def test_capture_keeps_apart_what_shares_an_opening_and_never_brings_back_a_forg
         assert not any(m.content == "And Tuesday?" for c in store.conversations() for m in c.messages)
 
 
-def test_the_same_request_sent_again_keeps_the_replaced_reply_as_its_alternative(tmp_path: Path) -> None:
+@pytest.mark.parametrize("system", [None, "You are Milton."], ids=["no system prompt", "one system prompt for all"])
+def test_the_same_request_sent_again_keeps_the_replaced_reply_as_its_alternative(
+    tmp_path: Path, system: str | None
+) -> None:
     """A regeneration (the same messages again, answered differently): one conversation whose reply is the
     newest, the older replies its abandoned alternatives; a later turn grows it; the same question after the
     window is a new conversation."""
@@ -345,7 +355,8 @@ def test_the_same_request_sent_again_keeps_the_replaced_reply_as_its_alternative
 
     db = tmp_path / "milton.db"
     capture = capture_to_memory(db)
-    ask = [{"role": "user", "content": "Name my boat"}]
+    head = [{"role": "system", "content": system}] if system else []
+    ask = [*head, {"role": "user", "content": "Name my boat"}]
     for reply in ("Call it Wave.", "Call it Drift.", "Call it Saltmarsh."):
         capture(ask, reply)
     capture(ask, "Call it Saltmarsh.")  # a plain retry that got the same reply changes nothing
@@ -353,11 +364,12 @@ def test_the_same_request_sent_again_keeps_the_replaced_reply_as_its_alternative
             "It sounds like home.")  # fmt: skip
     with MemoryStore(db) as store:
         (conversation,) = store.conversations(with_alternatives=True)
-        assert [m.content for m in conversation.messages] == [
+        assert [m.content for m in conversation.messages[len(head) :]] == [
             "Name my boat", "Call it Saltmarsh.", "Why?", "It sounds like home."
         ]  # fmt: skip
-        assert [a.content for a in conversation.messages[1].alternatives] == ["Call it Wave.", "Call it Drift."]
-    cat = [{"role": "user", "content": "Name my cat"}]
+        reply = conversation.messages[len(head) + 1]
+        assert [a.content for a in reply.alternatives] == ["Call it Wave.", "Call it Drift."]
+    cat = [*head, {"role": "user", "content": "Name my cat"}]
     capture(cat, "Call her Tom.")
     with sqlite3.connect(db) as raw:  # every reply so far was given an hour ago
         an_hour_ago = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()

@@ -188,13 +188,21 @@ class MemoryStore:
         self._add_alternatives({row[0]: conversation})
         return conversation
 
-    def opening_with(self, source: str, first: Message) -> list[Conversation]:
-        """The stored conversations of `source` whose first turn is `first` (role and text), with their
-        replies' alternatives."""
+    def opening_with(self, source: str, opening: list[Message], length: int | None = None) -> list[Conversation]:
+        """The stored conversations of `source` whose first turns are `opening` (role and text), of `length`
+        messages when given, with their replies' alternatives."""
+        same_turn = (
+            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.position = ? AND m.role = ? "
+            "AND m.content = ?)"
+        )
+        clauses = [same_turn] * len(opening)
+        values: list[object] = [v for i, m in enumerate(opening) for v in (i, m.role, m.content)]
+        if length is not None:
+            clauses.append("(SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) = ?")
+            values.append(length)
         rows = self._db.execute(
-            "SELECT c.source_id FROM conversations c WHERE c.source = ? AND EXISTS (SELECT 1 FROM messages m "
-            "WHERE m.conversation_id = c.id AND m.position = 0 AND m.role = ? AND m.content = ?)",
-            (source, first.role, first.content),
+            f"SELECT c.source_id FROM conversations c WHERE c.source = ? AND {' AND '.join(clauses)}",
+            (source, *values),
         ).fetchall()
         return [found for (source_id,) in rows if (found := self.stored(source, source_id)) is not None]
 

@@ -167,13 +167,17 @@ def capture_to_memory(db: Path) -> Any:
 
 def _keep_served(store: Any, turns: list[Any], new_key: str, now: datetime) -> int | None:
     """Store the served `turns` where they belong (see `capture_to_memory`); the number of the conversation
-    that holds them."""
+    that holds them. Every stored conversation it can belong with shares the request's first two turns (a
+    stored one ends with a reply, so it holds at least two), or is a first exchange answered anew: only
+    those are read, not every chat that opens with the same system prompt."""
     from milton_lora.memory import Conversation
     from milton_lora.memory.models import Alternative
 
     title = next((t.content for t in turns if t.role == "user"), turns[0].content)[:80]
     same = [(t.role, t.content) for t in turns]
-    found = store.opening_with(SERVED, turns[0])
+    found = store.opening_with(SERVED, turns[:2])
+    if len(turns) == 2:  # a regenerated first reply shares only the first turn
+        found += store.opening_with(SERVED, turns[:1], length=2)
     shown = {id(c): [(m.role, m.content) for m in c.messages] for c in found}
     held = next((c for c in found if shown[id(c)][: len(same)] == same), None)
     if held is not None:
