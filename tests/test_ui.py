@@ -263,6 +263,7 @@ def test_memory_lineage_feedback_and_forget(
     page.fill("input[name=q]", chosen.title.upper())  # as `memory forget --search`: case does not matter
     page.click("button:text-is('Search')")
     page.wait_for_selector("#found")
+    assert "matching conversation" in page.inner_text("#forget-all")
     page.screenshot(path=str(shots / "memory.png"), full_page=True)
     page.click(f"#found a[href='/ui/memory/{chosen.id}']")
     assert "import file" in page.inner_text("#origin") and chosen.key in page.inner_text("#origin")
@@ -315,9 +316,59 @@ def test_the_dashboard_alone_keeps_to_loopback_and_the_key(tmp_path: Path) -> No
     assert local.post("/ui/rollback", data={"csrf": "x"}).status_code == 401
     signed = local.post("/ui/rollback", data={"csrf": "forged"}, headers={"Authorization": f"Bearer {KEY}"})
     assert signed.status_code == 400 and "another site" in signed.text  # no form token: nothing changes
-    for action in ("/ui/memory/1/forget", "/ui/memory/1/feedback"):  # the memory page's actions, alike
+    for action in ("/ui/memory/1/forget", "/ui/memory/forget", "/ui/memory/1/feedback"):  # the memory page's, alike
         assert local.post(action, data={"csrf": "x"}).status_code == 401
         forged = local.post(action, data={"csrf": "forged"}, headers={"Authorization": f"Bearer {KEY}"})
         assert forged.status_code == 400 and "another site" in forged.text
     rebound = TestClient(app, base_url="http://attacker.example")
     assert rebound.get("/ui/", headers={"Authorization": f"Bearer {KEY}"}).status_code == 400
+
+
+def test_forgetting_what_a_search_matches_takes_exactly_what_the_page_showed(tmp_path: Path) -> None:
+    """The memory page's "Forget all N matching conversations…": a confirmation listing them, then the forget;
+    a store that changed in between, or a blank search, forgets nothing."""
+    import re
+    from datetime import datetime, timezone
+
+    from fastapi.testclient import TestClient
+
+    from milton_lora.memory import Conversation, MemoryStore, Message
+    from milton_lora.ui.app import create_standalone
+
+    settings = Settings.from_env(tmp_path)
+    now = datetime.now(timezone.utc)
+
+    def remember(number: int, question: str) -> None:
+        turns = [Message("user", question, now), Message("assistant", "Noted.", now)]
+        with MemoryStore(settings.memory_db) as store, store.transaction():
+            store.insert_conversation(Conversation("chatgpt", f"c{number}", question[:20], now, turns))
+
+    for number, question in enumerate(["Flights to Lisbon in May", "Pack for LISBON", "Bake rye bread"]):
+        remember(number, question)
+    client = TestClient(create_standalone(settings, KEY, 64, "127.0.0.1"), base_url="http://127.0.0.1",
+                        headers={"Authorization": f"Bearer {KEY}"})  # fmt: skip
+
+    def confirmation(query: str) -> tuple[str, dict[str, str]]:
+        page = client.get("/ui/memory/forget", params={"q": query})
+        assert page.status_code == 200
+        return page.text, dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text))
+
+    listed = client.get("/ui/memory", params={"q": "lisbon"}).text
+    assert "Forget all 2 matching conversations" in listed and 'href="/ui/memory/forget?q=lisbon"' in listed
+    page, fields = confirmation("lisbon")
+    assert "Forget 2 conversations" in page and "Pack for LISBON" in page and "rye" not in page
+    remember(3, "Lisbon trams at night")  # matched after the page was shown
+    changed = client.post("/ui/memory/forget", data=fields)
+    assert changed.status_code == 400 and "changed since the page was shown" in changed.text
+    with MemoryStore(settings.memory_db) as store:
+        assert len(store.conversations()) == 4
+    page, fields = confirmation("lisbon")
+    assert "Forget 3 conversations" in page
+    done = client.post("/ui/memory/forget", data=fields)
+    assert done.status_code == 200 and "Forgot 3 conversation(s)" in done.text
+    with MemoryStore(settings.memory_db) as store:
+        assert [c.title for c in store.conversations()] == ["Bake rye bread"]
+        assert all(store.is_forgotten(store.identity_hash(f"chatgpt:c{n}")) for n in (0, 1, 3))
+    blank = client.post("/ui/memory/forget", data={**fields, "q": "  "})
+    assert blank.status_code == 400 and "forgetting everything is not a search" in blank.text
+    assert "Forget all" not in client.get("/ui/memory").text  # no search, no forget-all

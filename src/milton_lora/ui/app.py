@@ -7,7 +7,8 @@ Decisions:
 - Every action is the CLI's own function: promote and roll back go through `promotion` (the registry
   lock, the note, the integrity and vLLM checks, the hot swap of a running server), after a page that
   shows what the CLI's confirmation shows; forget goes through `forgetting.forget_everywhere` (as
-  `memory forget ID`, after a page naming what it will rewrite and taint), feedback through
+  `memory forget ID` or `--search TEXT`, after a page naming what it will rewrite and taint; a search's
+  forget takes only the conversations that page listed, checked by a digest of their identities), feedback through
   `memory.feedback.give_feedback` (as `memory feedback`, recorded with the source `ui`). `--force` is a
   checkbox offered only when it alone would allow the promotion; like the CLI it never skips the
   integrity and vLLM checks.
@@ -41,7 +42,7 @@ from milton_lora.export import export_options_of
 from milton_lora.forgetting import ForgetReport, forget_everywhere
 from milton_lora.memory import MemoryStore
 from milton_lora.memory.feedback import give_feedback
-from milton_lora.memory.forget import ForgetQuery, select_conversations
+from milton_lora.memory.forget import ForgetQuery
 from milton_lora.promotion import promote as promote_adapter
 from milton_lora.promotion import roll_back
 from milton_lora.redact.config import load_redactor
@@ -54,6 +55,7 @@ from milton_lora.ui import pages
 from milton_lora.ui.overview import (
     adapter_dir_of,
     adapter_rows,
+    forget_choice,
     live_run,
     run_state,
     sanity_sides,
@@ -179,6 +181,21 @@ def create_ui(settings: Settings, api_key: str | None, max_rank: int, host: str)
         found, matched = await run_in_threadpool(search_memory, settings, q, _MEMORY_LIMIT)
         return pages.memory_page(q, found, matched)
 
+    @app.get("/memory/forget", response_class=HTMLResponse)
+    async def forget_search_form(q: str = "") -> str:
+        choice = await run_in_threadpool(forget_choice, settings, _search_query(q))
+        if not choice.conversations:
+            raise MiltonError(f"no stored conversation matches {q!r}; nothing to forget")
+        return pages.forget_page(choice, csrf, "/memory/forget", f"/memory?q={quote(q)}",
+                                 {"q": q, "digest": choice.digest})  # fmt: skip
+
+    @app.post("/memory/forget", response_class=HTMLResponse)
+    async def forget_search(request: Request) -> str:
+        form = await _checked_form(request, csrf)
+        query = _search_query(form.get("q", ""))
+        done = await run_in_threadpool(forget_chosen, settings, query, form.get("digest", ""))
+        return pages.forgotten_page(done.lines())
+
     @app.get("/memory/{conversation_id}", response_class=HTMLResponse)
     async def conversation(conversation_id: int) -> HTMLResponse:
         found = await run_in_threadpool(whereabouts, settings, registry, conversation_id)
@@ -202,21 +219,15 @@ def create_ui(settings: Settings, api_key: str | None, max_rank: int, host: str)
 
     @app.get("/memory/{conversation_id}/forget", response_class=HTMLResponse)
     async def forget_form(conversation_id: int) -> str:
-        found = await run_in_threadpool(whereabouts, settings, registry, conversation_id)
-        if found is None:
+        choice = await run_in_threadpool(forget_choice, settings, ForgetQuery(ids=(str(conversation_id),)))
+        if not choice.conversations:
             raise MiltonError(f"no stored conversation {conversation_id}; a forgotten one is gone")
-        return pages.forget_page(found, csrf)
+        return pages.forget_page(choice, csrf, f"/memory/{conversation_id}/forget", f"/memory/{conversation_id}", {})
 
     @app.post("/memory/{conversation_id}/forget", response_class=HTMLResponse)
     async def forget(conversation_id: int, request: Request) -> str:
         await _checked_form(request, csrf)
-
-        def forget_it() -> ForgetReport:
-            with MemoryStore(settings.memory_db) as store:
-                chosen = select_conversations(store, ForgetQuery(ids=(str(conversation_id),)))
-            return forget_everywhere(settings, chosen, "ui: memory forget")
-
-        done = await run_in_threadpool(forget_it)
+        done = await run_in_threadpool(forget_chosen, settings, ForgetQuery(ids=(str(conversation_id),)), None)
         return pages.forgotten_page(done.lines())
 
     @app.get("/login", response_class=HTMLResponse)
@@ -255,6 +266,22 @@ def _signed_in(request: Request, api_key: str) -> bool:
     cookie = request.cookies.get(SESSION_COOKIE, "")
     given = bearer_key(request.headers.get("authorization", ""))
     return key_matches(given, api_key) or key_matches(cookie, session_token(api_key))
+
+
+def _search_query(text: str) -> ForgetQuery:
+    """`memory forget --search TEXT`; blank text is refused (it would match every conversation)."""
+    if not text.strip():
+        raise MiltonError("search for some words first: forgetting everything is not a search")
+    return ForgetQuery(search=text)
+
+
+def forget_chosen(settings: Settings, query: ForgetQuery, digest: str | None) -> ForgetReport:
+    """Forget what `query` selects, as `memory forget` does (source `ui: memory forget`); with `digest`, only
+    when it still selects exactly the conversations the confirmation page showed."""
+    choice = forget_choice(settings, query)
+    if digest is not None and not hmac.compare_digest(digest, choice.digest):
+        raise MiltonError("what the search matches changed since the page was shown; search again and confirm")
+    return forget_everywhere(settings, choice.conversations, "ui: memory forget")
 
 
 async def _form(request: Request) -> dict[str, str]:

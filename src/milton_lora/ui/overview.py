@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from milton_lora.errors import MiltonError
 from milton_lora.evaluate.result import METRICS_FILE, SANITY_FILE, EvalResult, SanityAnswer, read_result, read_sanity
+from milton_lora.fileio import sha256_bytes
 from milton_lora.forgetting import ForgetPlan, adapters_that_learned, plan_forget
 from milton_lora.memory import Conversation, MemoryStore
 from milton_lora.memory.forget import ForgetQuery, select_conversations
@@ -239,8 +240,31 @@ def search_memory(settings: Settings, text: str, limit: int) -> tuple[list[Conve
     empty), newest first, and how many matched."""
     with MemoryStore(settings.memory_db) as store:
         found = select_conversations(store, ForgetQuery(search=text))
-    newest = sorted(found, key=lambda c: (c.created_at, c.id or 0), reverse=True)
-    return newest[:limit], len(found)
+    return newest_first(found)[:limit], len(found)
+
+
+@dataclass(frozen=True)
+class ForgetChoice:
+    """What a forget from the dashboard takes: the conversations a query selects, what forgetting them rewrites
+    and taints, and a digest of which they are (the confirmation carries it, so a forget takes exactly what
+    the page showed)."""
+
+    conversations: list[Conversation]
+    plan: ForgetPlan
+    digest: str
+
+
+def forget_choice(settings: Settings, query: ForgetQuery) -> ForgetChoice:
+    """What `memory forget` with `query` would take, newest first, and what that would rewrite and taint."""
+    with MemoryStore(settings.memory_db) as store:
+        chosen = select_conversations(store, query)
+        identities = {store.identity_hash(c.key) for c in chosen}
+    digest = sha256_bytes(" ".join(sorted(identities)).encode())
+    return ForgetChoice(newest_first(chosen), plan_forget(settings, identities), digest)
+
+
+def newest_first(conversations: list[Conversation]) -> list[Conversation]:
+    return sorted(conversations, key=lambda c: (c.created_at, c.id or 0), reverse=True)
 
 
 def origin_of(conversation: Conversation) -> str:

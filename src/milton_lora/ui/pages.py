@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import asdict
 from html import escape
+from urllib.parse import quote
 
 from milton_lora.cycle import CyclePlan
 from milton_lora.evaluate.result import CheckOutcome, SanityAnswer
@@ -21,6 +22,7 @@ from milton_lora.registry import Entry, Transition
 from milton_lora.report import number, table, verdict
 from milton_lora.ui.overview import (
     AdapterRow,
+    ForgetChoice,
     LiveRun,
     SanitySide,
     Side,
@@ -32,6 +34,7 @@ from milton_lora.ui.overview import (
 )
 
 PREFIX = "/ui"  # where the dashboard lives, under `milton-lora ui` and under `serve` alike
+FORGET_LISTED = 200  # conversations listed on a forget's confirmation; the rest are counted
 STATUSES = ("production", "candidate", "training", "archived", "running", "stopped")
 
 
@@ -233,7 +236,10 @@ def memory_page(query: str, found: list[Conversation], matched: int) -> str:
     rows = [[f'<a href="{PREFIX}/memory/{c.id}">{escape(c.title or "(untitled)")}</a>', escape(origin_of(c)),
              escape(c.created_at.isoformat(timespec="seconds")), str(len(c.messages)),
              escape(_first_user_line(c))] for c in found]  # fmt: skip
-    shown = f"<p>{len(found)} shown of {matched} matching conversations, newest first.</p>" + (
+    some = f"the {matched} matching conversation" if matched == 1 else f"all {matched} matching conversations"
+    forget_all = (f' <a class="button" id="forget-all" href="{PREFIX}/memory/forget?q={quote(query)}">Forget '
+                  f"{some}…</a>" if query.strip() and matched else "")  # fmt: skip
+    shown = f"<p>{len(found)} shown of {matched} matching conversations, newest first.{forget_all}</p>" + (
         table(["conversation", "source", "started", "messages", "first question"], rows, table_id="found")
         if rows else ""
     )  # fmt: skip
@@ -295,24 +301,30 @@ def _turn(conversation_id: int | None, number: int, message: Message, given: Fee
     return head + said + form + "</div>"
 
 
-def forget_page(found: Whereabouts, token: str) -> str:
-    """What `memory forget ID` forgets and what that rewrites and taints, then the form that does it."""
-    c = found.conversation
+def forget_page(choice: ForgetChoice, token: str, action: str, back: str, fields: dict[str, str]) -> str:
+    """What `memory forget` would take (`choice`) and what that rewrites and taints, then the form that does it:
+    posted to `action` with `fields`, or back to `back`."""
+    shown = choice.conversations[:FORGET_LISTED]
     listed = table(["number", "key", "started", "turns", "title"],
                    [[str(c.id), escape(c.key), escape(f"{c.created_at:%Y-%m-%d}"), str(len(c.messages)),
-                     escape(c.title[:50])]])  # fmt: skip
-    plan = found.plan
-    effects = [("the store", "its rows deleted for good; only a keyed hash stays, so a re-import skips it"),
+                     escape(c.title[:50])] for c in shown], table_id="forget-list")  # fmt: skip
+    more = len(choice.conversations) - len(shown)
+    listed += f'<p class="muted">and {more} more.</p>' if more else ""
+    plan = choice.plan
+    effects = [("the store", "their rows deleted for good; only a keyed hash stays, so a re-import skips them"),
                *_held(plan), ("adapters tainted (can never be promoted)", ", ".join(plan.taints) or "none"),
-               ("then", "every file under the home is searched for its text: JSON-lines files lose those lines, "
+               ("then", "every file under the home is searched for their text: JSON-lines files lose those lines, "
                         "anything else still holding it is named")]  # fmt: skip
-    warning = (f'<p class="fail">Production {escape(plan.production)} learned it and will be tainted: roll back to '
-               "an untainted adapter or run milton-lora cycle afterwards.</p>" if plan.production else "")  # fmt: skip
-    form = (f'<form class="act" method="post" action="{PREFIX}/memory/{c.id}/forget"><input type="hidden" '
-            f'name="csrf" value="{escape(token)}"><p><button type="submit">Forget it for good</button> '
-            f'<a href="{PREFIX}/memory/{c.id}">cancel</a></p></form>')  # fmt: skip
-    body = f"<h1>Forget 1 conversation</h1>{listed}{_rows('What it will do', effects, 'forget-plan')}{warning}{form}"
-    return layout("Forget", body)
+    count = len(choice.conversations)
+    warning = (f'<p class="fail">Production {escape(plan.production)} learned {"it" if count == 1 else "them"} and '
+               "will be tainted: roll back to an untainted adapter or run milton-lora cycle afterwards.</p>"
+               if plan.production else "")  # fmt: skip
+    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
+                     for k, v in {**fields, "csrf": token}.items())  # fmt: skip
+    form = (f'<form class="act" method="post" action="{PREFIX}{escape(action)}">{hidden}<p><button type="submit">'
+            f'Forget it for good</button> <a href="{PREFIX}{escape(back)}">cancel</a></p></form>')  # fmt: skip
+    heading = f"<h1>Forget {count} conversation{'' if count == 1 else 's'}</h1>"
+    return layout("Forget", f"{heading}{listed}{_rows('What it will do', effects, 'forget-plan')}{warning}{form}")
 
 
 def forgotten_page(lines: list[tuple[bool, str]]) -> str:
