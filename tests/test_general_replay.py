@@ -112,14 +112,25 @@ def test_a_run_mixes_them_in_and_keeps_them_apart_from_the_persons(
     config = home / "training/configs/general.yaml"
     write_cpu_config(config, tiny_model_dir, REPO / "training/configs/lora_light.yaml", general_replay=0.5,
                      general_replay_prompts=str(pool(tmp_path, 60)))  # fmt: skip
-    monkeypatch.setattr(general_replay, "base_model_completer", lambda base: ends_on_even_questions)
+    asked: list[int] = []
+
+    def counted(conversations: list[list[dict[str, str]]]) -> list[tuple[str, bool]]:
+        asked.append(len(conversations))
+        return ends_on_even_questions(conversations)
+
+    monkeypatch.setattr(general_replay, "base_model_completer", lambda base: counted)
 
     planned = cli("--home", str(home), "train", "--config", str(config), "--dry-run")
     assert planned.exit_code == 0, planned.stderr
     assert "general questions answered by the base model" in planned.stdout
+    kept_by_plan = home / "training" / "general_replay_planned.json"
+    assert asked and kept_by_plan.exists()
+    asked_by_plan = len(asked)
 
     result = cli("--home", str(home), "train", "--config", str(config))
     assert result.exit_code == 0, result.stderr
+    assert len(asked) == asked_by_plan  # not asked again
+    assert not kept_by_plan.exists()  # the run's own general_replay.json holds them now
     run_dir = max((home / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
     metadata = json.loads((home / "adapters" / run_dir.name / "metadata.json").read_text())
     exported = (home / "training/data/exported/train.jsonl").read_text().splitlines()
@@ -129,6 +140,36 @@ def test_a_run_mixes_them_in_and_keeps_them_apart_from_the_persons(
     assert len(general.conversations) == round(0.5 * len(exported)) == metadata["general_replay"]["count"]
     assert metadata["data"]["train_examples"] == len(exported) + len(general.conversations)
     assert not any("The answer to" in line for line in kept_person)
+    assert metadata["general_replay"]["from_plan"] is True
+
+
+def test_a_plan_made_for_other_inputs_is_asked_again(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from milton_lora.config import TrainConfig
+
+    planned, prompts = tmp_path / "planned.json", pool(tmp_path, 60)
+    asked: list[int] = []
+
+    def counted(conversations: list[list[dict[str, str]]]) -> list[tuple[str, bool]]:
+        asked.append(len(conversations))
+        return ends_on_even_questions(conversations)
+
+    def replay_for(seed: int, people: int) -> general_replay.GeneralReplay:
+        config = TrainConfig(base_model_path=str(tiny_model_dir), general_replay=0.5, seed=seed)
+        found = general_replay.general_replay_for(tmp_path / "kept.json", planned, prompts, config, tiny_model_dir,
+                                                  person(people, 0), resume=False)  # fmt: skip
+        assert found is not None
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(general_replay, "base_model_completer", lambda base: counted)
+        first = replay_for(seed=1, people=20)
+        batches = len(asked)
+        same = replay_for(seed=1, people=20)
+        assert same.from_plan and same.conversations == first.conversations and len(asked) == batches
+        for seed, people in ((2, 20), (1, 30)):  # another draw, another number wanted: asked again
+            batches = len(asked)
+            again = replay_for(seed, people)
+            assert not again.from_plan and again.conversations != first.conversations and len(asked) > batches
 
 
 def test_an_answer_cut_at_the_budget_keeps_its_full_sentences(tmp_path: Path) -> None:

@@ -239,7 +239,8 @@ def run_stages(settings: Settings, request: CycleRequest, ui: CycleUI, log: Cycl
 class CyclePlan:
     """`cycle --dry-run`: what each stage would do, planned by the functions `export --dry-run` and
     `train --dry-run` use. Nothing is exported, trained, evaluated, promoted or logged, and the cycle lock
-    is not taken."""
+    is not taken; the general replay the training plan generates is kept for the run that follows
+    (`train/general_replay.py`)."""
 
     export: ExportSummary
     training: TrainPlan | None

@@ -126,6 +126,7 @@ class GeneralReplayMade(_Section):
     system: str | None = None
     max_new_tokens: int
     seconds: float
+    from_plan: bool = False  # taken from the plan `train --dry-run` made with the same inputs
 
 
 class PreferenceData(_Section):

@@ -113,6 +113,12 @@ class Settings:
         return self.home / "runs"
 
     @property
+    def planned_general_replay(self) -> Path:
+        """The general replay the last training plan generated (`train --dry-run` too), for the run that follows
+        with the same inputs (`train/general_replay.py`)."""
+        return self.home / "training" / "general_replay_planned.json"
+
+    @property
     def exports_dir(self) -> Path:
         """Adapters exported for other engines: `exports/<run_id>/` (GGUF, Ollama folder, merged model)."""
         return self.home / "exports"

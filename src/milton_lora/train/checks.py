@@ -64,6 +64,7 @@ class TrainPlan:
     init_from: InitFromProduction | None = None  # --from-production; a dpo/kto run's start adapter
     preferences: PreferenceCounts | None = None  # what a dpo/kto run learns from
     general_prompts: Path | None = None  # the general replay's pool, when the run mixes one in
+    planned_general_replay: Path | None = None  # where a plan keeps the general replay it generated
     schedule: Schedule | None = None  # sized to the tokenized data (`runner.size_schedule`)
     prepared: Any = field(default=None, repr=False)  # the tokenized data it was sized on (`runner.Prepared`)
 
@@ -202,6 +203,7 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
         loss=loss_kernel("cuda" if cuda else "cpu", triton_installed()) if config.method == SFT else TRL_HEAD,
         lora=lora_kernel(precision, config.load_in_4bit) if config.method == SFT else PEFT,
         threads=cpu_threads(processes), warnings=warnings, preferences=preferences, general_prompts=general_prompts,
+        planned_general_replay=settings.planned_general_replay,
     )  # fmt: skip
 
 

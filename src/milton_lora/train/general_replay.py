@@ -23,7 +23,13 @@ Decisions:
   `train.jsonl`: they are not the person's, so they carry no lineage (`memory forget` has nothing to remove in
   them), `eval`'s style profile never sees them, and a later `--from-production` run does not replay them (it
   draws its own). `train --resume` trains on the same ones.
-- The plan generates them (also `train --dry-run`), because the schedule is sized on the tokens trained.
+- The plan generates them (also `train --dry-run`), because the schedule is sized on the tokens trained. A
+  plan keeps what it generated in `training/general_replay_planned.json` with a key over everything the
+  answers depend on (the pool's sha256, how many, the system prompt, the seed, the token budget, and the base
+  model's folder: its path and each file's name, size and modification time, cheap even for 16 GB of
+  weights); the next plan with the same key (the `train` after a `train --dry-run`) takes them instead of
+  asking again (`metadata.json`: `general_replay.from_plan`), and the run that trains on them removes the file
+  once its own `general_replay.json` holds them.
 - Preference runs (`method: dpo | kto`) mix in nothing.
 """
 
@@ -35,7 +41,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +76,7 @@ class GeneralReplay:
     shortened: int = 0  # cut at the budget, kept up to the last full sentence
     dropped: int = 0  # cut at the budget with no full sentence
     seconds: float = 0.0
+    from_plan: bool = False  # taken from an earlier plan with the same inputs (`train --dry-run`), not asked again
 
     def record(self) -> dict[str, Any]:
         made = asdict(self)
@@ -80,10 +87,11 @@ class GeneralReplay:
     def describe(self) -> str:
         short = "" if len(self.conversations) >= self.requested else f" of {self.requested} wanted"
         short += " (the whole pool)" if self.requested == self.pool else ""
+        made = "taken from the last plan's, " if self.from_plan else ""
         return (
             f"{len(self.conversations)}{short} general questions answered by the base model (general_replay "
-            f"{self.fraction:g}; of {self.asked} answers cut at {MAX_NEW_TOKENS} tokens, {self.shortened} kept to "
-            f"their last full sentence, {self.dropped} dropped)"
+            f"{self.fraction:g}; {made}of {self.asked} answers cut at {MAX_NEW_TOKENS} tokens, {self.shortened} "
+            f"kept to their last full sentence, {self.dropped} dropped)"
         )
 
 
@@ -163,18 +171,29 @@ def base_model_completer(base: Path) -> Complete:
     return answer
 
 
-def keep_general_replay(path: Path, replay: GeneralReplay | None) -> None:
-    """Write `runs/<run_id>/general_replay.json`: how the conversations were made, then the conversations."""
+def keep_general_replay(path: Path, replay: GeneralReplay | None, planned: Path | None = None) -> None:
+    """Write `runs/<run_id>/general_replay.json`: how the conversations were made, then the conversations; the
+    plan's copy (`planned`) is removed, the run's holds them now."""
     if replay is None:
         return
+    write_general_replay(path, replay)
+    if planned is not None:
+        planned.unlink(missing_ok=True)
+
+
+def write_general_replay(path: Path, replay: GeneralReplay, key: str | None = None) -> None:
     lines = [{"messages": c, "source": SOURCE} for c in replay.conversations]
-    atomic_write_text(path, json.dumps({**replay.record(), "conversations": lines}, ensure_ascii=False) + "\n")
+    keyed = {"key": key} if key else {}
+    atomic_write_text(path, json.dumps({**keyed, **replay.record(), "conversations": lines}, ensure_ascii=False) + "\n")
 
 
-def read_general_replay(path: Path) -> GeneralReplay:
-    """A run's kept general replay (`train --resume` trains on the same conversations)."""
+def read_general_replay(path: Path, key: str | None = None) -> GeneralReplay:
+    """A run's kept general replay (`train --resume` trains on the same conversations); with `key`, a plan's, which
+    must carry that key."""
     try:
         kept = json.loads(path.read_text())
+        if kept.pop("key", None) != key:
+            raise ValueError("made for other inputs")
         conversations = [line["messages"] for line in kept.pop("conversations")]
         for derived in ("count", "max_new_tokens"):
             kept.pop(derived, None)
@@ -183,10 +202,19 @@ def read_general_replay(path: Path) -> GeneralReplay:
         raise MiltonError(f"{path}: unreadable general replay ({exc}); start a new run instead of --resume") from None
 
 
-def general_replay_for(kept: Path, prompts: Path | None, config: TrainConfig, base: Path, person: list[Conversation],
-                       resume: bool) -> GeneralReplay | None:  # fmt: skip
-    """What a run mixes in: a resumed run's `kept` ones, else `prompts` answered now by the model at `base`; None
-    when the run mixes none in (`prompts` None)."""
+def plan_key(replay: GeneralReplay, seed: int, base: Path) -> str:
+    """What a plan's answers depend on (see the module's doc), as one digest."""
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in base.iterdir() if p.is_file())
+    facts = [replay.prompts_sha256, replay.fraction, replay.requested, replay.system, seed, MAX_NEW_TOKENS,
+             str(base.resolve()), files]  # fmt: skip
+    return sha256_bytes(json.dumps(facts).encode())
+
+
+def general_replay_for(kept: Path, planned: Path | None, prompts: Path | None, config: TrainConfig, base: Path,
+                       person: list[Conversation], resume: bool) -> GeneralReplay | None:  # fmt: skip
+    """What a run mixes in: a resumed run's `kept` ones, else a `planned` one made for the same inputs, else
+    `prompts` answered now by the model at `base` (and kept in `planned`, when given); None when the run mixes
+    none in (`prompts` None)."""
     if resume and kept.exists():
         return read_general_replay(kept)
     if prompts is None:
@@ -194,4 +222,13 @@ def general_replay_for(kept: Path, prompts: Path | None, config: TrainConfig, ba
     replay = plan_general_replay(config.general_replay, prompts, person)
     if not replay.requested:
         return replay
-    return answer_general_prompts(replay, base_model_completer(base), config.seed)
+    key = plan_key(replay, config.seed, base)
+    if planned is not None and planned.exists():
+        try:
+            return replace(read_general_replay(planned, key), prompts=replay.prompts, from_plan=True)
+        except MiltonError:
+            pass  # made for other inputs: asked again, and replaced
+    answered = answer_general_prompts(replay, base_model_completer(base), config.seed)
+    if planned is not None:
+        write_general_replay(planned, answered, key)
+    return answered

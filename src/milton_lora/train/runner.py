@@ -211,8 +211,8 @@ def tokenize_plan_data(plan: TrainPlan, tokenizer: Any, conversations: list[Conv
 def prepare_data(plan: TrainPlan, resume: bool) -> Prepared:
     tokenizer = load_tokenizer(plan.base_model)
     conversations = training_conversations(plan, resume)
-    general = general_replay_for(plan.run_dir / RUN_GENERAL_REPLAY, plan.general_prompts, plan.config, plan.base_model,
-                                 conversations, resume)  # fmt: skip
+    general = general_replay_for(plan.run_dir / RUN_GENERAL_REPLAY, plan.planned_general_replay, plan.general_prompts,
+                                 plan.config, plan.base_model, conversations, resume)  # fmt: skip
     mixed = conversations + (general.conversations if general else [])
     return Prepared(tokenizer, conversations, *tokenize_plan_data(plan, tokenizer, mixed), general)
 
@@ -404,7 +404,7 @@ def run_training(plan: TrainPlan, resume: bool = False, show_progress: bool = Tr
     if main_process:
         if isinstance(prepared, Prepared):
             keep_training_conversations(plan, prepared.conversations, resume)
-            keep_general_replay(plan.run_dir / RUN_GENERAL_REPLAY, prepared.general)
+            keep_general_replay(plan.run_dir / RUN_GENERAL_REPLAY, prepared.general, plan.planned_general_replay)
         else:
             keep_preferences(plan.run_dir, plan.config.method, prepared, preferences_file(plan.train_file),
                              export_lineage(plan), plan.init_from.run_dir if plan.init_from else None,
