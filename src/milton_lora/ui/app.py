@@ -56,10 +56,12 @@ from milton_lora.ui.overview import (
     adapter_dir_of,
     adapter_rows,
     forget_choice,
+    forget_selection,
     live_run,
     run_state,
     sanity_sides,
     search_memory,
+    selection_digest,
     side_of,
     taint_of,
     unregistered_runs,
@@ -278,10 +280,10 @@ def _search_query(text: str) -> ForgetQuery:
 def forget_chosen(settings: Settings, query: ForgetQuery, digest: str | None) -> ForgetReport:
     """Forget what `query` selects, as `memory forget` does (source `ui: memory forget`); with `digest`, only
     when it still selects exactly the conversations the confirmation page showed."""
-    choice = forget_choice(settings, query)
-    if digest is not None and not hmac.compare_digest(digest, choice.digest):
+    chosen, identities = forget_selection(settings, query)
+    if digest is not None and not hmac.compare_digest(digest, selection_digest(identities)):
         raise MiltonError("what the search matches changed since the page was shown; search again and confirm")
-    return forget_everywhere(settings, choice.conversations, "ui: memory forget")
+    return forget_everywhere(settings, chosen, "ui: memory forget")
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -256,11 +256,20 @@ class ForgetChoice:
 
 def forget_choice(settings: Settings, query: ForgetQuery) -> ForgetChoice:
     """What `memory forget` with `query` would take, newest first, and what that would rewrite and taint."""
+    chosen, identities = forget_selection(settings, query)
+    return ForgetChoice(chosen, plan_forget(settings, identities), selection_digest(identities))
+
+
+def forget_selection(settings: Settings, query: ForgetQuery) -> tuple[list[Conversation], set[str]]:
+    """The conversations `query` selects, newest first, and their identity hashes."""
     with MemoryStore(settings.memory_db) as store:
         chosen = select_conversations(store, query)
-        identities = {store.identity_hash(c.key) for c in chosen}
-    digest = sha256_bytes(" ".join(sorted(identities)).encode())
-    return ForgetChoice(newest_first(chosen), plan_forget(settings, identities), digest)
+        return newest_first(chosen), {store.identity_hash(c.key) for c in chosen}
+
+
+def selection_digest(identities: set[str]) -> str:
+    """Which conversations a forget's confirmation listed, as one digest (`ForgetChoice.digest`)."""
+    return sha256_bytes(" ".join(sorted(identities)).encode())
 
 
 def newest_first(conversations: list[Conversation]) -> list[Conversation]:
