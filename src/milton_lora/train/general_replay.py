@@ -204,7 +204,8 @@ def read_general_replay(path: Path, key: str | None = None) -> GeneralReplay:
 
 def plan_key(replay: GeneralReplay, seed: int, base: Path) -> str:
     """What a plan's answers depend on (see the module's doc), as one digest."""
-    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in base.iterdir() if p.is_file())
+    stats = {p.name: p.stat() for p in base.iterdir() if p.is_file()}
+    files = sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats.items())
     facts = [replay.prompts_sha256, replay.fraction, replay.requested, replay.system, seed, MAX_NEW_TOKENS,
              str(base.resolve()), files]  # fmt: skip
     return sha256_bytes(json.dumps(facts).encode())
