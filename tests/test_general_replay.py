@@ -141,6 +141,8 @@ def test_a_run_mixes_them_in_and_keeps_them_apart_from_the_persons(
     assert metadata["data"]["train_examples"] == len(exported) + len(general.conversations)
     assert not any("The answer to" in line for line in kept_person)
     assert metadata["general_replay"]["from_plan"] is True
+    # trained towards the base model's distributions (the default target): through our head, which has the KL term
+    assert metadata["config"]["general_replay_target"] == "distribution" and metadata["kernels"]["loss"] == "chunked"
 
 
 def test_a_plan_made_for_other_inputs_is_asked_again(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from milton_lora.chat.masks import IGNORE, tokenize_conversation
+from milton_lora.chat.masks import DISTILLED, IGNORE, joined, marked_distilled, tokenize_conversation, tokenize_split
 from milton_lora.chat.tokenizer import load_tokenizer
 from milton_lora.config import TrainConfig, validate
 from milton_lora.errors import MiltonError
@@ -31,6 +31,7 @@ from milton_lora.train.loss import (
     loss_kernel,
     rows_per_chunk,
 )
+from milton_lora.train.packing import DistilledCollator, trainer_dataset
 from milton_lora.train.tuning import activation_bytes, choose_checkpointing, cpu_threads
 
 CONVERSATIONS = [
@@ -230,6 +231,37 @@ def test_chunked_loss_equals_full_cross_entropy() -> None:
     assert (-log_probs.mean()).item() == pytest.approx(ce.item(), abs=1e-5)
 
 
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_soft_positions_train_towards_the_teachers_distribution(rows: int) -> None:
+    """Marked positions: value sum q log p and the gradient of KL(q || p), q = softmax(teacher @ W.T); the rest
+    stay log p(target). Chunks of any size find their own teacher rows."""
+    torch.manual_seed(0)
+    hidden = torch.randn(40, 32, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(300, 32, dtype=torch.float64) * 0.5
+    targets = torch.randint(0, 300, (40,))
+    soft = torch.rand(40) < 0.4
+    teacher = torch.randn(int(soft.sum()), 32, dtype=torch.float64)
+    per_token = torch.rand(40, dtype=torch.float64)
+
+    log_probs, _, _ = labelled_log_probs(hidden, weight, targets, rows=rows, soft=soft, teacher=teacher)
+    (log_probs * per_token).sum().backward()
+    got_grad = hidden.grad.clone()
+    hidden.grad = None
+    full = torch.log_softmax(hidden @ weight.T, dim=-1)
+    q = torch.softmax(teacher @ weight.T, dim=-1)
+    want = torch.where(soft, torch.zeros(40, dtype=torch.float64), full.gather(1, targets[:, None]).squeeze(1))
+    want = want.index_put((soft.nonzero().flatten(),), (q * full[soft]).sum(-1))
+    (want * per_token).sum().backward()
+
+    torch.testing.assert_close(log_probs.double(), want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got_grad, hidden.grad, rtol=1e-5, atol=1e-6)  # the logits are fp32
+    hidden.grad = None
+    kl = (q * (q.log() - torch.log_softmax(hidden[soft] @ weight.T, dim=-1))).sum()  # KL(q || p) per position
+    kl.backward()
+    kl_grad = hidden.grad[soft]
+    torch.testing.assert_close(got_grad[soft], -kl_grad * per_token[soft, None], rtol=1e-5, atol=1e-6)
+
+
 def test_half_precision_head_keeps_fp32_statistics() -> None:
     torch.manual_seed(0)
     hidden = torch.randn(20, 32, dtype=torch.bfloat16, requires_grad=True)
@@ -278,6 +310,53 @@ def test_fused_head_scores_only_labelled_positions_and_keeps_the_model_loss(tiny
     assert scored_rows == 2 * labelled  # two calls, each projecting only the labelled positions onto the vocabulary
 
 
+def test_distilled_tokens_train_towards_the_base_models_distribution(tiny_model_dir: Path) -> None:
+    """A general replay conversation marked DISTILLED, packed with the person's, through the collator and the
+    head as the trainer runs them: its tokens' gradient is that of KL(base || adapter), computed here from
+    the full logits of the model with and without its (non-zero) LoRA; the person's tokens keep cross-entropy."""
+    from peft import LoraConfig, get_peft_model
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+    from trl.trainer.utils import add_fused_lm_head
+
+    register_packed_attention()
+    tokenizer = load_tokenizer(tiny_model_dir)
+    person = marked_distilled(tokenize_split(tokenizer, CONVERSATIONS[:2], 256), False)
+    general = marked_distilled(tokenize_split(tokenizer, CONVERSATIONS[2:], 256), True)
+    rows = trainer_dataset(joined(person, general), 256, packing=True)
+    collate = DistilledCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True))
+    batch = collate(list(rows))
+    assert batch[DISTILLED].shape == batch["labels"].shape
+    assert int(batch[DISTILLED].sum()) == sum(label != IGNORE for label in general.examples[0]["labels"]) > 0
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=PACKED_SDPA)
+    add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
+    install_labelled_head(model.get_base_model(), adapter_off=model.disable_adapter)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.5)  # the adapter differs from the base
+
+    model(**batch, fused_lm_head=True).loss.backward()
+    got = _lora_gradients(model)
+    model.zero_grad()
+    inputs = {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"]}
+    with torch.no_grad(), model.disable_adapter():
+        base = torch.log_softmax(model(**inputs).logits[:, :-1].float(), dim=-1)
+    adapter = torch.log_softmax(model(**inputs).logits[:, :-1].float(), dim=-1)
+    targets, distilled = batch["labels"][:, 1:], batch[DISTILLED][:, 1:].bool()
+    labelled = targets != IGNORE
+    cross_entropy = -adapter.gather(2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
+    kl = (base.exp() * (base - adapter)).sum(-1)
+    want = (cross_entropy[labelled & ~distilled].sum() + kl[distilled].sum()) / labelled.sum()
+    want.backward()
+    assert got.keys() == _lora_gradients(model).keys()
+    for name, gradient in _lora_gradients(model).items():
+        torch.testing.assert_close(got[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_trainable_head_goes_to_trls_own_fused_head(tiny_model_dir: Path) -> None:
     from trl.trainer.utils import add_fused_lm_head
 
@@ -298,6 +377,7 @@ def test_trainable_head_goes_to_trls_own_fused_head(tiny_model_dir: Path) -> Non
 )
 def test_loss_kernel_selection(device: str, triton: bool, expected: str) -> None:
     assert loss_kernel(device, triton) == expected
+    assert loss_kernel(device, triton, distils=True) == CHUNKED  # TRL's kernel has no soft targets
 
 
 # --- settings chosen for the machine --------------------------------------------------------------

@@ -112,6 +112,11 @@ class TrainConfig(StrictModel):
     general_replay_prompts: str | None = Field(
         None, description="The general replay's prompts, one per line; null: the shipped general_prompts.txt."
     )
+    general_replay_target: Literal["distribution", "answer"] = Field(
+        "distribution",
+        description="What the general replay trains towards: the base model's whole next-token distribution at each "
+        'token of its answers (a KL term), or only the tokens it chose (README "Training").',
+    )
 
     method: Literal["sft", "dpo", "kto"] = Field(
         "sft",
@@ -146,6 +151,11 @@ class TrainConfig(StrictModel):
         if isinstance(value, float) and not value.is_integer():
             raise ValueError("must be an integer (vLLM refuses fractional lora_alpha)")
         return value
+
+    @property
+    def distils_general_replay(self) -> bool:
+        """Whether the run mixes in general replay trained towards the base model's distributions."""
+        return self.method == "sft" and self.general_replay > 0 and self.general_replay_target == "distribution"
 
 
 class ServeConfig(StrictModel):

@@ -17,13 +17,14 @@ only the very start of the text with `▁`, Metaspace `prepend_scheme: first`, g
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transformers import PreTrainedTokenizerBase
 
 from milton_lora.chat.template import ChatFormat, Message, Rendered, lacks_bos
 
 IGNORE = -100
+DISTILLED = "distilled"  # an example's optional column: 1 where the label is trained towards the base's distribution
 
 
 @dataclass
@@ -54,6 +55,18 @@ class TokenizedSplit:
     @property
     def labelled_tokens(self) -> int:
         return sum(sum(label != IGNORE for label in e["labels"]) for e in self.examples)
+
+
+def marked_distilled(split: TokenizedSplit, distilled: bool) -> TokenizedSplit:
+    """The split with a DISTILLED column: every labelled token marked (`distilled`) or none."""
+    examples = [{**e, DISTILLED: [int(distilled and label != IGNORE) for label in e["labels"]]} for e in split.examples]
+    return replace(split, examples=examples)
+
+
+def joined(first: TokenizedSplit, second: TokenizedSplit) -> TokenizedSplit:
+    """One split of both, first's examples first."""
+    return TokenizedSplit(first.examples + second.examples, first.dropped_no_labels + second.dropped_no_labels,
+                          first.truncated + second.truncated, first.notes)  # fmt: skip
 
 
 def encode(chat: ChatFormat, messages: list[Message], max_length: int | None = None,

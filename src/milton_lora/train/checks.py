@@ -200,11 +200,18 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
         cuda=cuda, train_conversations=train_count, test_conversations=test_count, free_disk_gb=free_gb,
         git_commit=commit, checkpointing=choose_checkpointing(config, model_config, precision, free),
         attention=attention_implementation(cuda, precision, flash_attn_installed()),
-        loss=loss_kernel("cuda" if cuda else "cpu", triton_installed()) if config.method == SFT else TRL_HEAD,
+        loss=training_loss(config, cuda),
         lora=lora_kernel(precision, config.load_in_4bit) if config.method == SFT else PEFT,
         threads=cpu_threads(processes), warnings=warnings, preferences=preferences, general_prompts=general_prompts,
         planned_general_replay=settings.planned_general_replay,
     )  # fmt: skip
+
+
+def training_loss(config: TrainConfig, cuda: bool) -> str:
+    """The loss kernel an SFT run trains with (`milton_lora.train.loss`); preference runs keep TRL's."""
+    if config.method != SFT:
+        return TRL_HEAD
+    return loss_kernel("cuda" if cuda else "cpu", triton_installed(), config.distils_general_replay)
 
 
 def _check_base_model(base: Path, problems: list[str], warnings: list[str]) -> Any:

@@ -30,6 +30,10 @@ Decisions:
   weights); the next plan with the same key (the `train` after a `train --dry-run`) takes them instead of
   asking again (`metadata.json`: `general_replay.from_plan`), and the run that trains on them removes the file
   once its own `general_replay.json` holds them.
+- `general_replay_target: distribution` (the shipped configs) trains each token of a general answer towards the
+  base model's whole next-token distribution there (a KL term: `milton_lora.train.loss`, the base's distribution
+  from a second forward pass with the adapter switched off), not only towards the token the base chose; the
+  person's tokens keep plain cross-entropy. `answer` trains on the base's answer tokens alone.
 - Preference runs (`method: dpo | kto`) mix in nothing.
 """
 

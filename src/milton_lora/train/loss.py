@@ -11,17 +11,24 @@ scores only positions whose label is not -100, in chunks of at most CHUNK_BYTES 
 computes the gradient with respect to the hidden states in the same pass (one vocabulary-sized
 matmul forward, one backward, nothing recomputed). The returned fields are the ones TRL reads, so
 TRL's loss scaling, metrics and logging stay as they are.
+
+A run that distils its general replay (`general_replay_target: distribution`) marks those tokens DISTILLED;
+the head then trains them towards the base model's distribution q (the same forward with the adapter switched
+off, without gradients) instead of the one-hot target: each such position's value is sum q log p, whose gradient
+is that of KL(q || p), so its logged loss is the cross-entropy with q (the KL plus q's own entropy).
 """
 
 from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 
-from milton_lora.chat.masks import IGNORE
+from milton_lora.chat.masks import DISTILLED, IGNORE
 
 CHUNK_BYTES = 64 * 1024 * 1024  # logits and probabilities of one chunk: 170 tokens of a 49k vocabulary in fp32
 TRITON = "trl-triton"
@@ -32,9 +39,10 @@ LOGIT_TRANSFORMS = (
 )  # fmt: skip
 
 
-def loss_kernel(device_type: str, triton_available: bool) -> str:
-    """TRL's Triton kernel where it runs (CUDA/XPU with Triton: it scores labelled positions only), else ours."""
-    return TRITON if device_type in ("cuda", "xpu") and triton_available else CHUNKED
+def loss_kernel(device_type: str, triton_available: bool, distils: bool = False) -> str:
+    """TRL's Triton kernel where it runs (CUDA/XPU with Triton: it scores labelled positions only), else ours;
+    ours always for a run that distils (TRL's kernel scores the target token only, not a distribution)."""
+    return TRITON if device_type in ("cuda", "xpu") and triton_available and not distils else CHUNKED
 
 
 def triton_installed() -> bool:
@@ -43,9 +51,10 @@ def triton_installed() -> bool:
     return bool(is_triton_available())
 
 
-def rows_per_chunk(vocab_size: int, budget_bytes: int = CHUNK_BYTES) -> int:
-    """Labelled positions scored at once: two fp32 [rows x vocab] buffers fit in the budget."""
-    return max(1, budget_bytes // (2 * 4 * vocab_size))
+def rows_per_chunk(vocab_size: int, budget_bytes: int = CHUNK_BYTES, soft: bool = False) -> int:
+    """Labelled positions scored at once: two fp32 [rows x vocab] buffers fit in the budget (four with soft
+    targets: the teacher's logits and distribution too)."""
+    return max(1, budget_bytes // ((4 if soft else 2) * 4 * vocab_size))
 
 
 class LabelledLogProbs(torch.autograd.Function):
@@ -55,11 +64,16 @@ class LabelledLogProbs(torch.autograd.Function):
     computed chunk by chunk in the forward pass and kept ([positions x hidden], small); the backward
     pass only scales it by the incoming per-token gradient. The weight is frozen (LoRA never trains
     the output head), so no weight gradient is needed.
+
+    Positions marked `soft` have a whole distribution as their target, q = softmax(teacher @ weight.T) from
+    the `teacher` hidden states (one row per soft position, in order): their value is sum q log p (minus the
+    cross-entropy with q, whose gradient is the KL divergence's) and their gradient (q - p) @ weight.
     """
 
     @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int,
+                soft: torch.Tensor | None = None, teacher: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         count, vocab = hidden.shape[0], weight.shape[0]
         log_probs = torch.empty(count, dtype=torch.float32, device=hidden.device)
         entropy = torch.empty_like(log_probs)
@@ -67,6 +81,7 @@ class LabelledLogProbs(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         logits = hidden.new_empty((min(rows, count), vocab), dtype=torch.float32)
         probs = torch.empty_like(logits)
+        soft_before = soft_starts(soft, count, rows)
         for start in range(0, count, rows):
             end = min(start + rows, count)
             z, p = logits[: end - start], probs[: end - start]
@@ -82,8 +97,17 @@ class LabelledLogProbs(torch.autograd.Function):
             expected = torch.bmm(p.unsqueeze(1), z.unsqueeze(2)).flatten() / total
             entropy[start:end] = log_total - expected
             is_top1[start:end] = best == target.squeeze(1)
+            local = None if soft is None else soft[start:end].nonzero().flatten()
+            if local is not None and local.numel():
+                first = soft_before[start // rows]
+                q = teacher_distribution(teacher[first : first + local.numel()], weight)
+                log_probs[start + local] = (q * (z[local] - log_total[local].unsqueeze(1))).sum(dim=1)
             if grad_hidden is not None:
                 p.div_(total.unsqueeze(1)).neg_().scatter_add_(1, target, torch.ones_like(target, dtype=p.dtype))
+                if local is not None and local.numel():
+                    p[local] = (
+                        p[local].scatter_add_(1, target[local], -torch.ones_like(target[local], dtype=p.dtype)) + q
+                    )
                 grad_hidden[start:end] = torch.mm(p.to(weight.dtype), weight).to(hidden.dtype)
         ctx.save_for_backward(grad_hidden)
         ctx.mark_non_differentiable(entropy, is_top1)
@@ -93,8 +117,23 @@ class LabelledLogProbs(torch.autograd.Function):
     def backward(ctx: Any, grad_log_probs: torch.Tensor | None, *_: Any) -> tuple[torch.Tensor | None, ...]:
         (grad_hidden,) = ctx.saved_tensors
         if grad_log_probs is None or grad_hidden is None:
-            return None, None, None, None
-        return grad_hidden * grad_log_probs.unsqueeze(1).to(grad_hidden.dtype), None, None, None
+            return None, None, None, None, None, None
+        return grad_hidden * grad_log_probs.unsqueeze(1).to(grad_hidden.dtype), None, None, None, None, None
+
+
+def soft_starts(soft: torch.Tensor | None, count: int, rows: int) -> list[int]:
+    """For each chunk of `rows` positions, how many soft positions come before it (its first teacher row)."""
+    if soft is None:
+        return []
+    per_chunk = [int(soft[start : start + rows].sum()) for start in range(0, count, rows)]
+    return [sum(per_chunk[:index]) for index in range(len(per_chunk))]
+
+
+def teacher_distribution(teacher: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """softmax(teacher @ weight.T) in fp32: the distribution a soft position is trained towards."""
+    logits = torch.empty((teacher.shape[0], weight.shape[0]), dtype=torch.float32, device=teacher.device)
+    project(teacher, weight, out=logits)
+    return torch.softmax(logits, dim=1)
 
 
 def project(hidden: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> None:
@@ -105,10 +144,14 @@ def project(hidden: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> No
         out.copy_(torch.mm(hidden.to(weight.dtype), weight.t()))
 
 
-def labelled_log_probs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                       rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-    """(log-probability, entropy, top-1 hit) of each target under `hidden @ weight.T`; hidden [n, h], targets [n]."""
-    return LabelledLogProbs.apply(hidden, weight, targets, rows or rows_per_chunk(weight.shape[0]))
+def labelled_log_probs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int | None = None,
+                       soft: torch.Tensor | None = None, teacher: torch.Tensor | None = None,
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """(log-probability, entropy, top-1 hit) of each target under `hidden @ weight.T`; hidden [n, h], targets [n].
+    Where `soft` [n] is set, the value is sum q log p towards the distribution of the matching `teacher` row."""
+    return LabelledLogProbs.apply(
+        hidden, weight, targets, rows or rows_per_chunk(weight.shape[0], soft=soft is not None), soft, teacher
+    )
 
 
 def plain_frozen_head(model: Any) -> torch.nn.Linear | None:
@@ -122,12 +165,14 @@ def plain_frozen_head(model: Any) -> torch.nn.Linear | None:
     return head
 
 
-def install_labelled_head(model: Any) -> None:
+def install_labelled_head(model: Any, adapter_off: Callable[[], AbstractContextManager] | None = None) -> None:
     """Route `model(..., fused_lm_head=True)` (TRL's loss call) through `labelled_log_probs`.
 
     `model` is the causal LM TRL patched with its own fused head (the PEFT model's base model); every
     other call, and heads this path does not cover (a trainable or transformed head, MoE router
-    losses, pre-shifted labels), goes to the forward that was there.
+    losses, pre-shifted labels), goes to the forward that was there. A batch with a `DISTILLED` mask
+    (`milton_lora.train.distill`) is run a second time, without gradients, inside `adapter_off` (the base
+    model's own forward), and its marked positions are trained towards the base model's distributions.
     """
     from trl.trainer.utils import FusedCausalLMOutput
 
@@ -137,6 +182,7 @@ def install_labelled_head(model: Any) -> None:
     def forward(self: Any, *args: Any, fused_lm_head: bool = False, labels: torch.Tensor | None = None,
                 shift_labels: torch.Tensor | None = None, num_items_in_batch: Any = None,
                 **kwargs: Any) -> Any:  # fmt: skip
+        distilled = kwargs.pop(DISTILLED, None)
         head = plain_frozen_head(self) if fused_lm_head and labels is not None and shift_labels is None else None
         if head is None or kwargs.get("output_router_logits"):
             return previous(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
@@ -145,7 +191,14 @@ def install_labelled_head(model: Any) -> None:
         hidden = self.base_model(*args, **kwargs).last_hidden_state[:, :-1]
         targets = labels[:, 1:].to(hidden.device)
         mask = targets != IGNORE
-        selected = labelled_log_probs(hidden[mask], head.weight, targets[mask])
+        soft, teacher = None, None
+        if distilled is not None and adapter_off is not None:
+            marked = distilled[:, 1:].to(hidden.device).bool() & mask
+            if marked.any():
+                with torch.no_grad(), adapter_off():
+                    teacher = self.base_model(*args, **kwargs).last_hidden_state[:, :-1][marked]
+                soft = marked[mask]
+        selected = labelled_log_probs(hidden[mask], head.weight, targets[mask], soft=soft, teacher=teacher)
         log_probs, entropy, is_top1 = (value.new_zeros(mask.shape).masked_scatter(mask, value) for value in selected)
         denominator = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
         return FusedCausalLMOutput(loss=-log_probs.sum() / denominator, log_probs=log_probs, entropy=entropy,

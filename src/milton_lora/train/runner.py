@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 import yaml
 
 from milton_lora.chat.conversations import Conversation, read_conversations
-from milton_lora.chat.masks import TokenizedSplit, tokenize_split
+from milton_lora.chat.masks import TokenizedSplit, joined, marked_distilled, tokenize_split
 from milton_lora.chat.tokenizer import load_tokenizer
 from milton_lora.errors import MiltonError
 from milton_lora.fileio import atomic_write_files, atomic_write_text, sha256_file, staged_new_directory
@@ -54,6 +54,7 @@ from milton_lora.train.lora_kernel import FUSED, install_fused_lora
 from milton_lora.train.loss import CHUNKED, install_labelled_head
 from milton_lora.train.oom import Fitted, train_within_memory
 from milton_lora.train.outcome import base_model_loss, outcome_of
+from milton_lora.train.packing import PACKING_STRATEGY, DistilledCollator, packed_rows, trainer_dataset
 from milton_lora.train.preference import (
     SFT,
     PreparedPreferences,
@@ -198,10 +199,17 @@ def run_lineage(plan: TrainPlan, start: dict[str, Any]) -> Lineage:
     )
 
 
-def tokenize_plan_data(plan: TrainPlan, tokenizer: Any, conversations: list[Conversation]
-                       ) -> tuple[TokenizedSplit, TokenizedSplit]:  # fmt: skip
+def tokenize_plan_data(plan: TrainPlan, tokenizer: Any, conversations: list[Conversation],
+                       general: GeneralReplay | None) -> tuple[TokenizedSplit, TokenizedSplit]:  # fmt: skip
+    """The person's conversations then the general replay's, tokenized; with `general_replay_target: distribution`
+    the general replay's labelled tokens are marked DISTILLED (trained towards the base's distributions)."""
     length = plan.config.max_seq_length
     train = tokenize_split(tokenizer, conversations, length)
+    if general is not None:
+        replay = tokenize_split(tokenizer, general.conversations, length)
+        if plan.config.distils_general_replay:
+            train, replay = marked_distilled(train, False), marked_distilled(replay, True)
+        train = joined(train, replay)
     test = tokenize_split(tokenizer, read_conversations(plan.test_file), length)
     if not train.examples:
         raise MiltonError(f"{plan.train_file}: no conversation has an assistant token left to train on")
@@ -213,8 +221,7 @@ def prepare_data(plan: TrainPlan, resume: bool) -> Prepared:
     conversations = training_conversations(plan, resume)
     general = general_replay_for(plan.run_dir / RUN_GENERAL_REPLAY, plan.planned_general_replay, plan.general_prompts,
                                  plan.config, plan.base_model, conversations, resume)  # fmt: skip
-    mixed = conversations + (general.conversations if general else [])
-    return Prepared(tokenizer, conversations, *tokenize_plan_data(plan, tokenizer, mixed), general)
+    return Prepared(tokenizer, conversations, *tokenize_plan_data(plan, tokenizer, conversations, general), general)
 
 
 def size_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
@@ -242,15 +249,6 @@ def size_preference_schedule(plan: TrainPlan, resume: bool) -> TrainPlan:
         warnings.append(f"{prepared.too_long} preference prompts fill max_seq_length {config.max_seq_length} by "
                         "themselves; TRL leaves them out (raise max_seq_length)")  # fmt: skip
     return replace(plan, config=schedule.config, schedule=schedule, prepared=prepared, warnings=warnings)
-
-
-def packed_rows(split: TokenizedSplit, max_length: int) -> int:
-    """Rows TRL's best-fit-decreasing packing makes of the split (the packing itself, on the lengths alone)."""
-    from datasets import Dataset
-    from trl.data_utils import pack_dataset
-
-    lengths = Dataset.from_dict({"input_ids": [example["input_ids"] for example in split.examples]})
-    return len(pack_dataset(lengths, max_length, strategy="bfd"))
 
 
 def trainer_arguments(plan: TrainPlan, has_eval: bool) -> dict[str, Any]:
@@ -311,30 +309,31 @@ def sft_config(plan: TrainPlan, has_eval: bool) -> Any:
     return SFTConfig(
         **trainer_arguments(plan, has_eval),
         packing=c.packing,
-        packing_strategy="bfd",
+        packing_strategy=PACKING_STRATEGY,
         padding_free=c.packing,
-        dataset_kwargs={"skip_prepare_dataset": not c.packing},
+        dataset_kwargs={"skip_prepare_dataset": True},  # tokenized, and packed by `trainer_dataset`
         remove_unused_columns=False,
     )
 
 
 def build_trainer(plan: TrainPlan, model: Any, tokenizer: Any, train: TokenizedSplit, test: TokenizedSplit,
                   callbacks: list[Any]) -> Any:  # fmt: skip
-    from datasets import Dataset
     from trl import SFTTrainer
 
-    eval_dataset = Dataset.from_list(test.examples) if test.examples else None
+    length, packing = plan.config.max_seq_length, plan.config.packing
+    eval_dataset = trainer_dataset(test, length, packing) if test.examples else None
     trainer = SFTTrainer(
         model=start_model(plan, model),
         args=sft_config(plan, eval_dataset is not None),
-        train_dataset=Dataset.from_list(train.examples),
+        train_dataset=trainer_dataset(train, length, packing),
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=None if plan.init_from is not None else lora_config(plan),
         callbacks=callbacks,
     )
+    trainer.data_collator = DistilledCollator(trainer.data_collator)
     if plan.loss == CHUNKED:
-        install_labelled_head(trainer.model.get_base_model())
+        install_labelled_head(trainer.model.get_base_model(), adapter_off=trainer.model.disable_adapter)
     if plan.lora == FUSED:
         install_fused_lora(trainer.model)
     return trainer
