@@ -21,6 +21,7 @@ is that of KL(q || p), so its logged loss is the cross-entropy with q (the KL pl
 from __future__ import annotations
 
 import functools
+import itertools
 import types
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -97,17 +98,17 @@ class LabelledLogProbs(torch.autograd.Function):
             expected = torch.bmm(p.unsqueeze(1), z.unsqueeze(2)).flatten() / total
             entropy[start:end] = log_total - expected
             is_top1[start:end] = best == target.squeeze(1)
-            local = None if soft is None else soft[start:end].nonzero().flatten()
-            if local is not None and local.numel():
+            local = soft[start:end].nonzero().flatten() if soft is not None else targets.new_empty(0)
+            if local.numel():
                 first = soft_before[start // rows]
                 q = teacher_distribution(teacher[first : first + local.numel()], weight)
                 log_probs[start + local] = (q * (z[local] - log_total[local].unsqueeze(1))).sum(dim=1)
             if grad_hidden is not None:
-                p.div_(total.unsqueeze(1)).neg_().scatter_add_(1, target, torch.ones_like(target, dtype=p.dtype))
-                if local is not None and local.numel():
-                    p[local] = (
-                        p[local].scatter_add_(1, target[local], -torch.ones_like(target[local], dtype=p.dtype)) + q
-                    )
+                hit = torch.ones_like(target, dtype=p.dtype)
+                hit[local] = 0.0  # a soft position's target is q, not the one-hot
+                p.div_(total.unsqueeze(1)).neg_().scatter_add_(1, target, hit)
+                if local.numel():
+                    p[local] += q
                 grad_hidden[start:end] = torch.mm(p.to(weight.dtype), weight).to(hidden.dtype)
         ctx.save_for_backward(grad_hidden)
         ctx.mark_non_differentiable(entropy, is_top1)
@@ -126,7 +127,7 @@ def soft_starts(soft: torch.Tensor | None, count: int, rows: int) -> list[int]:
     if soft is None:
         return []
     per_chunk = [int(soft[start : start + rows].sum()) for start in range(0, count, rows)]
-    return [sum(per_chunk[:index]) for index in range(len(per_chunk))]
+    return list(itertools.accumulate(per_chunk, initial=0))[:-1]
 
 
 def teacher_distribution(teacher: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
