@@ -49,7 +49,7 @@ def starting_weights(home: Path, config: str) -> tuple[dict, bool]:
 
     plan = plan_training(Settings.from_env(home), Path(config), None, from_production=True)
     tokenizer = load_tokenizer(plan.base_model)
-    train, test = tokenize_plan_data(plan, tokenizer, training_conversations(plan, resume=False))
+    train, test = tokenize_plan_data(plan, tokenizer, training_conversations(plan, resume=False), None)
     trainer = build_trainer(plan, load_base_model(plan), tokenizer, train, test, [])
     trainable = any(p.requires_grad for name, p in trainer.model.named_parameters() if "lora_" in name)
     return get_peft_model_state_dict(trainer.model), trainable
