@@ -419,22 +419,44 @@ def test_gradient_checkpointing_setting_is_validated() -> None:
     )  # fmt: skip
 
 
-def test_plan_reports_the_chosen_settings(tmp_path: Path, tiny_model_dir: Path) -> None:
+def _plan(home: Path, base: Path, free_memory: int | None = None, **config: object):
+    """The training plan on a CPU for a small export of CONVERSATIONS in `home`."""
     import json
 
     from milton_lora.settings import Settings
     from milton_lora.train.checks import make_plan
 
-    exported = tmp_path / "training/data/exported"
-    exported.mkdir(parents=True)
+    exported = home / "training/data/exported"
+    exported.mkdir(parents=True, exist_ok=True)
     for name in ("train.jsonl", "test.jsonl"):
         (exported / name).write_text("".join(json.dumps({"messages": c}) + "\n" for c in CONVERSATIONS * 4))
-    config = TrainConfig(base_model_path=str(tiny_model_dir), min_free_disk_gb=0, bf16=False)
-    settings = Settings.from_env(tmp_path)
-    measured = dict(make_plan(settings, config, Path("c.yaml"), "run_1", cuda=False, cuda_bf16=False).rows())
+    train_config = TrainConfig(base_model_path=str(base), min_free_disk_gb=0, bf16=False, **config)
+    return make_plan(Settings.from_env(home), train_config, Path("c.yaml"), "run_1", cuda=False, cuda_bf16=False,
+                     free_memory=free_memory)  # fmt: skip
+
+
+def test_plan_reports_the_chosen_settings(tmp_path: Path, tiny_model_dir: Path) -> None:
+    measured = dict(_plan(tmp_path, tiny_model_dir).rows())
     assert measured["attention, loss"].startswith(f"{PACKED_SDPA}, {CHUNKED}")
     assert measured["LoRA layers"] == "fused forward and backward"
     assert measured["gradient checkpointing"].startswith("off (auto: ")
     assert measured["CPU threads"] == str(cpu_threads(1))
-    starved = make_plan(settings, config, Path("c.yaml"), "run_1", cuda=False, cuda_bf16=False, free_memory=10**7)
+    starved = _plan(tmp_path, tiny_model_dir, free_memory=10**7)
     assert starved.checkpointing.enabled and "of 0.0 GB free" in dict(starved.rows())["gradient checkpointing"]
+
+
+def test_a_base_model_that_transforms_its_logits_is_warned_it_cannot_distil(tmp_path: Path,
+                                                                           tiny_model_dir: Path) -> None:  # fmt: skip
+    import json
+    import shutil
+
+    capped = shutil.copytree(tiny_model_dir, tmp_path / "capped")
+    model_config = json.loads((capped / "config.json").read_text())
+    (capped / "config.json").write_text(json.dumps({**model_config, "final_logit_softcapping": 30.0}))
+    warned = {
+        (base.name, replay)
+        for base in (tiny_model_dir, capped)
+        for replay in (0.0, 0.5)
+        if any("needs plain logits" in w for w in _plan(tmp_path, base, general_replay=replay).warnings)
+    }
+    assert warned == {("capped", 0.5)}

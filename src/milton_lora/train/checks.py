@@ -24,7 +24,7 @@ from milton_lora.settings import Settings, shipped
 from milton_lora.train.attention import attention_implementation, flash_attn_installed
 from milton_lora.train.general_replay import GENERAL_PROMPTS
 from milton_lora.train.lora_kernel import FUSED, PEFT, lora_kernel
-from milton_lora.train.loss import loss_kernel, triton_installed
+from milton_lora.train.loss import loss_kernel, transforms_logits, triton_installed
 from milton_lora.train.preference import SFT, TRL_HEAD, PreferenceCounts, check_preferences
 from milton_lora.train.replay import InitFromProduction
 from milton_lora.train.schedule import Schedule
@@ -166,6 +166,10 @@ def make_plan(settings: Settings, config: TrainConfig, config_path: Path, run_id
     model_config = _check_base_model(base, problems, warnings)
     if model_config is not None:
         _check_target_modules(model_config, config.target_modules, problems, warnings)
+        if config.distils_general_replay and transforms_logits(model_config):
+            warnings.append("general_replay_target: distribution needs plain logits and this base model transforms "
+                            "them (softcapping or scaling): its general replay trains on the answers' tokens "
+                            "(set general_replay_target: answer to make that explicit)")  # fmt: skip
     train_file, test_file = train_and_test_files(settings, config)
     train_count = _count_lines(train_file, problems)
     test_count = _count_lines(test_file, problems)

@@ -155,15 +155,18 @@ def labelled_log_probs(hidden: torch.Tensor, weight: torch.Tensor, targets: torc
     )
 
 
+def transforms_logits(model_config: Any) -> bool:
+    """Whether the model changes its logits after the head (softcapping, scaling): our head does not cover it."""
+    text = model_config.get_text_config()
+    return any(getattr(text, name, None) is not None for name in LOGIT_TRANSFORMS)
+
+
 def plain_frozen_head(model: Any) -> torch.nn.Linear | None:
     """The output head when it is a frozen, bias-free nn.Linear on untransformed logits; else None."""
     head = model.get_output_embeddings()
-    config = model.config.get_text_config()
     if type(head) is not torch.nn.Linear or head.bias is not None or head.weight.requires_grad:
         return None
-    if any(getattr(config, name, None) is not None for name in LOGIT_TRANSFORMS):
-        return None
-    return head
+    return None if transforms_logits(model.config) else head
 
 
 def install_labelled_head(model: Any, adapter_off: Callable[[], AbstractContextManager] | None = None) -> None:
