@@ -21,7 +21,6 @@ is that of KL(q || p), so its logged loss is the cross-entropy with q (the KL pl
 from __future__ import annotations
 
 import functools
-import itertools
 import types
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -82,7 +81,7 @@ class LabelledLogProbs(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
         logits = hidden.new_empty((min(rows, count), vocab), dtype=torch.float32)
         probs = torch.empty_like(logits)
-        soft_before = soft_starts(soft, count, rows)
+        first = 0  # the teacher row of the next soft position
         for start in range(0, count, rows):
             end = min(start + rows, count)
             z, p = logits[: end - start], probs[: end - start]
@@ -100,8 +99,8 @@ class LabelledLogProbs(torch.autograd.Function):
             is_top1[start:end] = best == target.squeeze(1)
             local = soft[start:end].nonzero().flatten() if soft is not None else targets.new_empty(0)
             if local.numel():
-                first = soft_before[start // rows]
                 q = teacher_distribution(teacher[first : first + local.numel()], weight)
+                first += local.numel()
                 log_probs[start + local] = (q * (z[local] - log_total[local].unsqueeze(1))).sum(dim=1)
             if grad_hidden is not None:
                 hit = torch.ones_like(target, dtype=p.dtype)
@@ -120,14 +119,6 @@ class LabelledLogProbs(torch.autograd.Function):
         if grad_log_probs is None or grad_hidden is None:
             return None, None, None, None, None, None
         return grad_hidden * grad_log_probs.unsqueeze(1).to(grad_hidden.dtype), None, None, None, None, None
-
-
-def soft_starts(soft: torch.Tensor | None, count: int, rows: int) -> list[int]:
-    """For each chunk of `rows` positions, how many soft positions come before it (its first teacher row)."""
-    if soft is None:
-        return []
-    per_chunk = [int(soft[start : start + rows].sum()) for start in range(0, count, rows)]
-    return list(itertools.accumulate(per_chunk, initial=0))[:-1]
 
 
 def teacher_distribution(teacher: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -175,8 +166,9 @@ def install_labelled_head(model: Any, adapter_off: Callable[[], AbstractContextM
     `model` is the causal LM TRL patched with its own fused head (the PEFT model's base model); every
     other call, and heads this path does not cover (a trainable or transformed head, MoE router
     losses, pre-shifted labels), goes to the forward that was there. A batch with a `DISTILLED` mask
-    (`milton_lora.train.distill`) is run a second time, without gradients, inside `adapter_off` (the base
-    model's own forward), and its marked positions are trained towards the base model's distributions.
+    (`milton_lora.chat.masks`, collated by `milton_lora.train.packing`) is run a second time, without
+    gradients, inside `adapter_off` (the base model's own forward), and its marked positions are trained
+    towards the base model's distributions.
     """
     from trl.trainer.utils import FusedCausalLMOutput
 
