@@ -44,6 +44,16 @@ def ends_on_even_questions(conversations: list[list[dict[str, str]]]) -> list[tu
     return [(f"The answer to {number_of(c)}.", number_of(c) % 2 == 0) for c in conversations]
 
 
+def counting(asked: list[int]) -> general_replay.Complete:
+    """`ends_on_even_questions`, appending to `asked` how many questions each call asks."""
+
+    def counted(conversations: list[list[dict[str, str]]]) -> list[tuple[str, bool]]:
+        asked.append(len(conversations))
+        return ends_on_even_questions(conversations)
+
+    return counted
+
+
 def test_cut_answers_are_dropped_and_asking_stops_when_enough_are_kept(tmp_path: Path) -> None:
     replay = plan_general_replay(0.5, pool(tmp_path, 100), person(7, 3))
     assert (replay.requested, replay.pool, replay.system) == (5, 100, SYSTEM)
@@ -113,12 +123,7 @@ def test_a_run_mixes_them_in_and_keeps_them_apart_from_the_persons(
     write_cpu_config(config, tiny_model_dir, REPO / "training/configs/lora_light.yaml", general_replay=0.5,
                      general_replay_prompts=str(pool(tmp_path, 60)))  # fmt: skip
     asked: list[int] = []
-
-    def counted(conversations: list[list[dict[str, str]]]) -> list[tuple[str, bool]]:
-        asked.append(len(conversations))
-        return ends_on_even_questions(conversations)
-
-    monkeypatch.setattr(general_replay, "base_model_completer", lambda base: counted)
+    monkeypatch.setattr(general_replay, "base_model_completer", lambda base: counting(asked))
 
     planned = cli("--home", str(home), "train", "--config", str(config), "--dry-run")
     assert planned.exit_code == 0, planned.stderr
@@ -151,10 +156,6 @@ def test_a_plan_made_for_other_inputs_is_asked_again(tmp_path: Path, tiny_model_
     planned, prompts = tmp_path / "planned.json", pool(tmp_path, 60)
     asked: list[int] = []
 
-    def counted(conversations: list[list[dict[str, str]]]) -> list[tuple[str, bool]]:
-        asked.append(len(conversations))
-        return ends_on_even_questions(conversations)
-
     def replay_for(seed: int, people: int) -> general_replay.GeneralReplay:
         config = TrainConfig(base_model_path=str(tiny_model_dir), general_replay=0.5, seed=seed)
         found = general_replay.general_replay_for(tmp_path / "kept.json", planned, prompts, config, tiny_model_dir,
@@ -163,7 +164,7 @@ def test_a_plan_made_for_other_inputs_is_asked_again(tmp_path: Path, tiny_model_
         return found
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(general_replay, "base_model_completer", lambda base: counted)
+        patch.setattr(general_replay, "base_model_completer", lambda base: counting(asked))
         first = replay_for(seed=1, people=20)
         batches = len(asked)
         same = replay_for(seed=1, people=20)
